@@ -1,0 +1,2 @@
+pub mod signature;
+pub fn placeholder() {}
