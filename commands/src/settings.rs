@@ -1,0 +1,418 @@
+//! Configuration, stage one and two: raw string values keyed by their environment variable name
+//! (filled from flags and env by the CLI, or from a Lambda event), then typed, validated settings
+//! built from them. Nothing below this module sees a raw value; every validation error names the
+//! variable it is about.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use reqwest::Url;
+
+/// A bad configuration value. Displays as one line naming the variable; never echoes a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {name}: {message}")]
+pub struct SettingError {
+    pub name: String,
+    pub message: String,
+}
+
+impl SettingError {
+    pub fn new(name: &str, message: impl Into<String>) -> Self {
+        SettingError {
+            name: name.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Names of the settings that hold credentials: their values are never printed, and are scrubbed
+/// from anything sent to Sentry.
+pub fn is_secret_name(name: &str) -> bool {
+    name == "AUTH"
+        || name.ends_with("_AUTH")
+        || name.ends_with("API_KEY")
+        || name == "AWS_SECRET_ACCESS_KEY"
+        || name == "AWS_SESSION_TOKEN"
+        || name == "SENTRY_DSN"
+}
+
+/// Raw values keyed by environment variable name. An empty value counts as unset, as it does for
+/// the original's `os.getenv(...) or default` style settings.
+#[derive(Clone, Default)]
+pub struct RawSettings {
+    values: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for RawSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (k, v) in &self.values {
+            if is_secret_name(k) {
+                map.entry(k, &"(redacted)");
+            } else {
+                map.entry(k, v);
+            }
+        }
+        map.finish()
+    }
+}
+
+impl RawSettings {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.values.insert(name.to_string(), value.into());
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// Every credential value present, plus the forms in which it can travel (a Basic password
+    /// alone, the base64 of `user:pass`), for scrubbing.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, value) in &self.values {
+            if !is_secret_name(name) || value.is_empty() {
+                continue;
+            }
+            out.push(value.clone());
+            if name.ends_with("AUTH") {
+                if let Some((_, password)) = value.split_once(':') {
+                    if password.len() >= 3 {
+                        out.push(password.to_string());
+                    }
+                }
+                use base64::Engine as _;
+                out.push(base64::engine::general_purpose::STANDARD.encode(value));
+            }
+            if name == "SENTRY_DSN" {
+                // Only the key part of a DSN is secret-ish; the whole value is scrubbed anyway.
+                if let Ok(url) = Url::parse(value) {
+                    if !url.username().is_empty() {
+                        out.push(url.username().to_string());
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    pub fn string_or(&self, name: &str, default: &str) -> String {
+        self.get(name).unwrap_or(default).trim().to_string()
+    }
+
+    pub fn secret(&self, name: &str) -> Option<Secret> {
+        self.get(name).map(|v| Secret::new(v.trim()))
+    }
+
+    pub fn float(&self, name: &str, default: f64, min_exclusive: f64) -> Result<f64, SettingError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        let value: f64 = raw
+            .trim()
+            .parse()
+            .map_err(|_| SettingError::new(name, format!("{} is not a number", quote(raw))))?;
+        if !value.is_finite() || value <= min_exclusive {
+            return Err(SettingError::new(
+                name,
+                format!(
+                    "{} must be a number greater than {min_exclusive}",
+                    quote(raw)
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    pub fn duration_secs(&self, name: &str, default: f64) -> Result<Duration, SettingError> {
+        let secs = self.float(name, default, 0.0)?;
+        if secs > 3600.0 {
+            return Err(SettingError::new(
+                name,
+                format!("{secs} seconds is more than one hour"),
+            ));
+        }
+        Ok(Duration::from_secs_f64(secs))
+    }
+
+    pub fn uint(&self, name: &str, default: u64, max: u64) -> Result<u64, SettingError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        let value: u64 = raw.trim().parse().map_err(|_| {
+            SettingError::new(name, format!("{} is not a whole number >= 0", quote(raw)))
+        })?;
+        if value > max {
+            return Err(SettingError::new(
+                name,
+                format!("{value} is more than the maximum {max}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    pub fn nonzero(
+        &self,
+        name: &str,
+        default: usize,
+        max: usize,
+    ) -> Result<NonZeroUsize, SettingError> {
+        let value = self.uint(name, default as u64, max as u64)?;
+        NonZeroUsize::new(value as usize)
+            .ok_or_else(|| SettingError::new(name, "must be at least 1, got 0"))
+    }
+
+    pub fn flag(&self, name: &str) -> Result<bool, SettingError> {
+        match self.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(false),
+            Some(v) => match v.as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(SettingError::new(
+                    name,
+                    format!("{} is not a boolean (use 1/0, true/false)", quote(&v)),
+                )),
+            },
+        }
+    }
+
+    /// A Kinto object id (bucket or collection): `[A-Za-z0-9][A-Za-z0-9_-]*`.
+    pub fn kinto_id(&self, name: &str, default: &str) -> Result<String, SettingError> {
+        let value = self.string_or(name, default);
+        if !is_kinto_id(&value) {
+            return Err(SettingError::new(
+                name,
+                format!(
+                    "{} is not a Kinto id (letters, digits, '-' and '_')",
+                    quote(&value)
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// An http(s) base URL without credentials, normalised to end with `/`.
+    pub fn server_url(&self, name: &str, default: &str) -> Result<Url, SettingError> {
+        let raw = self.string_or(name, default);
+        let mut url = Url::parse(&raw)
+            .map_err(|e| SettingError::new(name, format!("{} is not a URL ({e})", quote(&raw))))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(SettingError::new(
+                name,
+                format!("{} is not an http(s) URL", quote(&raw)),
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(SettingError::new(name, "the URL has no host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(SettingError::new(
+                name,
+                "the URL must not hold credentials: use AUTH",
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(SettingError::new(
+                name,
+                "the URL must not have a query string or fragment",
+            ));
+        }
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        Ok(url)
+    }
+}
+
+pub fn is_kinto_id(value: &str) -> bool {
+    let mut chars = value.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && value.len() <= 256
+}
+
+/// Quote a user value for an error message, one line, bounded.
+pub fn quote(value: &str) -> String {
+    let mut s: String = value.chars().take(80).collect();
+    if value.chars().count() > 80 {
+        s.push('…');
+    }
+    format!("{s:?}")
+}
+
+/// A credential. `Debug` and `Display` print `(redacted)`; only [`Secret::expose`] gives the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(redacted)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(redacted)")
+    }
+}
+
+/// Credentials for the Kinto server: `user:pass` is Basic auth, anything else a Bearer token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    Basic { user: String, password: Secret },
+    Bearer(Secret),
+}
+
+impl Auth {
+    pub fn parse(value: &Secret) -> Auth {
+        match value.expose().split_once(':') {
+            Some((user, password)) => Auth::Basic {
+                user: user.to_string(),
+                password: Secret::new(password),
+            },
+            None => {
+                let token = value.expose();
+                // Accept a value that already says "Bearer xyz".
+                let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();
+                Auth::Bearer(Secret::new(token))
+            }
+        }
+    }
+
+    pub fn from_settings(raw: &RawSettings, name: &str) -> Option<Auth> {
+        raw.secret(name).map(|s| Auth::parse(&s))
+    }
+}
+
+/// Everything the HTTP client needs, validated.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub server: Url,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub parallel: NonZeroUsize,
+    pub retry_backoff: Duration,
+    pub auth: Option<Auth>,
+}
+
+pub const DEFAULT_SERVER: &str = "http://localhost:8888/v1";
+
+impl HttpSettings {
+    /// The settings shared by every command; `auth_name` is the variable holding this command's
+    /// credentials (`AUTH`, `REFRESH_SIGNATURE_AUTH`, ...).
+    pub fn from_settings(raw: &RawSettings, auth_name: &str) -> Result<Self, SettingError> {
+        Ok(HttpSettings {
+            server: raw.server_url("SERVER", DEFAULT_SERVER)?,
+            timeout: raw.duration_secs("REQUESTS_TIMEOUT_SECONDS", 2.0)?,
+            retries: raw.uint("REQUESTS_NB_RETRIES", 4, 20)? as u32,
+            parallel: raw.nonzero("PARALLEL_REQUESTS", 4, 256)?,
+            retry_backoff: raw.duration_secs("REQUESTS_RETRY_BACKOFF_SECONDS", 0.5)?,
+            auth: Auth::from_settings(raw, auth_name),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(pairs: &[(&str, &str)]) -> RawSettings {
+        let mut r = RawSettings::new();
+        for (k, v) in pairs {
+            r.set(k, *v);
+        }
+        r
+    }
+
+    #[test]
+    fn defaults_match_the_original() {
+        let s = HttpSettings::from_settings(&RawSettings::new(), "AUTH").unwrap();
+        assert_eq!(s.server.as_str(), "http://localhost:8888/v1/");
+        assert_eq!(s.timeout, Duration::from_secs(2));
+        assert_eq!(s.retries, 4);
+        assert_eq!(s.parallel.get(), 4);
+        assert!(s.auth.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("PARALLEL_REQUESTS", "0"),
+            ("PARALLEL_REQUESTS", "abc"),
+            ("REQUESTS_TIMEOUT_SECONDS", "-1"),
+            ("REQUESTS_TIMEOUT_SECONDS", "nan"),
+            ("REQUESTS_NB_RETRIES", "1.5"),
+            ("SERVER", "ftp://example.com"),
+            ("SERVER", "not a url"),
+        ] {
+            let err = HttpSettings::from_settings(&raw(&[(name, value)]), "AUTH").unwrap_err();
+            assert_eq!(err.name, name);
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn server_with_credentials_is_refused_without_echoing_them() {
+        let err = raw(&[("SERVER", "http://u:hunter2@h/v1")])
+            .server_url("SERVER", DEFAULT_SERVER)
+            .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn auth_forms() {
+        assert_eq!(
+            Auth::parse(&Secret::new("user:p:ss")),
+            Auth::Basic {
+                user: "user".into(),
+                password: Secret::new("p:ss")
+            }
+        );
+        assert_eq!(
+            Auth::parse(&Secret::new("Bearer tok")),
+            Auth::Bearer(Secret::new("tok"))
+        );
+        assert_eq!(format!("{:?}", Secret::new("x")), "(redacted)");
+        let dbg = format!("{:?}", raw(&[("AUTH", "user:hunter2")]));
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+    }
+
+    #[test]
+    fn secret_values_cover_header_forms() {
+        let v = raw(&[("AUTH", "user:hunter2"), ("SERVER", "http://x")]).secret_values();
+        assert!(v.contains(&"hunter2".to_string()));
+        assert!(v.contains(&"dXNlcjpodW50ZXIy".to_string()));
+        assert!(!v.iter().any(|s| s == "http://x"));
+    }
+
+    #[test]
+    fn kinto_ids() {
+        assert!(is_kinto_id("main-workspace"));
+        assert!(is_kinto_id("a_b"));
+        assert!(!is_kinto_id("../x"));
+        assert!(!is_kinto_id("a%2Fb"));
+        assert!(!is_kinto_id(""));
+        assert!(!is_kinto_id("é"));
+    }
+}

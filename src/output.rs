@@ -1,0 +1,139 @@
+//! Formatters: the text report (the original's lines on stdout, one error line on stderr) or one
+//! JSON document on stdout. Both are chosen once, from `OUTPUT`/`--json`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use commands::{Command, CommandError, Outcome, RawSettings, Report, SettingError};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+impl Format {
+    pub fn from_settings(raw: &RawSettings) -> Result<Format, SettingError> {
+        match raw
+            .get("OUTPUT")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("text") => Ok(Format::Text),
+            Some("json") => Ok(Format::Json),
+            Some(other) => Err(SettingError::new(
+                "OUTPUT",
+                format!(
+                    "{} is not 'text' or 'json'",
+                    commands::settings::quote(other)
+                ),
+            )),
+        }
+    }
+}
+
+/// How a run ended, ready for the exit code, stderr and Sentry.
+pub struct Ending {
+    pub exit_code: u8,
+    pub message: Option<String>,
+    pub items: Vec<Value>,
+}
+
+impl Ending {
+    pub fn from_result(result: &Result<Box<dyn Report>, CommandError>) -> Ending {
+        match result {
+            Ok(report) => match report.outcome() {
+                Outcome::Ok => Ending {
+                    exit_code: 0,
+                    message: None,
+                    items: Vec::new(),
+                },
+                Outcome::Problems(f) => Ending {
+                    exit_code: 1,
+                    message: Some(f.message),
+                    items: f.items,
+                },
+                Outcome::Incomplete(f) => Ending {
+                    exit_code: 3,
+                    message: Some(f.message),
+                    items: f.items,
+                },
+            },
+            Err(e) => Ending {
+                exit_code: e.exit_code() as u8,
+                message: Some(e.to_string()),
+                items: Vec::new(),
+            },
+        }
+    }
+
+    pub fn status(&self) -> &'static str {
+        match self.exit_code {
+            0 => "ok",
+            1 => "problems",
+            2 => "config_error",
+            _ => "error",
+        }
+    }
+}
+
+/// The JSON document of a run: command, status, exit code, timing, the report's own fields, and
+/// the error when there is one.
+pub fn json_document(
+    command: Command,
+    server: &str,
+    result: &Result<Box<dyn Report>, CommandError>,
+    ending: &Ending,
+    elapsed: Duration,
+) -> Value {
+    let mut doc = json!({
+        "command": command.name(),
+        "server": server,
+        "status": ending.status(),
+        "exit_code": ending.exit_code,
+        "duration_seconds": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+    });
+    if let Ok(report) = result {
+        if let (Value::Object(d), Value::Object(r)) = (&mut doc, report.to_json()) {
+            d.extend(r);
+        }
+    }
+    if let Some(message) = &ending.message {
+        let code = match result {
+            Err(e) => e.code(),
+            Ok(_) if ending.exit_code == 1 => "CheckFailed",
+            Ok(_) => "Incomplete",
+        };
+        doc["error"] = json!({"code": code, "message": message});
+    }
+    doc
+}
+
+/// Print the run's output and its one-line error, if any.
+pub fn emit(
+    format: Format,
+    command: Command,
+    server: &str,
+    result: &Result<Box<dyn Report>, CommandError>,
+    ending: &Ending,
+    elapsed: Duration,
+) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    // A closed stdout (e.g. `| head`) must not turn a finished check into a panic.
+    let _ = match format {
+        Format::Text => match result {
+            Ok(report) => report.write_text(&mut out),
+            Err(_) => Ok(()),
+        },
+        Format::Json => {
+            let doc = json_document(command, server, result, ending, elapsed);
+            writeln!(out, "{doc}")
+        }
+    };
+    let _ = out.flush();
+    if let Some(message) = &ending.message {
+        eprintln!("error: {message}");
+    }
+}

@@ -1,0 +1,105 @@
+//! Sentry: optional (`SENTRY_DSN`), one error event per failed run from one place, panics
+//! captured, events flushed before exit, and every known credential scrubbed from every event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use commands::{Command, RawSettings, SettingError};
+use serde_json::Value;
+
+pub const REDACTED: &str = "[redacted]";
+
+/// Keeps Sentry alive for the run; dropping it flushes pending events.
+pub struct Telemetry {
+    _guard: Option<sentry::ClientInitGuard>,
+}
+
+/// Replace every secret in an event, or drop the event when it cannot be cleaned.
+fn scrub(
+    event: sentry::protocol::Event<'static>,
+    secrets: &[String],
+) -> Option<sentry::protocol::Event<'static>> {
+    let text = serde_json::to_string(&event).ok()?;
+    if !secrets.iter().any(|s| text.contains(s.as_str())) {
+        return Some(event);
+    }
+    let mut cleaned = text;
+    for secret in secrets {
+        cleaned = cleaned.replace(secret.as_str(), REDACTED);
+    }
+    serde_json::from_str(&cleaned).ok()
+}
+
+impl Telemetry {
+    pub fn init(raw: &RawSettings) -> Result<Telemetry, SettingError> {
+        let Some(dsn) = raw.get("SENTRY_DSN") else {
+            return Ok(Telemetry { _guard: None });
+        };
+        let dsn: sentry::types::Dsn = dsn
+            .trim()
+            .parse()
+            .map_err(|_| SettingError::new("SENTRY_DSN", "not a valid Sentry DSN"))?;
+        let secrets: Vec<String> = raw
+            .secret_values()
+            .into_iter()
+            .filter(|s| s.len() >= 3)
+            .collect();
+        let mut options = sentry::ClientOptions::new();
+        options.dsn = Some(dsn);
+        options.release =
+            Some(concat!("remote-settings-lambdas@", env!("CARGO_PKG_VERSION")).into());
+        options.environment = raw.get("SENTRY_ENV").map(|e| e.to_string().into());
+        options.shutdown_timeout = Duration::from_secs(5);
+        options.send_default_pii = false;
+        options.before_send = Some(Arc::new(move |event| scrub(event, &secrets)));
+        let guard = sentry::init(options);
+        Ok(Telemetry {
+            _guard: Some(guard),
+        })
+    }
+
+    /// Send the one error event of a failed run.
+    pub fn report_failure(&self, command: Command, server: &str, message: &str, items: &[Value]) {
+        if self._guard.is_none() {
+            return;
+        }
+        sentry::with_scope(
+            |scope| {
+                scope.set_tag("command", command.name());
+                scope.set_tag("server", server);
+                scope.set_extra("failures", Value::Array(items.to_vec()));
+            },
+            || sentry::capture_message(message, sentry::Level::Error),
+        );
+    }
+
+    pub fn flush(&self) {
+        if let Some(client) = sentry::Hub::current().client() {
+            client.flush(Some(Duration::from_secs(5)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_replaces_secrets_everywhere() {
+        let mut event = sentry::protocol::Event {
+            message: Some("failed with user:hunter2".into()),
+            ..Default::default()
+        };
+        event.extra.insert(
+            "x".into(),
+            Value::String("Basic dTpodW50ZXIy hunter2".into()),
+        );
+        let out = scrub(event, &["hunter2".into(), "dTpodW50ZXIy".into()]).unwrap();
+        let text = serde_json::to_string(&out).unwrap();
+        assert!(
+            !text.contains("hunter2") && !text.contains("dTpodW50ZXIy"),
+            "{text}"
+        );
+        assert!(text.contains(REDACTED));
+    }
+}
