@@ -107,7 +107,7 @@ fn put(raw: &mut RawSettings, name: &str, value: &Option<String>) {
 }
 
 impl Cli {
-    pub fn command(&self) -> Command {
+    pub fn selected(&self) -> Command {
         match self.command {
             CliCommand::ValidateChangesCollection(_) => Command::ValidateChangesCollection,
         }
@@ -164,12 +164,12 @@ mod tests {
 
     #[test]
     fn cli_is_well_formed() {
-        Cli::command().debug_assert();
+        <Cli as CommandFactory>::command().debug_assert();
     }
 
     #[test]
     fn every_command_is_a_subcommand_with_its_about() {
-        let cli = Cli::command();
+        let cli = <Cli as CommandFactory>::command();
         for c in Command::ALL {
             let sub = cli
                 .find_subcommand(c.name())

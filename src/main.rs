@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Err(err) => return clap_error(err),
     };
     logger::init(cli.global.verbose);
-    let command = cli.command();
+    let command = cli.selected();
     let raw = cli.raw_settings();
     let server = command.server_tag(&raw);
 
