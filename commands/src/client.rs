@@ -96,13 +96,9 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn json<T: DeserializeOwned>(&self, method: &Method) -> Result<T, ClientError> {
-        serde_json::from_slice(&self.body).map_err(|e| ClientError {
-            method: method.to_string(),
-            url: self.url.to_string(),
-            attempts: 1,
-            kind: ClientErrorKind::Shape(e.to_string()),
-        })
+    /// The body as JSON of type `T`, for [`KintoClient::send_checked`].
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ClientErrorKind> {
+        serde_json::from_slice(&self.body).map_err(|e| ClientErrorKind::Shape(e.to_string()))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -307,6 +303,20 @@ impl KintoClient {
     /// Send one request with retries. Credentials are attached only when the URL is on the
     /// server's origin.
     pub async fn send(&self, request: &Request) -> Result<Response, ClientError> {
+        self.send_checked(request, |_| Ok(()))
+            .await
+            .map(|(response, ())| response)
+    }
+
+    /// Send one request with retries, and read what the caller needs from a 2xx answer with
+    /// `check`. An answer that `check` rejects (a body that is not JSON or not of the expected
+    /// shape, a missing header) is retried like any transient fault: proxies and overloaded
+    /// servers answer so now and then. The last rejection is the error once retries run out.
+    pub async fn send_checked<T>(
+        &self,
+        request: &Request,
+        check: impl Fn(&Response) -> Result<T, ClientErrorKind>,
+    ) -> Result<(Response, T), ClientError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -325,24 +335,26 @@ impl KintoClient {
                 attempts: attempt,
                 kind,
             };
-            match outcome {
-                Attempt::Done(response) => return Ok(response),
+            let (kind, server_wait) = match outcome {
+                Attempt::Done(response) => match check(&response) {
+                    Ok(value) => return Ok((response, value)),
+                    Err(kind) => (kind, None),
+                },
                 Attempt::Fail(kind) => return Err(err(kind)),
-                Attempt::Retry(kind, server_wait) => {
-                    if attempt > self.retries {
-                        return Err(err(kind));
-                    }
-                    let delay = server_wait.unwrap_or_else(|| self.backoff_delay(attempt));
-                    log::info!(
-                        "{} {}: {kind}; retry {attempt}/{} in {:.2}s",
-                        request.method,
-                        request.url,
-                        self.retries,
-                        delay.as_secs_f64()
-                    );
-                    tokio::time::sleep(delay).await;
-                }
+                Attempt::Retry(kind, server_wait) => (kind, server_wait),
+            };
+            if attempt > self.retries {
+                return Err(err(kind));
             }
+            let delay = server_wait.unwrap_or_else(|| self.backoff_delay(attempt));
+            log::info!(
+                "{} {}: {kind}; retry {attempt}/{} in {:.2}s",
+                request.method,
+                request.url,
+                self.retries,
+                delay.as_secs_f64()
+            );
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -449,8 +461,10 @@ impl KintoClient {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        let response = self.send(&Request::new(Method::GET, url)).await?;
-        Ok((response.json(&Method::GET)?, response))
+        let (response, value) = self
+            .send_checked(&Request::new(Method::GET, url), Response::json)
+            .await?;
+        Ok((value, response))
     }
 
     /// All objects of a Kinto list endpoint, following `Next-Page` (only on the server's origin).
@@ -470,8 +484,12 @@ impl KintoClient {
         let mut all = Vec::new();
         let mut pages = 0usize;
         loop {
-            let response = self.send(&Request::new(Method::GET, url.clone())).await?;
-            let page: Page = response.json(&Method::GET)?;
+            let (response, page) = self
+                .send_checked(
+                    &Request::new(Method::GET, url.clone()),
+                    Response::json::<Page>,
+                )
+                .await?;
             all.extend(page.data);
             pages += 1;
             let Some(next) = response.header("Next-Page") else {
@@ -510,16 +528,17 @@ impl KintoClient {
             u.query_pairs_mut().append_pair("_limit", "1");
             u
         };
-        let response = self.send(&Request::new(Method::GET, url.clone())).await?;
-        response
-            .header("ETag")
-            .and_then(|etag| etag.trim().trim_matches('"').parse().ok())
-            .ok_or_else(|| ClientError {
-                method: "GET".into(),
-                url: url.to_string(),
-                attempts: 1,
-                kind: ClientErrorKind::Shape("no numeric ETag on the records list".into()),
+        let (_, timestamp) = self
+            .send_checked(&Request::new(Method::GET, url), |response| {
+                response
+                    .header("ETag")
+                    .and_then(|etag| etag.trim().trim_matches('"').parse().ok())
+                    .ok_or_else(|| {
+                        ClientErrorKind::Shape("no numeric ETag on the records list".into())
+                    })
             })
+            .await?;
+        Ok(timestamp)
     }
 
     /// Download a document from a URL that is not the Kinto server (e.g. an x5u chain): no

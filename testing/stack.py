@@ -1,0 +1,662 @@
+#!/usr/bin/env python3
+"""The real Remote Settings test stack, on loopback, for the project's tests, demo and benchmarks.
+
+It runs, on free ports:
+- an Autograph-shaped signing service (in this process): `POST /sign/data` signs with ECDSA P-384
+  like Autograph's content-signature signer, and `GET /chains/<name>.pem` serves x5u chains from a
+  PKI generated for this run (RSA root, P-384 intermediate with a name constraint, P-384 leaves);
+- two Kinto 14.8 servers with kinto-signer and kinto-changes (memory backends): "main" and
+  "small pages" (`kinto.paginate_by = 3`), both signing through that service;
+- an S3-compatible server (moto) for blockpages_generator.
+
+Negative signing cases are chosen by the data itself, so tests running in parallel never disturb
+each other: a record holding `"rsl-autograph": "<mode>"` makes every signature of its collection use
+that mode (see MODES below): another key, a short signature, or an x5u chain that is expired, not yet
+valid, for another name, broken, and so on.
+
+Usage:
+  stack.py run -- CMD ARGS...    start the stack, run CMD with RSL_TEST_* in its environment, stop
+  stack.py demo -- CMD ARGS...   the same, after publishing a few signed demo collections
+  stack.py serve                 start the stack, print its environment, wait for Ctrl-C
+
+If anything fails to start, it says what and exits 1: tests never run without the stack.
+"""
+
+import argparse
+import base64
+import datetime
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+VENV_BIN = os.path.dirname(sys.executable)
+
+USERS = {
+    "editor": "editor-pass",
+    "reviewer": "reviewer-pass",
+    "admin": "admin-pass",
+    "nobody": "nobody-pass",
+}
+HMAC_SECRET = "rsl-test-userid-secret"
+HAWK_SECRET = "rsl-test-hawk-secret-0123456789abcdef"
+SIGNER_NAMES = {
+    "remote-settings": "remote-settings.content-signature.mozilla.org",
+    "onecrl": "onecrl.content-signature.mozilla.org",
+}
+
+# Signing modes selected by a record's "rsl-autograph" field: (x5u chain name, signing behaviour).
+MODES = {
+    "wrong-key": ("good", "other-key"),
+    "short-signature": ("good", "short"),
+    "expired": ("expired", "leaf"),
+    "not-yet-valid": ("not-yet-valid", "leaf"),
+    "near-expiry": ("near-expiry", "leaf"),
+    "wrong-san": ("wrong-san", "leaf"),
+    "broken-link": ("broken-link", "leaf"),
+    "non-ca-intermediate": ("non-ca-intermediate", "leaf"),
+    "foreign-root": ("foreign-root", "leaf"),
+    "no-code-signing": ("no-code-signing", "leaf"),
+    "name-constraints": ("name-constraints", "leaf"),
+    "many-certs": ("many-certs", "leaf"),
+    "x5u-404": ("missing", "leaf"),
+    "x5u-garbage": ("garbage", "leaf"),
+    "x5u-huge": ("huge", "leaf"),
+    "x5u-slow": ("slow", "leaf"),
+    "x5u-redirect": ("redirect", "leaf"),
+}
+MARKER = re.compile(rb'"rsl-autograph":"([a-z0-9-]+)"')
+
+
+def log(message):
+    print(f"[stack] {message}", file=sys.stderr, flush=True)
+
+
+def userid(user):
+    import hmac as _hmac
+
+    digest = _hmac.new(
+        HMAC_SECRET.encode(), f"{user}:{USERS[user]}".encode(), hashlib.sha256
+    ).hexdigest()
+    return f"basicauth:{digest}"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- The per-run PKI -----------------------------------------------------------------------------
+
+
+def _name(cn):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _cert(subject, issuer, public_key, signing_key, algorithm, not_before, not_after, extensions):
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    for ext, critical in extensions:
+        builder = builder.add_extension(ext, critical=critical)
+    return builder.sign(signing_key, algorithm)
+
+
+def _ca_extensions(ca=True, permitted=None, path_length=0):
+    exts = [
+        (x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), True),
+        (
+            x509.KeyUsage(
+                digital_signature=not ca,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            True,
+        ),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), False),
+    ]
+    if permitted:
+        exts.append(
+            (
+                x509.NameConstraints(
+                    permitted_subtrees=[x509.DNSName(p) for p in permitted],
+                    excluded_subtrees=None,
+                ),
+                True,
+            )
+        )
+    return exts
+
+
+def _leaf_extensions(san, eku=ExtendedKeyUsageOID.CODE_SIGNING):
+    return [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            True,
+        ),
+        (x509.ExtendedKeyUsage([eku]), False),
+        (x509.SubjectAlternativeName([x509.DNSName(san)]), False),
+    ]
+
+
+def pem(*certs):
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+class Pki:
+    """A root (RSA, like Mozilla's), an intermediate (P-384, name-constrained) and one P-384 leaf per
+    signer, plus the broken chains the negative tests need."""
+
+    def __init__(self):
+        now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        day = datetime.timedelta(days=1)
+        self.root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        root = _cert(
+            "rsl test root", "rsl test root", self.root_key.public_key(), self.root_key,
+            hashes.SHA384(), now - 400 * day, now + 3650 * day, _ca_extensions(path_length=None),
+        )
+        self.root = root
+        self.root_hash = ":".join(
+            f"{b:02X}" for b in hashlib.sha256(root.public_bytes(serialization.Encoding.DER)).digest()
+        )
+        self.inter_key = ec.generate_private_key(ec.SECP384R1())
+        constraint = ["content-signature.mozilla.org"]
+
+        def inter_cert(ca=True, permitted=constraint):
+            return _cert(
+                "rsl test content signing intermediate", "rsl test root",
+                self.inter_key.public_key(), self.root_key, hashes.SHA256(),
+                now - 300 * day, now + 1825 * day, _ca_extensions(ca=ca, permitted=permitted),
+            )
+
+        inter = inter_cert()
+        self.leaf_keys = {name: ec.generate_private_key(ec.SECP384R1()) for name in SIGNER_NAMES}
+        self.other_key = ec.generate_private_key(ec.SECP384R1())
+
+        def leaf(signer, san=None, nb=now - 30 * day, na=now + 300 * day, key=None,
+                 issuer_key=None, eku=ExtendedKeyUsageOID.CODE_SIGNING):
+            san = san or SIGNER_NAMES[signer]
+            return _cert(
+                san, "rsl test content signing intermediate",
+                (key or self.leaf_keys[signer]).public_key(), issuer_key or self.inter_key,
+                hashes.SHA384(), nb, na, _leaf_extensions(san, eku),
+            )
+
+        # Chains by name, for the remote-settings signer; "<name>@onecrl" for the onecrl one.
+        self.chains = {}
+        for signer in SIGNER_NAMES:
+            suffix = "" if signer == "remote-settings" else "@" + signer
+            self.chains["good" + suffix] = pem(leaf(signer), inter, root)
+        rs = "remote-settings"
+        self.chains["expired"] = pem(leaf(rs, nb=now - 400 * day, na=now - 2 * day), inter, root)
+        self.chains["not-yet-valid"] = pem(leaf(rs, nb=now + 5 * day, na=now + 300 * day), inter, root)
+        self.chains["near-expiry"] = pem(leaf(rs, nb=now - 100 * day, na=now + 3 * day), inter, root)
+        self.chains["wrong-san"] = pem(
+            leaf(rs, san="other.content-signature.mozilla.org"), inter, root
+        )
+        self.chains["broken-link"] = pem(
+            leaf(rs, issuer_key=ec.generate_private_key(ec.SECP384R1())), inter, root
+        )
+        self.chains["non-ca-intermediate"] = pem(leaf(rs), inter_cert(ca=False), root)
+        self.chains["name-constraints"] = pem(
+            leaf(rs), inter_cert(permitted=["example.com"]), root
+        )
+        self.chains["no-code-signing"] = pem(
+            leaf(rs, eku=ExtendedKeyUsageOID.SERVER_AUTH), inter, root
+        )
+        self.chains["many-certs"] = pem(leaf(rs), *([inter] * 48), root)
+        # Another PKI altogether, issuing a leaf for the same key: only a root pin tells.
+        foreign_root_key = ec.generate_private_key(ec.SECP384R1())
+        foreign_root = _cert(
+            "rsl foreign root", "rsl foreign root", foreign_root_key.public_key(),
+            foreign_root_key, hashes.SHA384(), now - 400 * day, now + 3650 * day,
+            _ca_extensions(path_length=None),
+        )
+        foreign_inter = _cert(
+            "rsl test content signing intermediate", "rsl foreign root",
+            self.inter_key.public_key(), foreign_root_key, hashes.SHA384(),
+            now - 300 * day, now + 1825 * day, _ca_extensions(permitted=constraint),
+        )
+        self.chains["foreign-root"] = pem(leaf(rs), foreign_inter, foreign_root)
+        self.chains["garbage"] = b"this is not a PEM certificate chain\n"
+        self.chains["huge"] = b"-----BEGIN CERTIFICATE-----\n" + b"A" * (3 * 1024 * 1024)
+
+    def write_root(self, path):
+        with open(path, "wb") as f:
+            f.write(pem(self.root))
+
+
+# --- The Autograph-shaped service ----------------------------------------------------------------
+
+
+def make_autograph(pki, port_holder, logfile):
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):
+            with lock, open(logfile, "a") as f:
+                f.write(f"{self.log_date_time_string()} {fmt % args}\n")
+
+        def _send(self, status, body, content_type="application/json", headers=()):
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in headers:
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            m = re.fullmatch(r"/chains/([A-Za-z0-9@._-]+)\.pem", self.path)
+            name = m.group(1) if m else None
+            if name == "slow":
+                time.sleep(10)
+                self._send(200, pki.chains["good"], "application/x-pem-file")
+            elif name == "redirect":
+                target = f"http://localhost:{port_holder[0]}/chains/good.pem"
+                self._send(302, b"", headers=[("Location", target)])
+            elif name in pki.chains:
+                self._send(200, pki.chains[name], "application/x-pem-file")
+            elif self.path == "/__heartbeat__":
+                self._send(200, b"{}")
+            else:
+                self._send(404, b'{"error": "not found"}')
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            auth = self.headers.get("Authorization", "")
+            hawk_id = re.search(r'id="([^"]+)"', auth)
+            if not auth.startswith("Hawk ") or not hawk_id or hawk_id.group(1) not in SIGNER_NAMES:
+                return self._send(401, b'{"error": "hawk authentication required"}')
+            if self.path != "/sign/data":
+                return self._send(404, b'{"error": "not found"}')
+            signer = hawk_id.group(1)
+            try:
+                inputs = json.loads(body)
+                answers = [self.sign(signer, base64.b64decode(item["input"])) for item in inputs]
+            except (ValueError, KeyError, TypeError) as e:
+                return self._send(400, json.dumps({"error": str(e)}).encode())
+            self._send(201, json.dumps(answers).encode())
+
+        def sign(self, signer, data):
+            marker = MARKER.search(data)
+            chain, behaviour = MODES.get(marker.group(1).decode(), ("good", "leaf")) if marker else ("good", "leaf")
+            if chain == "good" and signer != "remote-settings":
+                chain = "good@" + signer
+            key = pki.other_key if behaviour == "other-key" else pki.leaf_keys[signer]
+            der = key.sign(b"Content-Signature:\x00" + data, ec.ECDSA(hashes.SHA384()))
+            r, s = decode_dss_signature(der)
+            raw = r.to_bytes(48, "big") + s.to_bytes(48, "big")
+            if behaviour == "short":
+                raw = raw[:95]
+            public_key = pki.leaf_keys[signer].public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            return {
+                "ref": hashlib.sha1(raw).hexdigest()[:12],
+                "type": "contentsignature",
+                "mode": "p384ecdsa",
+                "signer_id": f"{signer}-test",
+                "public_key": base64.b64encode(public_key).decode(),
+                "signature": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+                "x5u": f"http://127.0.0.1:{port_holder[0]}/chains/{chain}.pem",
+            }
+
+    return Handler
+
+
+# --- Kinto ---------------------------------------------------------------------------------------
+
+KINTO_INI = """\
+[app:main]
+use = egg:kinto
+kinto.storage_backend = kinto.core.storage.memory
+kinto.storage_url =
+kinto.cache_backend = kinto.core.cache.memory
+kinto.cache_url =
+kinto.permission_backend = kinto.core.permission.memory
+kinto.permission_url =
+kinto.userid_hmac_secret = {hmac_secret}
+multiauth.policies = basicauth
+kinto.bucket_create_principals = system.Authenticated
+kinto.bucket_write_principals = {admin}
+kinto.paginate_by = {paginate_by}
+kinto.batch_max_requests = 25
+kinto.includes = kinto_changes kinto_signer
+kinto.changes.resources =
+    /buckets/main
+    /buckets/main-preview
+    /buckets/blocklists
+    /buckets/security-state
+    /buckets/security-state-preview
+    /buckets/pinning
+    /buckets/restricted
+kinto.signer.resources =
+    /buckets/main-workspace -> /buckets/main-preview -> /buckets/main
+    /buckets/staging -> /buckets/blocklists
+    /buckets/security-state-staging -> /buckets/security-state-preview -> /buckets/security-state
+    /buckets/pinning-workspace/collections/pins -> /buckets/pinning/collections/pins-v2
+    /buckets/restricted-workspace -> /buckets/restricted
+kinto.signer.signer_backend = kinto_signer.signer.autograph
+kinto.signer.autograph.server_url = {autograph}
+kinto.signer.autograph.hawk_id = remote-settings
+kinto.signer.autograph.hawk_secret = {hawk_secret}
+kinto.signer.security-state-staging.autograph.hawk_id = onecrl
+kinto.signer.to_review_enabled = true
+kinto.signer.group_check_enabled = false
+kinto.signer.staging.to_review_enabled = false
+kinto.signer.restricted-workspace.to_review_enabled = false
+kinto.signer.pinning-workspace.pins.to_review_enabled = false
+
+[server:main]
+use = egg:waitress#main
+host = 127.0.0.1
+port = {port}
+threads = 8
+
+[loggers]
+keys = root
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARNING
+handlers = console
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(asctime)s %(levelname)s [%(name)s] %(message)s
+"""
+
+# Workspace buckets: writable by editor and reviewer (restricted-workspace: by admin only).
+WORKSPACES = ["main-workspace", "staging", "security-state-staging", "pinning-workspace"]
+
+
+def http(method, url, auth=None, body=None, timeout=10):
+    req = urllib.request.Request(url, method=method)
+    if auth:
+        user = auth
+        token = base64.b64encode(f"{user}:{USERS[user]}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, data=data, timeout=timeout) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        raise RuntimeError(f"{method} {url}: HTTP {e.code}: {e.read()[:500]!r}") from None
+
+
+class Stack:
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.procs = []
+        self.env = {}
+
+    def start(self):
+        os.makedirs(self.workdir, exist_ok=True)
+        started = time.monotonic()
+        self.pki = Pki()
+        self.pki.write_root(os.path.join(self.workdir, "root.pem"))
+        port_holder = [0]
+        self.autograph = ThreadingHTTPServer(
+            ("127.0.0.1", 0),
+            make_autograph(self.pki, port_holder, os.path.join(self.workdir, "autograph.log")),
+        )
+        self.autograph.daemon_threads = True
+        port_holder[0] = self.autograph.server_address[1]
+        threading.Thread(target=self.autograph.serve_forever, daemon=True).start()
+        autograph_url = f"http://127.0.0.1:{port_holder[0]}"
+
+        servers = {}
+        for name, paginate_by in [("main", 10000), ("small-pages", 3)]:
+            servers[name] = self.start_kinto(name, paginate_by, autograph_url)
+        s3_port = free_port()
+        moto_log = open(os.path.join(self.workdir, "moto.log"), "wb")
+        self.procs.append(("moto", subprocess.Popen(
+            [os.path.join(VENV_BIN, "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
+            stdout=moto_log, stderr=subprocess.STDOUT, start_new_session=True,
+        ), moto_log.name))
+        for name, url in servers.items():
+            self.wait_ready(name, url + "/")
+        self.wait_ready("moto", f"http://127.0.0.1:{s3_port}/moto-api/")
+        for url in servers.values():
+            self.setup_kinto(url)
+        self.env = {
+            "RSL_TEST_SERVER": servers["main"],
+            "RSL_TEST_SMALL_PAGES_SERVER": servers["small-pages"],
+            "RSL_TEST_AUTOGRAPH_URL": autograph_url,
+            "RSL_TEST_ROOT_HASH": self.pki.root_hash,
+            "RSL_TEST_ROOT_PEM": os.path.join(self.workdir, "root.pem"),
+            "RSL_TEST_S3_ENDPOINT": f"http://127.0.0.1:{s3_port}",
+            "RSL_TEST_LOG_DIR": self.workdir,
+        }
+        for user in USERS:
+            self.env[f"RSL_TEST_{user.upper()}_AUTH"] = f"{user}:{USERS[user]}"
+            self.env[f"RSL_TEST_{user.upper()}_ID"] = userid(user)
+        log(f"ready in {time.monotonic() - started:.1f}s: Kinto {servers['main']}, "
+            f"small pages {servers['small-pages']}, autograph {autograph_url}, "
+            f"S3 http://127.0.0.1:{s3_port}; logs in {self.workdir}")
+
+    def start_kinto(self, name, paginate_by, autograph_url):
+        port = free_port()
+        ini = os.path.join(self.workdir, f"kinto-{name}.ini")
+        with open(ini, "w") as f:
+            f.write(KINTO_INI.format(
+                hmac_secret=HMAC_SECRET, admin=userid("admin"), paginate_by=paginate_by,
+                autograph=autograph_url, hawk_secret=HAWK_SECRET, port=port,
+            ))
+        logfile = open(os.path.join(self.workdir, f"kinto-{name}.log"), "wb")
+        proc = subprocess.Popen(
+            [os.path.join(VENV_BIN, "pserve"), ini], stdout=logfile, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs.append((f"kinto-{name}", proc, logfile.name))
+        return f"http://127.0.0.1:{port}/v1"
+
+    def wait_ready(self, name, url, timeout=60):
+        deadline = time.monotonic() + timeout
+        proc, logname = next((p, l) for n, p, l in self.procs if n in (name, f"kinto-{name}"))
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self.fail(f"{name} exited with code {proc.returncode} while starting", logname)
+            try:
+                urllib.request.urlopen(url, timeout=2).read()
+                return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.2)
+        self.fail(f"{name} did not answer {url} within {timeout}s", logname)
+
+    def fail(self, message, logname):
+        log(f"FAILED: {message}; last lines of {logname}:")
+        try:
+            with open(logname, "rb") as f:
+                sys.stderr.write(f.read().decode(errors="replace")[-4000:])
+        except OSError:
+            pass
+        self.stop()
+        sys.exit(1)
+
+    def setup_kinto(self, server):
+        info = http("GET", server + "/", auth="editor")
+        if info.get("user", {}).get("id") != userid("editor"):
+            self.fail(f"basic auth is not working on {server}: {info.get('user')}",
+                      self.procs[0][2])
+        writers = [userid("editor"), userid("reviewer")]
+        for bid in WORKSPACES:
+            http("PUT", f"{server}/buckets/{bid}", auth="editor",
+                 body={"permissions": {"write": writers, "read": ["system.Everyone"]}})
+        http("PUT", f"{server}/buckets/restricted-workspace", auth="admin", body={})
+
+    def stop(self):
+        for _, proc, _ in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for _, proc, _ in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.procs = []
+        if getattr(self, "autograph", None):
+            self.autograph.shutdown()
+            self.autograph = None
+
+    def print_log_tails(self):
+        for name, _, logname in self.procs:
+            log(f"last lines of {logname}:")
+            try:
+                with open(logname, "rb") as f:
+                    sys.stderr.write(f.read().decode(errors="replace")[-3000:] + "\n")
+            except OSError:
+                pass
+
+
+# --- Demo data -----------------------------------------------------------------------------------
+
+
+def seed_demo(server):
+    """A few published collections, as an operator would see on a small server."""
+    records = {
+        ("main-workspace", "search-config"): [
+            {"id": f"engine-{i}", "name": n, "urls": {"search": f"https://{n}.example/?q="}}
+            for i, n in enumerate(["alpha", "beta", "gamma", "delta"])
+        ],
+        ("main-workspace", "language-dictionaries"): [
+            {"id": lang, "dictionaries": [f"{lang}@dictionaries.addons.mozilla.org"]}
+            for lang in ["fr", "de", "ja", "uk"]
+        ],
+        ("staging", "addons"): [
+            {"id": f"addon-{i}", "guid": f"bad-{i}@example.com", "blockID": f"i{i}",
+             "details": {"name": f"Bad add-on {i}", "why": "Malware.", "created": "2024-05-13T10:00:00Z"},
+             "severity": 3 if i % 2 else 1}
+            for i in range(5)
+        ],
+        ("staging", "plugins"): [],
+        ("security-state-staging", "intermediates"): [
+            {"id": "int-1", "subject": "CN=Example Intermediate", "pubKeyHash": "abc="}
+        ],
+    }
+    for (bid, cid), recs in records.items():
+        http("PUT", f"{server}/buckets/{bid}/collections/{cid}", auth="editor", body={})
+        for r in recs:
+            http("PUT", f"{server}/buckets/{bid}/collections/{cid}/records/{r['id']}",
+                 auth="editor", body={"data": r})
+        if not recs:
+            continue  # creating a source collection signs it already: nothing to review
+        if bid == "staging":
+            http("PATCH", f"{server}/buckets/{bid}/collections/{cid}", auth="editor",
+                 body={"data": {"status": "to-sign"}})
+        else:
+            http("PATCH", f"{server}/buckets/{bid}/collections/{cid}", auth="editor",
+                 body={"data": {"status": "to-review"}})
+            http("PATCH", f"{server}/buckets/{bid}/collections/{cid}", auth="reviewer",
+                 body={"data": {"status": "to-sign"}})
+    log(f"published {len(records)} demo collections (and their previews)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", choices=["run", "demo", "serve"])
+    parser.add_argument("--workdir", default=os.path.join(ROOT, ".stack"))
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if args.mode != "serve" and not command:
+        parser.error("give the command to run after --")
+
+    if os.path.isdir(args.workdir):
+        shutil.rmtree(args.workdir)
+    stack = Stack(args.workdir)
+
+    def on_signal(signum, frame):
+        stack.stop()
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stack.start()
+    try:
+        if args.mode == "demo":
+            seed_demo(stack.env["RSL_TEST_SERVER"])
+        if args.mode == "serve":
+            for k, v in stack.env.items():
+                print(f"export {k}={v}")
+            sys.stdout.flush()
+            log("serving; Ctrl-C stops")
+            while True:
+                time.sleep(3600)
+        env = dict(os.environ, **stack.env)
+        if args.mode == "demo":
+            env.setdefault("SERVER", stack.env["RSL_TEST_SERVER"])
+            env.setdefault("ROOT_HASH", stack.env["RSL_TEST_ROOT_HASH"])
+        code = subprocess.call(command, env=env)
+        if code != 0 and args.mode == "run":
+            stack.print_log_tails()
+        return code
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+//! A loopback HTTP/1.1 proxy in front of the real Kinto that injects faults on chosen requests
+//! (resets, error statuses with `Retry-After`, `Backoff`, slow answers, truncated or foreign
+//! bodies) and records what it saw: every request line and the peak number in flight.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Close the connection without answering (TCP reset).
+    Reset,
+    /// Answer this status with a Kinto-style error body, and `Retry-After` when given.
+    Status(u16, Option<u32>),
+    /// Forward, adding a `Backoff: N` header to the answer.
+    Backoff(u32),
+    /// Wait this long, then forward (past the client's timeout, the client has given up).
+    Delay(Duration),
+    /// Forward, but send only half of the body (with the full Content-Length).
+    Truncate,
+    /// Answer 200 with this body instead of forwarding.
+    Body(String),
+}
+
+struct Rule {
+    path_contains: String,
+    faults: VecDeque<Fault>,
+    forever: bool,
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<Rule>,
+    requests: Vec<String>,
+    in_flight: usize,
+    max_in_flight: usize,
+    delay_all: Option<Duration>,
+}
+
+#[derive(Clone)]
+pub struct Proxy {
+    /// The proxy's root URL, `http://127.0.0.1:<port>/v1`.
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: &str) -> Proxy {
+        let upstream = reqwest::Url::parse(upstream).expect("upstream URL");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let proxy = Proxy {
+            url: format!(
+                "http://127.0.0.1:{port}{}",
+                upstream.path().trim_end_matches('/')
+            ),
+            state: state.clone(),
+        };
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    break;
+                };
+                let state = state.clone();
+                let client = client.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let _ = handle(socket, state, client, upstream).await;
+                });
+            }
+        });
+        proxy
+    }
+
+    /// Apply these faults, in order, to the next requests whose path contains `path_contains`.
+    pub fn fail(&self, path_contains: &str, faults: Vec<Fault>) {
+        self.state.lock().unwrap().rules.push(Rule {
+            path_contains: path_contains.into(),
+            faults: faults.into(),
+            forever: false,
+        });
+    }
+
+    /// Apply this fault to every request whose path contains `path_contains`.
+    pub fn fail_always(&self, path_contains: &str, fault: Fault) {
+        self.state.lock().unwrap().rules.push(Rule {
+            path_contains: path_contains.into(),
+            faults: vec![fault].into(),
+            forever: true,
+        });
+    }
+
+    /// Hold every forwarded request this long (to make concurrency observable).
+    pub fn delay_all(&self, delay: Duration) {
+        self.state.lock().unwrap().delay_all = Some(delay);
+    }
+
+    /// Request lines seen, e.g. `GET /v1/buckets/...`.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    pub fn count(&self, path_contains: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.contains(path_contains))
+            .count()
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_in_flight
+    }
+}
+
+struct InFlight(Arc<Mutex<State>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().in_flight -= 1;
+    }
+}
+
+async fn read_request(
+    socket: &mut TcpStream,
+) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next()?.split(' ');
+    let method = request_line.next()?.to_string();
+    let target = request_line.next()?.to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < length {
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some((method, target, headers, body))
+}
+
+async fn write_response(
+    socket: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    declared_len: usize,
+) {
+    let mut head = format!("HTTP/1.1 {status} X\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {declared_len}\r\nConnection: close\r\n\r\n"
+    ));
+    let _ = socket.write_all(head.as_bytes()).await;
+    let _ = socket.write_all(body).await;
+    let _ = socket.flush().await;
+}
+
+async fn handle(
+    mut socket: TcpStream,
+    state: Arc<Mutex<State>>,
+    client: reqwest::Client,
+    upstream: reqwest::Url,
+) -> Option<()> {
+    let (method, target, headers, body) = read_request(&mut socket).await?;
+    let (fault, delay_all) = {
+        let mut s = state.lock().unwrap();
+        s.requests.push(format!("{method} {target}"));
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+        let mut fault = None;
+        for rule in s.rules.iter_mut() {
+            if target.contains(&rule.path_contains) && !rule.faults.is_empty() {
+                fault = if rule.forever {
+                    rule.faults.front().cloned()
+                } else {
+                    rule.faults.pop_front()
+                };
+                break;
+            }
+        }
+        (fault, s.delay_all)
+    };
+    let _in_flight = InFlight(state.clone());
+    if let Some(delay) = delay_all {
+        tokio::time::sleep(delay).await;
+    }
+    match &fault {
+        Some(Fault::Reset) => {
+            let _ = socket.set_zero_linger();
+            return Some(());
+        }
+        Some(Fault::Status(status, retry_after)) => {
+            let mut h = vec![("Content-Type".to_string(), "application/json".to_string())];
+            if let Some(secs) = retry_after {
+                h.push(("Retry-After".into(), secs.to_string()));
+            }
+            let body = format!(
+                r#"{{"code": {status}, "errno": 999, "error": "injected", "message": "injected fault"}}"#
+            );
+            write_response(&mut socket, *status, &h, body.as_bytes(), body.len()).await;
+            return Some(());
+        }
+        Some(Fault::Body(text)) => {
+            let h = vec![("Content-Type".to_string(), "application/json".to_string())];
+            write_response(&mut socket, 200, &h, text.as_bytes(), text.len()).await;
+            return Some(());
+        }
+        Some(Fault::Delay(d)) => tokio::time::sleep(*d).await,
+        _ => {}
+    }
+    let url = upstream.join(&target).ok()?;
+    let mut req = client.request(method.parse().ok()?, url).body(body);
+    for (k, v) in &headers {
+        if !k.eq_ignore_ascii_case("content-length") && !k.eq_ignore_ascii_case("connection") {
+            req = req.header(k.as_str(), v.as_str());
+        }
+    }
+    let resp = req.send().await.ok()?;
+    let status = resp.status().as_u16();
+    let mut out_headers: Vec<(String, String)> = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.as_str();
+            k != "content-length" && k != "transfer-encoding" && k != "connection"
+        })
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = resp.bytes().await.ok()?;
+    match fault {
+        Some(Fault::Backoff(secs)) => out_headers.push(("Backoff".into(), secs.to_string())),
+        Some(Fault::Truncate) => {
+            write_response(
+                &mut socket,
+                status,
+                &out_headers,
+                &body[..body.len() / 2],
+                body.len(),
+            )
+            .await;
+            return Some(());
+        }
+        _ => {}
+    }
+    write_response(&mut socket, status, &out_headers, &body, body.len()).await;
+    Some(())
+}
