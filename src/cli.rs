@@ -3,7 +3,7 @@
 //! the commands crate, so a bad value gets the same one-line error from a flag, the env or a
 //! Lambda event. Credentials never show in `--help` (`hide_env_values`).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use commands::{Command, RawSettings};
 
 #[derive(Debug, Parser)]
@@ -23,6 +23,7 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
+    // Fields are read through `raw_settings`, by their environment variable names.
     /// Server root URL
     #[arg(long, env = "SERVER", global = true, value_name = "URL")]
     server: Option<String>,
@@ -100,52 +101,48 @@ pub enum CliCommand {
     ValidateChangesCollection(MonitorArgs),
 }
 
-fn put(raw: &mut RawSettings, name: &str, value: &Option<String>) {
-    if let Some(v) = value {
-        raw.set(name, v.clone());
+impl Cli {
+    /// Parse the command line (and the environment variables behind the flags).
+    pub fn try_parse_with_settings() -> Result<(Cli, RawSettings), clap::Error> {
+        let matches = <Cli as CommandFactory>::command().try_get_matches()?;
+        let cli = <Cli as FromArgMatches>::from_arg_matches(&matches)?;
+        let raw = raw_settings(&matches);
+        Ok((cli, raw))
+    }
+
+    pub fn selected(&self) -> Command {
+        let name = match &self.command {
+            CliCommand::ValidateChangesCollection(_) => "validate_changes_collection",
+        };
+        Command::from_name(name).expect("every CLI subcommand is a Command")
     }
 }
 
-impl Cli {
-    pub fn selected(&self) -> Command {
-        match self.command {
-            CliCommand::ValidateChangesCollection(_) => Command::ValidateChangesCollection,
-        }
-    }
-
-    /// Stage one of configuration: the raw values by variable name.
-    pub fn raw_settings(&self) -> RawSettings {
-        let g = &self.global;
-        let mut raw = RawSettings::new();
-        put(&mut raw, "SERVER", &g.server);
-        put(
-            &mut raw,
-            "REQUESTS_TIMEOUT_SECONDS",
-            &g.requests_timeout_seconds,
-        );
-        put(&mut raw, "REQUESTS_NB_RETRIES", &g.requests_nb_retries);
-        put(
-            &mut raw,
-            "REQUESTS_RETRY_BACKOFF_SECONDS",
-            &g.requests_retry_backoff_seconds,
-        );
-        put(&mut raw, "PARALLEL_REQUESTS", &g.parallel_requests);
-        put(&mut raw, "AUTH", &g.auth);
-        put(&mut raw, "SENTRY_DSN", &g.sentry_dsn);
-        put(&mut raw, "SENTRY_ENV", &g.sentry_env);
-        if g.json {
-            raw.set("OUTPUT", "json");
-        } else {
-            put(&mut raw, "OUTPUT", &g.output);
-        }
-        match &self.command {
-            CliCommand::ValidateChangesCollection(a) => {
-                put(&mut raw, "BUCKET", &a.bucket);
-                put(&mut raw, "COLLECTION", &a.collection);
+/// Stage one of configuration: every argument backed by an environment variable, from the flag or
+/// the environment, keyed by the variable's name. Arguments without a variable are CLI-only.
+fn raw_settings(matches: &ArgMatches) -> RawSettings {
+    let mut raw = RawSettings::new();
+    let cli = <Cli as CommandFactory>::command();
+    let mut collect = |command: &clap::Command, matches: &ArgMatches| {
+        for arg in command.get_arguments() {
+            let (Some(env), id) = (arg.get_env(), arg.get_id().as_str()) else {
+                continue;
+            };
+            if let Ok(Some(value)) = matches.try_get_one::<String>(id) {
+                raw.set(&env.to_string_lossy(), value.clone());
             }
         }
-        raw
+    };
+    collect(&cli, matches);
+    if let Some((name, sub_matches)) = matches.subcommand() {
+        if let Some(sub) = cli.find_subcommand(name) {
+            collect(sub, sub_matches);
+        }
     }
+    if matches.get_flag("json") {
+        raw.set("OUTPUT", "json");
+    }
+    raw
 }
 
 /// The message for an unknown command: names it and lists the commands, one per line.
@@ -160,7 +157,6 @@ pub fn unknown_command_message(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_is_well_formed() {
@@ -188,5 +184,27 @@ mod tests {
                 .count(),
             Command::ALL.len()
         );
+    }
+
+    #[test]
+    fn flags_become_settings_named_by_their_variables() {
+        let matches = <Cli as CommandFactory>::command()
+            .try_get_matches_from([
+                "remote-settings-lambdas",
+                "validate_changes_collection",
+                "--bucket",
+                "b",
+                "--server=http://h/v1",
+                "--parallel-requests",
+                "7",
+                "--json",
+            ])
+            .unwrap();
+        let raw = raw_settings(&matches);
+        assert_eq!(raw.get("BUCKET"), Some("b"));
+        assert_eq!(raw.get("SERVER"), Some("http://h/v1"));
+        assert_eq!(raw.get("PARALLEL_REQUESTS"), Some("7"));
+        assert_eq!(raw.get("OUTPUT"), Some("json"));
+        assert_eq!(raw.get("COLLECTION"), None);
     }
 }

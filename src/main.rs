@@ -11,20 +11,18 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::error::ErrorKind;
-use clap::Parser;
 use commands::Context;
 
 use output::{Ending, Format};
 use telemetry::Telemetry;
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
-        Ok(cli) => cli,
+    let (cli, raw) = match cli::Cli::try_parse_with_settings() {
+        Ok(parsed) => parsed,
         Err(err) => return clap_error(err),
     };
     logger::init(cli.global.verbose);
     let command = cli.selected();
-    let raw = cli.raw_settings();
     let server = command.server_tag(&raw);
 
     let (format, telemetry) = match (Format::from_settings(&raw), Telemetry::init(&raw)) {

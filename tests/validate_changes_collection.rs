@@ -494,3 +494,42 @@ async fn a_failed_run_sends_exactly_one_sentry_event_without_the_password() {
     assert_eq!(run.code, 0);
     assert!(sentry.events().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_published_with_and_without_review_validate() {
+    let stack = Stack::get();
+    let reviewed = unique("reviewed");
+    let direct = unique("direct");
+    let records: Vec<Value> = (0..30).map(|i| json!({"id": format!("r{i:02}")})).collect();
+    let main_ts = stack.publish("main-workspace", &reviewed, &records).await;
+    let preview_ts = stack
+        .editor()
+        .records_timestamp("main-preview", &reviewed)
+        .await;
+    let blocklists_ts = stack.publish("staging", &direct, &records[..3]).await;
+    let (bid, cid) = stack
+        .scratch_monitor(&[
+            ("main", &reviewed, main_ts),
+            ("main-preview", &reviewed, preview_ts),
+            ("blocklists", &direct, blocklists_ts),
+        ])
+        .await;
+    let run = run_bin(
+        &["validate_changes_collection"],
+        &[
+            ("SERVER", stack.server.as_str()),
+            ("BUCKET", &bid),
+            ("COLLECTION", &cid),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.lines(),
+        vec![
+            format!("Etag OK for blocklists/{direct} : {blocklists_ts}"),
+            format!("Etag OK for main/{reviewed} : {main_ts}"),
+            format!("Etag OK for main-preview/{reviewed} : {preview_ts}"),
+        ]
+    );
+}

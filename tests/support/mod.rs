@@ -21,10 +21,17 @@ use serde_json::{json, Value};
 pub struct Stack {
     pub server: String,
     pub small_pages_server: String,
+    /// `user:pass` of the users: editor and reviewer write the workspace buckets, admin writes
+    /// every bucket (destinations and previews too), nobody writes nothing.
     pub editor: String,
     pub reviewer: String,
+    pub admin: String,
+    pub nobody: String,
+    /// Colon-hex SHA-256 of the run's root certificate (the `ROOT_HASH` that pins it).
     pub root_hash: String,
     pub autograph: String,
+    /// moto's S3-compatible endpoint.
+    pub s3_endpoint: String,
 }
 
 fn var(name: &str) -> String {
@@ -43,9 +50,78 @@ impl Stack {
             small_pages_server: var("RSL_TEST_SMALL_PAGES_SERVER"),
             editor: var("RSL_TEST_EDITOR_AUTH"),
             reviewer: var("RSL_TEST_REVIEWER_AUTH"),
+            admin: var("RSL_TEST_ADMIN_AUTH"),
+            nobody: var("RSL_TEST_NOBODY_AUTH"),
             root_hash: var("RSL_TEST_ROOT_HASH"),
             autograph: var("RSL_TEST_AUTOGRAPH_URL"),
+            s3_endpoint: var("RSL_TEST_S3_ENDPOINT"),
         }
+    }
+
+    pub fn admin(&self) -> Kinto {
+        Kinto::new(&self.server, &self.admin)
+    }
+
+    /// Create `source_bucket/cid` holding `records` and publish it through kinto-signer: in the
+    /// buckets with review (`main-workspace`, `security-state-staging`) the editor asks for review
+    /// and the reviewer approves; elsewhere the editor asks for signature directly. Returns the
+    /// destination's records timestamp. (Creating a source collection signs it at once, so an
+    /// empty collection is published by its creation alone.)
+    pub async fn publish(&self, source_bucket: &str, cid: &str, records: &[Value]) -> u64 {
+        let editor = self.editor();
+        editor.create_collection(source_bucket, cid).await;
+        editor.put_records(source_bucket, cid, records).await;
+        self.sign(source_bucket, cid).await;
+        let destination = match source_bucket {
+            "main-workspace" => "main",
+            "staging" => "blocklists",
+            "security-state-staging" => "security-state",
+            other => panic!("publish() does not know the destination of {other}"),
+        };
+        editor.records_timestamp(destination, cid).await
+    }
+
+    /// Ask for the signature of a source collection that has pending changes, with review
+    /// where its bucket requires it.
+    pub async fn sign(&self, source_bucket: &str, cid: &str) {
+        let review = matches!(source_bucket, "main-workspace" | "security-state-staging");
+        if review {
+            self.editor()
+                .patch_collection(source_bucket, cid, json!({"status": "to-review"}))
+                .await;
+            self.reviewer()
+                .patch_collection(source_bucket, cid, json!({"status": "to-sign"}))
+                .await;
+        } else {
+            self.editor()
+                .patch_collection(source_bucket, cid, json!({"status": "to-sign"}))
+                .await;
+        }
+    }
+
+    /// A scratch monitor collection listing exactly these `(bucket, collection, last_modified)`
+    /// entries, for the commands' `BUCKET`/`COLLECTION` settings: tests see only their own
+    /// collections, not what other tests publish meanwhile. Returns `(bucket, collection)`.
+    pub async fn scratch_monitor(&self, entries: &[(&str, &str, u64)]) -> (String, String) {
+        let kinto = self.editor();
+        let bid = unique("mon");
+        kinto.create_bucket(&bid).await;
+        kinto.create_collection(&bid, "changes").await;
+        // Kinto keeps a given last_modified only when it is newer than the collection's: write
+        // the entries oldest first.
+        let mut sorted: Vec<_> = entries.to_vec();
+        sorted.sort_by_key(|e| e.2);
+        for (i, (bucket, collection, ts)) in sorted.iter().enumerate() {
+            kinto
+                .put_record(
+                    &bid,
+                    "changes",
+                    json!({"id": format!("e{i}"), "bucket": bucket, "collection": collection,
+                           "last_modified": ts, "host": ""}),
+                )
+                .await;
+        }
+        (bid, "changes".to_string())
     }
 
     pub fn editor(&self) -> Kinto {
@@ -150,6 +226,32 @@ impl Kinto {
         )
         .await["data"]
             .clone()
+    }
+
+    /// Create or replace many records through `/batch`, 25 per request.
+    pub async fn put_records(&self, bid: &str, cid: &str, records: &[Value]) {
+        for chunk in records.chunks(25) {
+            let requests: Vec<Value> = chunk
+                .iter()
+                .map(|r| {
+                    let id = r["id"].as_str().expect("record id");
+                    json!({"method": "PUT",
+                           "path": format!("/buckets/{bid}/collections/{cid}/records/{id}"),
+                           "body": {"data": r}})
+                })
+                .collect();
+            let answer = self
+                .ok(
+                    reqwest::Method::POST,
+                    "/batch",
+                    Some(json!({"requests": requests})),
+                )
+                .await;
+            for response in answer["responses"].as_array().expect("batch responses") {
+                let status = response["status"].as_u64().unwrap_or(0);
+                assert!((200..300).contains(&status), "batch PUT: {response}");
+            }
+        }
     }
 
     pub async fn delete_record(&self, bid: &str, cid: &str, id: &str) {

@@ -187,6 +187,29 @@ async fn write_response(
     let _ = socket.flush().await;
 }
 
+/// What the proxy answers: `None` resets the connection.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// The Content-Length announced (more than `body.len()` for a truncated answer).
+    declared_len: usize,
+}
+
+impl Reply {
+    fn json(status: u16, headers: Vec<(String, String)>, body: String) -> Reply {
+        let mut headers = headers;
+        headers.push(("Content-Type".into(), "application/json".into()));
+        let body = body.into_bytes();
+        Reply {
+            status,
+            headers,
+            declared_len: body.len(),
+            body,
+        }
+    }
+}
+
 async fn handle(
     mut socket: TcpStream,
     state: Arc<Mutex<State>>,
@@ -212,37 +235,50 @@ async fn handle(
         }
         (fault, s.delay_all)
     };
-    let _in_flight = InFlight(state.clone());
+    let in_flight = InFlight(state.clone());
     if let Some(delay) = delay_all {
         tokio::time::sleep(delay).await;
     }
-    match &fault {
-        Some(Fault::Reset) => {
+    let reply = answer(fault, &method, &target, &headers, body, &client, &upstream).await;
+    // A request stops counting as in flight once its answer starts: the client may send its next
+    // request as soon as it has read this answer, before this task gets to run again.
+    drop(in_flight);
+    match reply {
+        Some(r) => write_response(&mut socket, r.status, &r.headers, &r.body, r.declared_len).await,
+        None => {
             let _ = socket.set_zero_linger();
-            return Some(());
         }
+    }
+    Some(())
+}
+
+async fn answer(
+    fault: Option<Fault>,
+    method: &str,
+    target: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+    client: &reqwest::Client,
+    upstream: &reqwest::Url,
+) -> Option<Reply> {
+    match &fault {
+        Some(Fault::Reset) => return None,
         Some(Fault::Status(status, retry_after)) => {
-            let mut h = vec![("Content-Type".to_string(), "application/json".to_string())];
-            if let Some(secs) = retry_after {
-                h.push(("Retry-After".into(), secs.to_string()));
-            }
+            let h = retry_after
+                .map(|secs| vec![("Retry-After".to_string(), secs.to_string())])
+                .unwrap_or_default();
             let body = format!(
                 r#"{{"code": {status}, "errno": 999, "error": "injected", "message": "injected fault"}}"#
             );
-            write_response(&mut socket, *status, &h, body.as_bytes(), body.len()).await;
-            return Some(());
+            return Some(Reply::json(*status, h, body));
         }
-        Some(Fault::Body(text)) => {
-            let h = vec![("Content-Type".to_string(), "application/json".to_string())];
-            write_response(&mut socket, 200, &h, text.as_bytes(), text.len()).await;
-            return Some(());
-        }
+        Some(Fault::Body(text)) => return Some(Reply::json(200, Vec::new(), text.clone())),
         Some(Fault::Delay(d)) => tokio::time::sleep(*d).await,
         _ => {}
     }
-    let url = upstream.join(&target).ok()?;
+    let url = upstream.join(target).ok()?;
     let mut req = client.request(method.parse().ok()?, url).body(body);
-    for (k, v) in &headers {
+    for (k, v) in headers {
         if !k.eq_ignore_ascii_case("content-length") && !k.eq_ignore_ascii_case("connection") {
             req = req.header(k.as_str(), v.as_str());
         }
@@ -258,22 +294,17 @@ async fn handle(
         })
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
         .collect();
-    let body = resp.bytes().await.ok()?;
+    let mut body = resp.bytes().await.ok()?.to_vec();
+    let declared_len = body.len();
     match fault {
         Some(Fault::Backoff(secs)) => out_headers.push(("Backoff".into(), secs.to_string())),
-        Some(Fault::Truncate) => {
-            write_response(
-                &mut socket,
-                status,
-                &out_headers,
-                &body[..body.len() / 2],
-                body.len(),
-            )
-            .await;
-            return Some(());
-        }
+        Some(Fault::Truncate) => body.truncate(declared_len / 2),
         _ => {}
     }
-    write_response(&mut socket, status, &out_headers, &body, body.len()).await;
-    Some(())
+    Some(Reply {
+        status,
+        headers: out_headers,
+        body,
+        declared_len,
+    })
 }
