@@ -1,7 +1,9 @@
 //! The one HTTP client every command uses. It owns timeouts, retries with exponential backoff and
 //! jitter (connection errors, timeouts, 5xx, 429, honouring `Retry-After` and Kinto's `Backoff`),
 //! `Next-Page` pagination, authentication (sent only to the server's origin), a global cap on
-//! requests in flight, and errors that carry the method and URL but never the credentials.
+//! requests in flight, and errors that carry the method and URL but never the credentials. Which
+//! failures are retried is a [`RetryPolicy`] chosen per client (Kinto's by default). URLs are
+//! shown (errors, logs) through [`display_url`], which hides credentials held in query strings.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +25,110 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Bodies larger than this are refused (a changeset of 50,000 records is about 25 MB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 
+/// Which failures a client retries (connection errors and timeouts always are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RetryPolicy {
+    /// Kinto's: every 5xx, 429, and 2xx answers that the caller's check rejects.
+    #[default]
+    Transient,
+    /// Only these HTTP statuses (e.g. `&[503, 504]` for Redash); every other answer is final,
+    /// including a 2xx the caller's check rejects.
+    Statuses(&'static [u16]),
+}
+
+impl RetryPolicy {
+    fn retries_status(self, status: StatusCode) -> bool {
+        match self {
+            RetryPolicy::Transient => {
+                status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+            }
+            RetryPolicy::Statuses(statuses) => statuses.contains(&status.as_u16()),
+        }
+    }
+
+    fn retries_rejected_answers(self) -> bool {
+        self == RetryPolicy::Transient
+    }
+}
+
+/// What a hidden credential is replaced with where a URL is shown.
+pub const REDACTED_VALUE: &str = "[redacted]";
+
+/// Query parameters whose values are credentials (compared case-insensitively, `-` as `_`).
+/// Kinto's own parameters (`_token` of `Next-Page` links, `_since`, ...) are not among them.
+const SECRET_QUERY_PARAMS: &[&str] = &[
+    "access_token",
+    "api_key",
+    "apikey",
+    "auth",
+    "key",
+    "password",
+    "secret",
+    "signature",
+    "token",
+    "x_amz_credential",
+    "x_amz_security_token",
+    "x_amz_signature",
+];
+
+pub fn is_secret_query_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase().replace('-', "_");
+    SECRET_QUERY_PARAMS.contains(&name.as_str())
+}
+
+/// A URL as it may be shown in an error, a log line or a report: the values of credential query
+/// parameters (`api_key=...`) and any password are replaced by `[redacted]`; the rest is kept
+/// byte for byte.
+pub fn display_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("redacted"));
+    }
+    let Some(query) = url.query() else {
+        return shown.to_string();
+    };
+    let mut redacted = false;
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let (name, _) = pair.split_once('=').unwrap_or((pair, ""));
+            let decoded: String = form_urlencoded::parse(name.as_bytes())
+                .map(|(k, _)| k.into_owned())
+                .next()
+                .unwrap_or_default();
+            if is_secret_query_param(&decoded) {
+                redacted = true;
+                format!("{name}={REDACTED_VALUE}")
+            } else {
+                pair.to_string()
+            }
+        })
+        .collect();
+    if !redacted {
+        return shown.to_string();
+    }
+    shown.set_query(None);
+    let mut text = shown.to_string();
+    let fragment = url.fragment().map(|f| format!("#{f}")).unwrap_or_default();
+    if let Some(pos) = text.find('#') {
+        text.truncate(pos);
+    }
+    format!("{text}?{}{fragment}", pairs.join("&"))
+}
+
+/// The values of a URL's credential query parameters, decoded and as sent, for scrubbing texts.
+fn secret_query_values(url: &Url) -> Vec<String> {
+    let mut values = Vec::new();
+    for (name, value) in url.query_pairs() {
+        if is_secret_query_param(&name) && !value.is_empty() {
+            let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            values.push(encoded);
+            values.push(value.into_owned());
+        }
+    }
+    values
+}
+
 /// Why a request failed, after retries where the failure was transient.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientErrorKind {
@@ -42,7 +148,7 @@ pub enum ClientErrorKind {
     Forbidden(String),
 }
 
-/// A failed request: method, URL (never holding credentials) and why.
+/// A failed request: method, URL (never holding credentials: see [`display_url`]) and why.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{method} {url} failed{}: {kind}", if *attempts > 1 { format!(" after {attempts} attempts") } else { String::new() })]
 pub struct ClientError {
@@ -52,7 +158,43 @@ pub struct ClientError {
     pub kind: ClientErrorKind,
 }
 
+impl ClientErrorKind {
+    /// The same kind with every one of `secrets` replaced, for texts a server or a library
+    /// built from the request (an error body may echo the query string).
+    fn without(self, secrets: &[String]) -> ClientErrorKind {
+        if secrets.is_empty() {
+            return self;
+        }
+        let clean = |text: String| {
+            secrets
+                .iter()
+                .fold(text, |t, s| t.replace(s.as_str(), REDACTED_VALUE))
+        };
+        match self {
+            ClientErrorKind::Connect(t) => ClientErrorKind::Connect(clean(t)),
+            ClientErrorKind::Status { status, detail } => ClientErrorKind::Status {
+                status,
+                detail: detail.map(clean),
+            },
+            ClientErrorKind::Body(t) => ClientErrorKind::Body(clean(t)),
+            ClientErrorKind::Shape(t) => ClientErrorKind::Shape(clean(t)),
+            ClientErrorKind::Forbidden(t) => ClientErrorKind::Forbidden(clean(t)),
+            kind @ (ClientErrorKind::Timeout | ClientErrorKind::TooLarge(_)) => kind,
+        }
+    }
+}
+
 impl ClientError {
+    /// An error about `url`, shown without its credentials.
+    pub fn new(method: &Method, url: &Url, attempts: u32, kind: ClientErrorKind) -> Self {
+        ClientError {
+            method: method.to_string(),
+            url: display_url(url),
+            attempts,
+            kind: kind.without(&secret_query_values(url)),
+        }
+    }
+
     /// A stable code for JSON reports.
     pub fn code(&self) -> &'static str {
         match &self.kind {
@@ -142,6 +284,7 @@ pub struct KintoClient {
     auth_header: Option<HeaderValue>,
     retries: u32,
     retry_backoff: Duration,
+    retry_policy: RetryPolicy,
     in_flight: Arc<Semaphore>,
     backoff_until: Arc<Mutex<Option<Instant>>>,
 }
@@ -265,6 +408,7 @@ impl KintoClient {
             auth_header: settings.auth.as_ref().map(auth_header),
             retries: settings.retries,
             retry_backoff: settings.retry_backoff,
+            retry_policy: RetryPolicy::default(),
             in_flight: Arc::new(Semaphore::new(settings.parallel.get())),
             backoff_until: Arc::new(Mutex::new(None)),
         }
@@ -275,6 +419,14 @@ impl KintoClient {
     pub fn with_auth(&self, auth: Option<&Auth>) -> Self {
         KintoClient {
             auth_header: auth.map(auth_header),
+            ..self.clone()
+        }
+    }
+
+    /// The same client retrying the failures of `policy` instead.
+    pub fn with_retry_policy(&self, policy: RetryPolicy) -> Self {
+        KintoClient {
+            retry_policy: policy,
             ..self.clone()
         }
     }
@@ -329,15 +481,13 @@ impl KintoClient {
                     .expect("the semaphore is never closed");
                 self.attempt(request).await
             };
-            let err = |kind| ClientError {
-                method: request.method.to_string(),
-                url: request.url.to_string(),
-                attempts: attempt,
-                kind,
-            };
+            let err = |kind| ClientError::new(&request.method, &request.url, attempt, kind);
             let (kind, server_wait) = match outcome {
                 Attempt::Done(response) => match check(&response) {
                     Ok(value) => return Ok((response, value)),
+                    Err(kind) if !self.retry_policy.retries_rejected_answers() => {
+                        return Err(err(kind))
+                    }
                     Err(kind) => (kind, None),
                 },
                 Attempt::Fail(kind) => return Err(err(kind)),
@@ -348,9 +498,10 @@ impl KintoClient {
             }
             let delay = server_wait.unwrap_or_else(|| self.backoff_delay(attempt));
             log::info!(
-                "{} {}: {kind}; retry {attempt}/{} in {:.2}s",
+                "{} {}: {}; retry {attempt}/{} in {:.2}s",
                 request.method,
-                request.url,
+                display_url(&request.url),
+                kind.clone().without(&secret_query_values(&request.url)),
                 self.retries,
                 delay.as_secs_f64()
             );
@@ -405,7 +556,7 @@ impl KintoClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(serde_json::to_vec(body).expect("JSON values serialize"));
         }
-        log::debug!("{} {}", request.method, request.url);
+        log::debug!("{} {}", request.method, display_url(&request.url));
         let mut response = match builder.send().await {
             Ok(r) => r,
             Err(e) => return Attempt::Retry(classify(&e), None),
@@ -444,7 +595,7 @@ impl KintoClient {
             status: status.as_u16(),
             detail: error_detail(&body),
         };
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        if self.retry_policy.retries_status(status) {
             Attempt::Retry(kind, header_seconds(&headers, "Retry-After"))
         } else {
             Attempt::Fail(kind)
@@ -495,12 +646,7 @@ impl KintoClient {
             let Some(next) = response.header("Next-Page") else {
                 break;
             };
-            let fail = |kind| ClientError {
-                method: "GET".into(),
-                url: url.to_string(),
-                attempts: 1,
-                kind,
-            };
+            let fail = |kind| ClientError::new(&Method::GET, &url, 1, kind);
             let next = Url::parse(next)
                 .map_err(|_| fail(ClientErrorKind::Shape("Next-Page is not a URL".into())))?;
             if !same_origin(&next, &self.server) {
@@ -544,12 +690,7 @@ impl KintoClient {
     /// Download a document from a URL that is not the Kinto server (e.g. an x5u chain): no
     /// credentials, http(s) only, the body capped at `max_bytes`.
     pub async fn get_external(&self, url: &Url, max_bytes: usize) -> Result<Vec<u8>, ClientError> {
-        let fail = |kind| ClientError {
-            method: "GET".into(),
-            url: url.to_string(),
-            attempts: 1,
-            kind,
-        };
+        let fail = |kind| ClientError::new(&Method::GET, url, 1, kind);
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(fail(ClientErrorKind::Forbidden(format!(
                 "a {} URL",
@@ -628,6 +769,142 @@ mod tests {
         let c = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!format!("{c:?}").contains("dTpodW50ZXIy"));
+    }
+
+    /// A loopback server answering each connection with the next scripted reply (`None`
+    /// closes the connection unanswered) and counting requests.
+    async fn scripted(replies: Vec<Option<(u16, &'static str)>>) -> (String, Arc<Mutex<usize>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(0usize));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            let mut replies = replies.into_iter();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                *count.lock().unwrap() += 1;
+                if let Some(Some((status, body))) = replies.next() {
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(reply.as_bytes()).await;
+                }
+            }
+        });
+        (base, seen)
+    }
+
+    fn fast_client(server: &str) -> KintoClient {
+        let mut raw = RawSettings::new();
+        raw.set("SERVER", server);
+        raw.set("REQUESTS_RETRY_BACKOFF_SECONDS", "0.001");
+        raw.set("REQUESTS_NB_RETRIES", "4");
+        KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap())
+    }
+
+    async fn get_json_from(
+        client: &KintoClient,
+        url: &str,
+    ) -> Result<(Response, Value), ClientError> {
+        let request = Request::new(Method::GET, Url::parse(url).unwrap());
+        client.send_checked(&request, Response::json::<Value>).await
+    }
+
+    #[tokio::test]
+    async fn the_default_policy_retries_5xx_429_and_rejected_answers() {
+        let (base, seen) = scripted(vec![
+            Some((500, "{}")),
+            Some((429, "{}")),
+            Some((200, "not json")),
+            None,
+            Some((200, r#"{"ok": true}"#)),
+        ])
+        .await;
+        let (_, value) = get_json_from(&fast_client(&base), &format!("{base}/x"))
+            .await
+            .unwrap();
+        assert_eq!(value["ok"], true);
+        assert_eq!(*seen.lock().unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_status_policy_retries_connection_errors_and_its_statuses_only() {
+        let policy = RetryPolicy::Statuses(&[503, 504]);
+        let (base, seen) = scripted(vec![
+            Some((503, "{}")),
+            None,
+            Some((504, "{}")),
+            Some((200, r#"{"ok": true}"#)),
+        ])
+        .await;
+        let client = fast_client(&base).with_retry_policy(policy);
+        let (_, value) = get_json_from(&client, &format!("{base}/x")).await.unwrap();
+        assert_eq!(value["ok"], true);
+        assert_eq!(*seen.lock().unwrap(), 4);
+
+        for (status, body, code) in [
+            (500, "{}", "SERVER_ERROR"),
+            (502, "{}", "SERVER_ERROR"),
+            (429, "{}", "TOO_MANY_REQUESTS"),
+            (200, "not json", "UNEXPECTED_RESPONSE"),
+        ] {
+            let (base, seen) = scripted(vec![Some((status, body)), Some((200, "{}"))]).await;
+            let client = fast_client(&base).with_retry_policy(policy);
+            let err = get_json_from(&client, &format!("{base}/x"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), code, "{status}: {err}");
+            assert_eq!(err.attempts, 1, "{status} is not retried");
+            assert_eq!(*seen.lock().unwrap(), 1, "{status} is not retried");
+        }
+    }
+
+    #[test]
+    fn secret_query_values_are_hidden_where_urls_are_shown() {
+        let url = Url::parse("https://r.example/api/queries/1/results.json?a=1&api_key=K3y-m4rker&Token=t0k#frag").unwrap();
+        assert_eq!(
+            display_url(&url),
+            "https://r.example/api/queries/1/results.json?a=1&api_key=[redacted]&Token=[redacted]#frag"
+        );
+        // Kinto's pagination token and other parameters are shown as they are.
+        let next = Url::parse("http://h/v1/buckets/b/collections/c/records?_limit=1&_token=abc%3D").unwrap();
+        assert_eq!(display_url(&next), next.as_str());
+        let with_password = Url::parse("http://u:hunter2@h/v1/").unwrap();
+        assert!(!display_url(&with_password).contains("hunter2"));
+        assert!(is_secret_query_param("API-KEY") && !is_secret_query_param("_token"));
+    }
+
+    #[tokio::test]
+    async fn errors_never_hold_a_key_sent_in_the_query_string() {
+        // The server echoes the key in its error body, as some do.
+        let (base, _) = scripted(vec![Some((
+            401,
+            r#"{"message": "invalid api_key K3y/m4rker+x"}"#,
+        ))])
+        .await;
+        let url = format!("{base}/api/queries/1/results.json?api_key=K3y%2Fm4rker%2Bx");
+        let err = get_json_from(&fast_client(&base), &url)
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("m4rker"), "{text}");
+        assert!(
+            text.contains("/api/queries/1/results.json?api_key=[redacted] failed: HTTP 401 (invalid api_key [redacted])"),
+            "{text}"
+        );
+        assert!(!format!("{err:?}").contains("m4rker"));
+        assert!(!crate::report::client_error_json(&err)
+            .to_string()
+            .contains("m4rker"));
     }
 
     #[test]

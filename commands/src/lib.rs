@@ -9,10 +9,11 @@ pub mod progress;
 pub mod report;
 pub mod settings;
 pub mod signature;
+pub mod uptake_health;
 pub mod validate_changes_collection;
 
 pub use error::CommandError;
-pub use report::{Failure, Outcome, Report};
+pub use report::{Alert, Failure, Outcome, Report};
 pub use settings::{RawSettings, SettingError};
 
 /// What every command run gets besides its own configuration.
@@ -26,14 +27,16 @@ pub struct Context {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     ValidateChangesCollection,
+    UptakeHealth,
 }
 
 impl Command {
-    pub const ALL: &'static [Command] = &[Command::ValidateChangesCollection];
+    pub const ALL: &'static [Command] = &[Command::ValidateChangesCollection, Command::UptakeHealth];
 
     pub fn name(self) -> &'static str {
         match self {
             Command::ValidateChangesCollection => "validate_changes_collection",
+            Command::UptakeHealth => "uptake_health",
         }
     }
 
@@ -41,6 +44,9 @@ impl Command {
         match self {
             Command::ValidateChangesCollection => {
                 "Check that monitor/changes timestamps match each collection's records timestamp"
+            }
+            Command::UptakeHealth => {
+                "Alert when the clients' uptake error rates in Redash telemetry are over threshold"
             }
         }
     }
@@ -60,6 +66,12 @@ impl Command {
     /// The server the command talks to, for Sentry tags (never fails: a bad value is reported
     /// by the run itself).
     pub fn server_tag(self, raw: &RawSettings) -> String {
+        if self == Command::UptakeHealth {
+            // This command talks to Redash, not to the Kinto server.
+            return uptake_health::query_url(raw)
+                .map(|u| client::display_url(&u))
+                .unwrap_or_else(|_| "(invalid)".into());
+        }
         raw.server_url("SERVER", settings::DEFAULT_SERVER)
             .map(|u| u.to_string())
             .unwrap_or_else(|_| "(invalid)".into())
@@ -77,6 +89,10 @@ impl Command {
                 Ok(Box::new(
                     validate_changes_collection::run(&config, ctx).await?,
                 ))
+            }
+            Command::UptakeHealth => {
+                let config = uptake_health::Config::from_settings(raw)?;
+                Ok(Box::new(uptake_health::run(&config, ctx).await?))
             }
         }
     }

@@ -23,12 +23,24 @@ pub struct Failure {
     pub items: Vec<Value>,
 }
 
+/// A message a report asks to send to Sentry on its own, with extra data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub message: String,
+    pub extra: serde_json::Map<String, Value>,
+}
+
 pub trait Report: Send + Sync {
     /// The human report: the original's lines.
     fn write_text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()>;
     /// The command-specific part of the JSON document (results, totals).
     fn to_json(&self) -> Value;
     fn outcome(&self) -> Outcome;
+    /// Messages to send to Sentry, one event each, instead of the single failure event of a
+    /// failed run (e.g. one per source over threshold). None by default.
+    fn alerts(&self) -> Vec<Alert> {
+        Vec::new()
+    }
 }
 
 /// An item that could not be checked because a request failed, in JSON form.

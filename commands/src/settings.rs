@@ -187,6 +187,18 @@ impl RawSettings {
         }
     }
 
+    /// A list separated by `delimiter`, each item trimmed, empty items dropped (as the
+    /// original's `decouple.Csv`).
+    pub fn list(&self, name: &str, default: &str, delimiter: char) -> Vec<String> {
+        self.get(name)
+            .unwrap_or(default)
+            .split(delimiter)
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// A Kinto object id (bucket or collection): `[A-Za-z0-9][A-Za-z0-9_-]*`.
     pub fn kinto_id(&self, name: &str, default: &str) -> Result<String, SettingError> {
         let value = self.string_or(name, default);
@@ -202,10 +214,10 @@ impl RawSettings {
         Ok(value)
     }
 
-    /// An http(s) base URL without credentials, normalised to end with `/`.
-    pub fn server_url(&self, name: &str, default: &str) -> Result<Url, SettingError> {
+    /// An http(s) URL without credentials in it (a query string is allowed).
+    pub fn http_url(&self, name: &str, default: &str) -> Result<Url, SettingError> {
         let raw = self.string_or(name, default);
-        let mut url = Url::parse(&raw)
+        let url = Url::parse(&raw)
             .map_err(|e| SettingError::new(name, format!("{} is not a URL ({e})", quote(&raw))))?;
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(SettingError::new(
@@ -222,6 +234,12 @@ impl RawSettings {
                 "the URL must not hold credentials: use AUTH",
             ));
         }
+        Ok(url)
+    }
+
+    /// An http(s) base URL without credentials, normalised to end with `/`.
+    pub fn server_url(&self, name: &str, default: &str) -> Result<Url, SettingError> {
+        let mut url = self.http_url(name, default)?;
         if url.query().is_some() || url.fragment().is_some() {
             return Err(SettingError::new(
                 name,
@@ -322,13 +340,24 @@ impl HttpSettings {
     /// The settings shared by every command; `auth_name` is the variable holding this command's
     /// credentials (`AUTH`, `REFRESH_SIGNATURE_AUTH`, ...).
     pub fn from_settings(raw: &RawSettings, auth_name: &str) -> Result<Self, SettingError> {
+        let server = raw.server_url("SERVER", DEFAULT_SERVER)?;
         Ok(HttpSettings {
-            server: raw.server_url("SERVER", DEFAULT_SERVER)?,
+            auth: Auth::from_settings(raw, auth_name),
+            ..HttpSettings::for_service(raw, server)?
+        })
+    }
+
+    /// The shared request settings (timeout, retries, backoff, in-flight cap) for a client of
+    /// another service than the Kinto server (e.g. Redash): `SERVER` and `AUTH` are not read, and
+    /// no credentials are attached.
+    pub fn for_service(raw: &RawSettings, server: Url) -> Result<Self, SettingError> {
+        Ok(HttpSettings {
+            server,
             timeout: raw.duration_secs("REQUESTS_TIMEOUT_SECONDS", 2.0)?,
             retries: raw.uint("REQUESTS_NB_RETRIES", 4, 20)? as u32,
             parallel: raw.nonzero("PARALLEL_REQUESTS", 4, 256)?,
             retry_backoff: raw.duration_secs("REQUESTS_RETRY_BACKOFF_SECONDS", 0.5)?,
-            auth: Auth::from_settings(raw, auth_name),
+            auth: None,
         })
     }
 }
@@ -404,6 +433,37 @@ mod tests {
         assert!(v.contains(&"hunter2".to_string()));
         assert!(v.contains(&"dXNlcjpodW50ZXIy".to_string()));
         assert!(!v.iter().any(|s| s == "http://x"));
+    }
+
+    #[test]
+    fn service_settings_ignore_server_and_auth() {
+        let r = raw(&[
+            ("SERVER", "not a url"),
+            ("AUTH", "u:p"),
+            ("REQUESTS_NB_RETRIES", "2"),
+        ]);
+        let s = HttpSettings::for_service(&r, Url::parse("https://redash.example/").unwrap())
+            .unwrap();
+        assert_eq!(s.server.as_str(), "https://redash.example/");
+        assert!(s.auth.is_none());
+        assert_eq!(s.retries, 2);
+    }
+
+    #[test]
+    fn http_urls_keep_their_query_and_refuse_credentials() {
+        let r = raw(&[("U", "https://h/api/q.json?x=1"), ("P", "https://u:pw@h/")]);
+        assert_eq!(
+            r.http_url("U", "").unwrap().as_str(),
+            "https://h/api/q.json?x=1"
+        );
+        assert!(!r.http_url("P", "").unwrap_err().to_string().contains("pw"));
+    }
+
+    #[test]
+    fn lists_are_trimmed_without_empty_items() {
+        let r = raw(&[("L", " a/* , b ,, c ")]);
+        assert_eq!(r.list("L", "", ','), vec!["a/*", "b", "c"]);
+        assert_eq!(r.list("MISSING", "x;y", ';'), vec!["x", "y"]);
     }
 
     #[test]
