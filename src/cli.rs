@@ -91,6 +91,52 @@ pub struct MonitorArgs {
     collection: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct UptakeHealthArgs {
+    /// Redash API key, added to the query URL as `api_key` (required unless REDASH_RESULT_FILE)
+    #[arg(
+        long,
+        env = "REDASH_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    redash_api_key: Option<String>,
+    /// Redash query results URL, without the key [default: https://sql.telemetry.mozilla.org/api/queries/61352/results.json]
+    #[arg(long, env = "REDASH_API_QUERY_URL", value_name = "URL")]
+    redash_api_query_url: Option<String>,
+    /// Connect and read timeout of the Redash request, in seconds [default: 60]
+    #[arg(long, env = "REDASH_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    redash_timeout_seconds: Option<String>,
+    /// Read the query result (the same JSON) from this file instead of Redash
+    #[arg(long, env = "REDASH_RESULT_FILE", value_name = "PATH")]
+    redash_result_file: Option<String>,
+    /// Comma-separated globs of sources to ignore [default: shield-recipe-client/*, normandy/*, main/url-classifier-skip-urls]
+    #[arg(long, env = "EXCLUDE_SOURCES", value_name = "GLOBS")]
+    exclude_sources: Option<String>,
+    /// Skip sources with fewer events than this [default: 1000]
+    #[arg(long, env = "MIN_TOTAL_ENTRIES", value_name = "N")]
+    min_total_entries: Option<String>,
+    /// Error percentage over which a source is reported [default: 2.0]
+    #[arg(long, env = "DEFAULT_ERROR_THRESHOLD_PERCENT", value_name = "PERCENT")]
+    default_error_threshold_percent: Option<String>,
+    /// Thresholds by source: `main/cfr = 5.5; foo/bar=12` [default: none]
+    #[arg(
+        long,
+        env = "SPECIFIC_ERROR_THRESHOLD_PERCENTAGES",
+        value_name = "PAIRS"
+    )]
+    specific_error_threshold_percentages: Option<String>,
+    /// Also print every status count and why sources are skipped [default: 0]
+    #[arg(
+        long,
+        env = "VERBOSE",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "1"
+    )]
+    explain: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Check that monitor/changes timestamps match each collection's records timestamp
@@ -99,6 +145,9 @@ pub enum CliCommand {
         alias = "validate-changes-collection"
     )]
     ValidateChangesCollection(MonitorArgs),
+    /// Alert when the clients' uptake error rates in Redash telemetry are over threshold
+    #[command(name = "uptake_health", alias = "uptake-health")]
+    UptakeHealth(UptakeHealthArgs),
 }
 
 impl Cli {
@@ -113,6 +162,7 @@ impl Cli {
     pub fn selected(&self) -> Command {
         let name = match &self.command {
             CliCommand::ValidateChangesCollection(_) => "validate_changes_collection",
+            CliCommand::UptakeHealth(_) => "uptake_health",
         };
         Command::from_name(name).expect("every CLI subcommand is a Command")
     }
@@ -206,5 +256,19 @@ mod tests {
         assert_eq!(raw.get("PARALLEL_REQUESTS"), Some("7"));
         assert_eq!(raw.get("OUTPUT"), Some("json"));
         assert_eq!(raw.get("COLLECTION"), None);
+    }
+
+    #[test]
+    fn the_explain_flag_is_the_verbose_setting() {
+        let matches = <Cli as CommandFactory>::command()
+            .try_get_matches_from([
+                "remote-settings-lambdas",
+                "uptake_health",
+                "--explain",
+                "-v",
+            ])
+            .unwrap();
+        let raw = raw_settings(&matches);
+        assert_eq!(raw.get("VERBOSE"), Some("1"));
     }
 }

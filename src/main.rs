@@ -51,9 +51,7 @@ fn main() -> ExitCode {
         &ending,
         started.elapsed(),
     );
-    if let (Some(message), 1 | 3) = (&ending.message, ending.exit_code) {
-        telemetry.report_failure(command, &server, message, &ending.items);
-    }
+    telemetry.report_run(command, &server, &ending);
     telemetry.flush();
     ExitCode::from(ending.exit_code)
 }

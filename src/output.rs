@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use commands::{Command, CommandError, Outcome, RawSettings, Report, SettingError};
+use commands::{Alert, Command, CommandError, Outcome, RawSettings, Report, SettingError};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,32 +38,49 @@ pub struct Ending {
     pub exit_code: u8,
     pub message: Option<String>,
     pub items: Vec<Value>,
+    /// Messages the report asks to send to Sentry instead of the failure event.
+    pub alerts: Vec<Alert>,
 }
 
 impl Ending {
     pub fn from_result(result: &Result<Box<dyn Report>, CommandError>) -> Ending {
+        let alerts = match result {
+            Ok(report) => report.alerts(),
+            Err(_) => Vec::new(),
+        };
+        Ending {
+            alerts,
+            ..Self::from_outcome(result)
+        }
+    }
+
+    fn from_outcome(result: &Result<Box<dyn Report>, CommandError>) -> Ending {
         match result {
             Ok(report) => match report.outcome() {
                 Outcome::Ok => Ending {
                     exit_code: 0,
                     message: None,
                     items: Vec::new(),
+                    alerts: Vec::new(),
                 },
                 Outcome::Problems(f) => Ending {
                     exit_code: 1,
                     message: Some(f.message),
                     items: f.items,
+                    alerts: Vec::new(),
                 },
                 Outcome::Incomplete(f) => Ending {
                     exit_code: 3,
                     message: Some(f.message),
                     items: f.items,
+                    alerts: Vec::new(),
                 },
             },
             Err(e) => Ending {
                 exit_code: e.exit_code() as u8,
                 message: Some(e.to_string()),
                 items: Vec::new(),
+                alerts: Vec::new(),
             },
         }
     }

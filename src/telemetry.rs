@@ -1,10 +1,13 @@
-//! Sentry: optional (`SENTRY_DSN`), one error event per failed run from one place, panics
-//! captured, events flushed before exit, and every known credential scrubbed from every event.
+//! Sentry: optional (`SENTRY_DSN`), one error event per failed run from one place (or the report's
+//! own alerts, e.g. one per source over threshold), panics captured, events flushed before exit,
+//! and every known credential scrubbed from every event.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use commands::{Command, RawSettings, SettingError};
+use commands::{Alert, Command, RawSettings, SettingError};
+
+use crate::output::Ending;
 use serde_json::Value;
 
 pub const REDACTED: &str = "[redacted]";
@@ -56,6 +59,35 @@ impl Telemetry {
         Ok(Telemetry {
             _guard: Some(guard),
         })
+    }
+
+    /// What a finished run sends: the report's alerts when it has any, else the one error event
+    /// of a failed run (exit 1 or 3), else nothing.
+    pub fn report_run(&self, command: Command, server: &str, ending: &Ending) {
+        if !ending.alerts.is_empty() {
+            self.report_alerts(command, server, &ending.alerts);
+        } else if let (Some(message), 1 | 3) = (&ending.message, ending.exit_code) {
+            self.report_failure(command, server, message, &ending.items);
+        }
+    }
+
+    /// One error event per alert, with the alert's extra data.
+    pub fn report_alerts(&self, command: Command, server: &str, alerts: &[Alert]) {
+        if self._guard.is_none() {
+            return;
+        }
+        for alert in alerts {
+            sentry::with_scope(
+                |scope| {
+                    scope.set_tag("command", command.name());
+                    scope.set_tag("server", server);
+                    for (key, value) in &alert.extra {
+                        scope.set_extra(key, value.clone());
+                    }
+                },
+                || sentry::capture_message(&alert.message, sentry::Level::Error),
+            );
+        }
     }
 
     /// Send the one error event of a failed run.

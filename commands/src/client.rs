@@ -870,13 +870,17 @@ mod tests {
 
     #[test]
     fn secret_query_values_are_hidden_where_urls_are_shown() {
-        let url = Url::parse("https://r.example/api/queries/1/results.json?a=1&api_key=K3y-m4rker&Token=t0k#frag").unwrap();
+        let url = Url::parse(
+            "https://r.example/api/queries/1/results.json?a=1&api_key=K3y-m4rker&Token=t0k#frag",
+        )
+        .unwrap();
         assert_eq!(
             display_url(&url),
             "https://r.example/api/queries/1/results.json?a=1&api_key=[redacted]&Token=[redacted]#frag"
         );
         // Kinto's pagination token and other parameters are shown as they are.
-        let next = Url::parse("http://h/v1/buckets/b/collections/c/records?_limit=1&_token=abc%3D").unwrap();
+        let next = Url::parse("http://h/v1/buckets/b/collections/c/records?_limit=1&_token=abc%3D")
+            .unwrap();
         assert_eq!(display_url(&next), next.as_str());
         let with_password = Url::parse("http://u:hunter2@h/v1/").unwrap();
         assert!(!display_url(&with_password).contains("hunter2"));
@@ -892,9 +896,7 @@ mod tests {
         ))])
         .await;
         let url = format!("{base}/api/queries/1/results.json?api_key=K3y%2Fm4rker%2Bx");
-        let err = get_json_from(&fast_client(&base), &url)
-            .await
-            .unwrap_err();
+        let err = get_json_from(&fast_client(&base), &url).await.unwrap_err();
         let text = err.to_string();
         assert!(!text.contains("m4rker"), "{text}");
         assert!(

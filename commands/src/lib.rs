@@ -31,7 +31,8 @@ pub enum Command {
 }
 
 impl Command {
-    pub const ALL: &'static [Command] = &[Command::ValidateChangesCollection, Command::UptakeHealth];
+    pub const ALL: &'static [Command] =
+        &[Command::ValidateChangesCollection, Command::UptakeHealth];
 
     pub fn name(self) -> &'static str {
         match self {

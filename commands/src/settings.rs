@@ -442,8 +442,8 @@ mod tests {
             ("AUTH", "u:p"),
             ("REQUESTS_NB_RETRIES", "2"),
         ]);
-        let s = HttpSettings::for_service(&r, Url::parse("https://redash.example/").unwrap())
-            .unwrap();
+        let s =
+            HttpSettings::for_service(&r, Url::parse("https://redash.example/").unwrap()).unwrap();
         assert_eq!(s.server.as_str(), "https://redash.example/");
         assert!(s.auth.is_none());
         assert_eq!(s.retries, 2);

@@ -8,6 +8,7 @@
 )]
 
 pub mod proxy;
+pub mod redash;
 pub mod sentry;
 
 use std::collections::BTreeMap;

@@ -32,10 +32,7 @@ pub const REDASH_RETRY_STATUSES: &[u16] = &[503, 504];
 #[derive(Debug, Clone)]
 pub enum ResultSource {
     /// Download `query_url` with `api_key` added as a query parameter.
-    Redash {
-        api_key: Secret,
-        http: HttpSettings,
-    },
+    Redash { api_key: Secret, http: HttpSettings },
     /// Read a saved result from disk (`REDASH_RESULT_FILE`).
     File(PathBuf),
 }
@@ -121,9 +118,11 @@ impl Config {
             Some(text) => percentage("", text)
                 .map_err(|e| SettingError::new("DEFAULT_ERROR_THRESHOLD_PERCENT", e))?,
         };
-        let thresholds =
-            parse_thresholds(raw.get("SPECIFIC_ERROR_THRESHOLD_PERCENTAGES").unwrap_or(""))
-                .map_err(|e| SettingError::new("SPECIFIC_ERROR_THRESHOLD_PERCENTAGES", e))?;
+        let thresholds = parse_thresholds(
+            raw.get("SPECIFIC_ERROR_THRESHOLD_PERCENTAGES")
+                .unwrap_or(""),
+        )
+        .map_err(|e| SettingError::new("SPECIFIC_ERROR_THRESHOLD_PERCENTAGES", e))?;
         let min_total_entries = raw.uint("MIN_TOTAL_ENTRIES", 1000, u64::MAX)?;
         let verbose = raw.flag("VERBOSE")?;
         let exclude_sources = raw.list("EXCLUDE_SOURCES", DEFAULT_EXCLUDE_SOURCES, ',');
@@ -172,7 +171,10 @@ impl Config {
                 );
             }
             ResultSource::File(path) => {
-                context.insert("REDASH_RESULT_FILE".into(), json!(path.display().to_string()));
+                context.insert(
+                    "REDASH_RESULT_FILE".into(),
+                    json!(path.display().to_string()),
+                );
             }
         }
         context.insert("EXCLUDE_SOURCES".into(), json!(self.exclude_sources));

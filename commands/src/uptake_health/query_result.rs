@@ -108,8 +108,8 @@ fn row(index: usize, raw: RawRow) -> Result<UptakeRow, String> {
         .ok_or_else(|| format!("row {number} has no string \"source\""))?
         .to_string();
     let timestamp = |name: &str| -> Result<f64, String> {
-        let value = field(name)
-            .ok_or_else(|| format!("row {number} ({source}) has no \"{name}\""))?;
+        let value =
+            field(name).ok_or_else(|| format!("row {number} ({source}) has no \"{name}\""))?;
         value
             .as_f64()
             .filter(|ts| utc_datetime(*ts).is_some())

@@ -58,7 +58,8 @@ impl SourceCheck {
             .filter(|(status, n)| is_bad(status) && *n > 0)
             .map(|(status, n)| (status.as_str(), *n, *n as f64 / total * 100.0))
             .collect();
-        bad_statuses.sort_by(|a, b| b.1.cmp(&a.1));
+        // A stable sort: ties keep the column order.
+        bad_statuses.sort_by_key(|&(_, n, _)| std::cmp::Reverse(n));
         bad_statuses
     }
 
@@ -176,7 +177,9 @@ impl UptakeReport {
         let mut item = json!({"source": check.source});
         let fields = match &check.verdict {
             Verdict::Excluded => json!({"status": "excluded"}),
-            Verdict::NoEvents => json!({"status": "skipped", "skip_reason": "no_events", "total": 0}),
+            Verdict::NoEvents => {
+                json!({"status": "skipped", "skip_reason": "no_events", "total": 0})
+            }
             Verdict::TooFew { total } => {
                 json!({"status": "skipped", "skip_reason": "too_few_events", "total": total})
             }
@@ -212,7 +215,11 @@ impl UptakeReport {
         item
     }
 
-    fn write_verbose(&self, out: &mut dyn std::io::Write, check: &SourceCheck) -> std::io::Result<()> {
+    fn write_verbose(
+        &self,
+        out: &mut dyn std::io::Write,
+        check: &SourceCheck,
+    ) -> std::io::Result<()> {
         let repr = py_repr(&check.source);
         if check.verdict == Verdict::Excluded {
             return writeln!(out, "Skipping {repr} because it's excluded");
@@ -222,10 +229,9 @@ impl UptakeReport {
             writeln!(out, "{status:<20} {:>10} {kind}", thousands(*n))?;
         }
         match check.verdict {
-            Verdict::NoEvents => writeln!(
-                out,
-                "Skipping {repr} because exactly 0 good+bad statuses"
-            ),
+            Verdict::NoEvents => {
+                writeln!(out, "Skipping {repr} because exactly 0 good+bad statuses")
+            }
             Verdict::TooFew { total } => writeln!(
                 out,
                 "Skipping {repr} because exactly too few good+bad statuses ({total} < {})",
@@ -247,11 +253,7 @@ impl Report for UptakeReport {
                 good, bad, percent, ..
             } = check.verdict
             {
-                let stats = format!(
-                    "(good:{:>10} bad:{:>10})",
-                    thousands(good),
-                    thousands(bad)
-                );
+                let stats = format!("(good:{:>10} bad:{:>10})", thousands(good), thousands(bad));
                 writeln!(out, "{:40} {stats:40} {percent:>10.2}%", check.source)?;
             }
         }
@@ -259,7 +261,12 @@ impl Report for UptakeReport {
             writeln!(out, "\n{message}")?;
         }
         for check in self.over_threshold() {
-            writeln!(out, "\n{}\n{}", check.source, check.breakdown_lines().join("\n"))?;
+            writeln!(
+                out,
+                "\n{}\n{}",
+                check.source,
+                check.breakdown_lines().join("\n")
+            )?;
         }
         Ok(())
     }

@@ -72,7 +72,10 @@ fn specific_thresholds_parse_like_the_original() {
     assert_eq!(parse_thresholds("a=1; a=3").unwrap().get("a"), Some(&3.0));
     assert!(parse_thresholds("").unwrap().is_empty());
     for (bad, expected) in [
-        ("main/x = five", "\"main/x = five\": \"five\" is not a number (for main/x)"),
+        (
+            "main/x = five",
+            "\"main/x = five\": \"five\" is not a number (for main/x)",
+        ),
         ("main/x", "\"main/x\" is not `source = percent`"),
         ("main/x = 1 = 2", "is not `source = percent`"),
         (" = 5", "has no source name"),
@@ -87,13 +90,31 @@ fn specific_thresholds_parse_like_the_original() {
 #[test]
 fn bad_settings_name_their_variable_without_echoing_the_key() {
     let cases: &[(&[(&str, &str)], &str)] = &[
-        (&[("SPECIFIC_ERROR_THRESHOLD_PERCENTAGES", "main/x = five")], "SPECIFIC_ERROR_THRESHOLD_PERCENTAGES"),
-        (&[("REDASH_API_QUERY_URL", "https://r/api/queries/1/results.json?api_key=S3cret-m4rker")], "REDASH_API_QUERY_URL"),
-        (&[("REDASH_API_QUERY_URL", "ftp://r/x")], "REDASH_API_QUERY_URL"),
+        (
+            &[("SPECIFIC_ERROR_THRESHOLD_PERCENTAGES", "main/x = five")],
+            "SPECIFIC_ERROR_THRESHOLD_PERCENTAGES",
+        ),
+        (
+            &[(
+                "REDASH_API_QUERY_URL",
+                "https://r/api/queries/1/results.json?api_key=S3cret-m4rker",
+            )],
+            "REDASH_API_QUERY_URL",
+        ),
+        (
+            &[("REDASH_API_QUERY_URL", "ftp://r/x")],
+            "REDASH_API_QUERY_URL",
+        ),
         (&[("REDASH_TIMEOUT_SECONDS", "0")], "REDASH_TIMEOUT_SECONDS"),
         (&[("MIN_TOTAL_ENTRIES", "-1")], "MIN_TOTAL_ENTRIES"),
-        (&[("DEFAULT_ERROR_THRESHOLD_PERCENT", "-1")], "DEFAULT_ERROR_THRESHOLD_PERCENT"),
-        (&[("DEFAULT_ERROR_THRESHOLD_PERCENT", "two")], "DEFAULT_ERROR_THRESHOLD_PERCENT"),
+        (
+            &[("DEFAULT_ERROR_THRESHOLD_PERCENT", "-1")],
+            "DEFAULT_ERROR_THRESHOLD_PERCENT",
+        ),
+        (
+            &[("DEFAULT_ERROR_THRESHOLD_PERCENT", "two")],
+            "DEFAULT_ERROR_THRESHOLD_PERCENT",
+        ),
         (&[("VERBOSE", "maybe")], "VERBOSE"),
         (&[("REQUESTS_NB_RETRIES", "x")], "REQUESTS_NB_RETRIES"),
     ];
@@ -108,7 +129,11 @@ fn bad_settings_name_their_variable_without_echoing_the_key() {
     let err = Config::from_settings(&raw(&[])).unwrap_err();
     assert_eq!(err.name, "REDASH_API_KEY");
     // A saved result needs no key; the Kinto SERVER is not read.
-    let c = Config::from_settings(&raw(&[("REDASH_RESULT_FILE", "/tmp/r.json"), ("SERVER", "nope")])).unwrap();
+    let c = Config::from_settings(&raw(&[
+        ("REDASH_RESULT_FILE", "/tmp/r.json"),
+        ("SERVER", "nope"),
+    ]))
+    .unwrap();
     assert!(matches!(c.source, ResultSource::File(_)));
 }
 
@@ -140,7 +165,10 @@ fn the_originals_problem_example_is_over_the_default_threshold() {
     let Outcome::Problems(failure) = report.outcome() else {
         panic!("over threshold is a problem");
     };
-    assert_eq!(failure.message, "1 settings have a bad ratio over threshold.");
+    assert_eq!(
+        failure.message,
+        "1 settings have a bad ratio over threshold."
+    );
     let alerts = report.alerts();
     assert_eq!(alerts.len(), 1);
     assert_eq!(
@@ -153,7 +181,10 @@ fn the_originals_problem_example_is_over_the_default_threshold() {
 fn thresholds_exclusions_and_minimum_decide_what_is_checked() {
     let rows = vec![
         row("foo/bar", &[("up_to_date", 960), ("network_error", 40)]),
-        row("normandy/recipes", &[("up_to_date", 10), ("network_error", 990)]),
+        row(
+            "normandy/recipes",
+            &[("up_to_date", 10), ("network_error", 990)],
+        ),
         row("main/small", &[("up_to_date", 10), ("network_error", 989)]),
         row("main/none", &[("up_to_date", 0), ("network_error", 0)]),
     ];
@@ -166,11 +197,18 @@ fn thresholds_exclusions_and_minimum_decide_what_is_checked() {
 
     let lenient = config(&[("SPECIFIC_ERROR_THRESHOLD_PERCENTAGES", "foo/bar = 4")]);
     let report = judge(rows.clone(), &lenient);
-    assert!(report.over_threshold_sources().is_empty(), "4.00% is not over 4");
+    assert!(
+        report.over_threshold_sources().is_empty(),
+        "4.00% is not over 4"
+    );
     assert_eq!(report.outcome(), Outcome::Ok);
     assert!(report.alerts().is_empty());
 
-    let everything = config(&[("EXCLUDE_SOURCES", "zzz"), ("MIN_TOTAL_ENTRIES", "0")]);
+    let everything = config(&[("EXCLUDE_SOURCES", ","), ("MIN_TOTAL_ENTRIES", "0")]);
+    assert!(
+        everything.exclude_sources.is_empty(),
+        "',' excludes nothing"
+    );
     let report = judge(rows, &everything);
     assert_eq!(
         report.over_threshold_sources(),
@@ -223,7 +261,12 @@ fn the_breakdown_sorts_by_count_and_keeps_column_order_on_ties() {
         .collect();
     assert_eq!(
         lines,
-        vec!["network_error 50", "sync_error 20", "parse_error 20", "apply_error 10"]
+        vec![
+            "network_error 50",
+            "sync_error 20",
+            "parse_error 20",
+            "apply_error 10"
+        ]
     );
 }
 
@@ -238,7 +281,10 @@ fn json_carries_the_same_numbers_as_the_text() {
     let first = &doc["results"][0];
     assert_eq!(first["status"], "over_threshold");
     assert_eq!(first["code"], "ERROR_RATE_OVER_THRESHOLD");
-    assert_eq!((first["good"].as_u64(), first["bad"].as_u64()), (Some(960), Some(40)));
+    assert_eq!(
+        (first["good"].as_u64(), first["bad"].as_u64()),
+        (Some(960), Some(40))
+    );
     assert_eq!(first["percent"].as_f64(), Some(4.0));
     assert_eq!(first["threshold_percent"].as_f64(), Some(2.0));
     assert_eq!(first["bad_statuses"][0]["status"], "network_error");

@@ -134,11 +134,7 @@ fn class(pattern: &[char], start: usize, c: char) -> Option<(bool, usize)> {
     let set_start = start + 1 + usize::from(negate);
     // A ']' right after '[' or '[!' is part of the set.
     let search_from = set_start + usize::from(pattern.get(set_start) == Some(&']'));
-    let close = search_from
-        + pattern
-            .get(search_from..)?
-            .iter()
-            .position(|&x| x == ']')?;
+    let close = search_from + pattern.get(search_from..)?.iter().position(|&x| x == ']')?;
     let set = &pattern[set_start..close];
     let mut matched = false;
     let mut i = 0;
@@ -207,8 +203,16 @@ mod tests {
             ("normandy/recipes", "normandy/*", true),
             ("normandy", "normandy/*", false),
             ("shield-recipe-client/a/b", "shield-recipe-client/*", true),
-            ("main/url-classifier-skip-urls", "main/url-classifier-skip-urls", true),
-            ("main/url-classifier-skip-urls-2", "main/url-classifier-skip-urls", false),
+            (
+                "main/url-classifier-skip-urls",
+                "main/url-classifier-skip-urls",
+                true,
+            ),
+            (
+                "main/url-classifier-skip-urls-2",
+                "main/url-classifier-skip-urls",
+                false,
+            ),
             ("main/cfr", "*/cfr", true),
             ("main/cfr", "main/cf?", true),
             ("main/cfr", "main/c?", false),
