@@ -84,36 +84,26 @@ pub fn display_url(url: &Url) -> String {
     if shown.password().is_some() {
         let _ = shown.set_password(Some("redacted"));
     }
-    let Some(query) = url.query() else {
-        return shown.to_string();
-    };
-    let mut redacted = false;
-    let pairs: Vec<String> = query
-        .split('&')
-        .map(|pair| {
-            let (name, _) = pair.split_once('=').unwrap_or((pair, ""));
-            let decoded: String = form_urlencoded::parse(name.as_bytes())
-                .map(|(k, _)| k.into_owned())
+    if let Some(query) = url.query() {
+        let is_secret = |pair: &str| {
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            form_urlencoded::parse(name.as_bytes())
                 .next()
-                .unwrap_or_default();
-            if is_secret_query_param(&decoded) {
-                redacted = true;
-                format!("{name}={REDACTED_VALUE}")
-            } else {
-                pair.to_string()
-            }
-        })
-        .collect();
-    if !redacted {
-        return shown.to_string();
+                .is_some_and(|(decoded, _)| is_secret_query_param(&decoded))
+        };
+        if query.split('&').any(is_secret) {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if is_secret(pair) => format!("{name}={REDACTED_VALUE}"),
+                    None if is_secret(pair) => format!("{pair}={REDACTED_VALUE}"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            shown.set_query(Some(&pairs.join("&")));
+        }
     }
-    shown.set_query(None);
-    let mut text = shown.to_string();
-    let fragment = url.fragment().map(|f| format!("#{f}")).unwrap_or_default();
-    if let Some(pos) = text.find('#') {
-        text.truncate(pos);
-    }
-    format!("{text}?{}{fragment}", pairs.join("&"))
+    shown.to_string()
 }
 
 /// The values of a URL's credential query parameters, decoded and as sent, for scrubbing texts.
