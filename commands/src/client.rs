@@ -106,13 +106,18 @@ impl Response {
     }
 }
 
-/// One request to make: method, target, optional JSON body and extra headers.
+/// One request to make: method, target, optional JSON or raw body and extra headers.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: Method,
     pub url: Url,
     pub body: Option<Value>,
+    /// A raw body (sent as is; give its `Content-Type` in `headers`). Ignored when `body` is set.
+    pub bytes: Option<Vec<u8>>,
     pub headers: Vec<(&'static str, String)>,
+    /// The URL's query string holds credentials (a presigned URL): errors and logs show the URL
+    /// without it.
+    pub secret_query: bool,
 }
 
 impl Request {
@@ -121,12 +126,34 @@ impl Request {
             method,
             url,
             body: None,
+            bytes: None,
             headers: Vec::new(),
+            secret_query: false,
         }
     }
     pub fn json(mut self, body: Value) -> Self {
         self.body = Some(body);
         self
+    }
+    pub fn bytes(mut self, body: Vec<u8>) -> Self {
+        self.bytes = Some(body);
+        self
+    }
+    /// Mark the URL's query string as holding credentials (presigned URLs): it never shows in
+    /// errors or logs.
+    pub fn secret_query(mut self) -> Self {
+        self.secret_query = true;
+        self
+    }
+    /// The URL as errors and logs show it.
+    pub fn shown_url(&self) -> String {
+        if self.secret_query {
+            let mut url = self.url.clone();
+            url.set_query(None);
+            url.to_string()
+        } else {
+            self.url.to_string()
+        }
     }
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
@@ -237,10 +264,14 @@ fn header_seconds(headers: &HeaderMap, name: &str) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs).min(MAX_SERVER_WAIT))
 }
 
-/// The detail of a Kinto error body (`{"message": ...}`), bounded to one short line.
+/// The detail of an error body, bounded to one short line: Kinto's `{"message": ...}`, or the
+/// `<Code>` and `<Message>` of an S3 XML error (nothing else of it: S3 errors may echo the
+/// request's credential scope).
 fn error_detail(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let message = value.get("message")?.as_str()?;
+    let message = match serde_json::from_slice::<Value>(body) {
+        Ok(value) => value.get("message")?.as_str()?.to_string(),
+        Err(_) => xml_error_detail(body)?,
+    };
     let line: String = message
         .lines()
         .next()
@@ -249,6 +280,20 @@ fn error_detail(body: &[u8]) -> Option<String> {
         .take(200)
         .collect();
     Some(line)
+}
+
+/// `Code: Message` of an S3-style XML error body.
+fn xml_error_detail(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let element = |name: &str| -> Option<String> {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..end].trim().to_string()).filter(|v| !v.is_empty())
+    };
+    match (element("Code"), element("Message")) {
+        (Some(code), Some(message)) => Some(format!("{code}: {message}")),
+        (code, message) => code.or(message),
+    }
 }
 
 enum Attempt {
@@ -331,7 +376,7 @@ impl KintoClient {
             };
             let err = |kind| ClientError {
                 method: request.method.to_string(),
-                url: request.url.to_string(),
+                url: request.shown_url(),
                 attempts: attempt,
                 kind,
             };
@@ -350,7 +395,7 @@ impl KintoClient {
             log::info!(
                 "{} {}: {kind}; retry {attempt}/{} in {:.2}s",
                 request.method,
-                request.url,
+                request.shown_url(),
                 self.retries,
                 delay.as_secs_f64()
             );
@@ -404,8 +449,10 @@ impl KintoClient {
             builder = builder
                 .header(CONTENT_TYPE, "application/json")
                 .body(serde_json::to_vec(body).expect("JSON values serialize"));
+        } else if let Some(bytes) = &request.bytes {
+            builder = builder.body(bytes.clone());
         }
-        log::debug!("{} {}", request.method, request.url);
+        log::debug!("{} {}", request.method, request.shown_url());
         let mut response = match builder.send().await {
             Ok(r) => r,
             Err(e) => return Attempt::Retry(classify(&e), None),
@@ -628,6 +675,27 @@ mod tests {
         let c = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!format!("{c:?}").contains("dTpodW50ZXIy"));
+    }
+
+    #[test]
+    fn presigned_urls_lose_their_query_in_errors() {
+        let url = Url::parse("http://s3/b/k.html?X-Amz-Credential=AKID&X-Amz-Security-Token=tok")
+            .unwrap();
+        let request = Request::new(Method::PUT, url.clone()).secret_query();
+        assert_eq!(request.shown_url(), "http://s3/b/k.html");
+        assert!(Request::new(Method::GET, url).shown_url().contains("tok"));
+    }
+
+    #[test]
+    fn error_details_come_from_kinto_json_or_s3_xml() {
+        assert_eq!(
+            error_detail(br#"{"code": 403, "message": "Unauthorized"}"#).as_deref(),
+            Some("Unauthorized")
+        );
+        let xml = br#"<?xml version="1.0"?><Error><Code>SignatureDoesNotMatch</Code><Message>The signature does not match.</Message><AWSAccessKeyId>AKID</AWSAccessKeyId></Error>"#;
+        let detail = error_detail(xml).unwrap();
+        assert_eq!(detail, "SignatureDoesNotMatch: The signature does not match.");
+        assert_eq!(error_detail(b"<html>oops</html>"), None);
     }
 
     #[test]

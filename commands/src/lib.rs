@@ -2,6 +2,7 @@
 //! reports and progress. Each command module exposes `Config::from_settings` and
 //! `run(&config, &ctx) -> Result<Report>`; [`Command`] lists the implemented ones.
 
+pub mod blockpages_generator;
 pub mod client;
 pub mod error;
 pub mod kinto;
@@ -26,14 +27,19 @@ pub struct Context {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     ValidateChangesCollection,
+    BlockpagesGenerator,
 }
 
 impl Command {
-    pub const ALL: &'static [Command] = &[Command::ValidateChangesCollection];
+    pub const ALL: &'static [Command] = &[
+        Command::ValidateChangesCollection,
+        Command::BlockpagesGenerator,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Command::ValidateChangesCollection => "validate_changes_collection",
+            Command::BlockpagesGenerator => "blockpages_generator",
         }
     }
 
@@ -41,6 +47,9 @@ impl Command {
         match self {
             Command::ValidateChangesCollection => {
                 "Check that monitor/changes timestamps match each collection's records timestamp"
+            }
+            Command::BlockpagesGenerator => {
+                "Render the add-ons and plugins blocklists as HTML pages and upload them to S3"
             }
         }
     }
@@ -77,6 +86,10 @@ impl Command {
                 Ok(Box::new(
                     validate_changes_collection::run(&config, ctx).await?,
                 ))
+            }
+            Command::BlockpagesGenerator => {
+                let config = blockpages_generator::Config::from_settings(raw)?;
+                Ok(Box::new(blockpages_generator::run(&config, ctx).await?))
             }
         }
     }

@@ -8,6 +8,7 @@
 )]
 
 pub mod proxy;
+pub mod s3;
 pub mod sentry;
 
 use std::collections::BTreeMap;
