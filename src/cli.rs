@@ -117,7 +117,12 @@ pub struct BlockpagesArgs {
     #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
     aws_endpoint_url: Option<String>,
     /// AWS access key id [default: none; required unless --dry-run]
-    #[arg(long, env = "AWS_ACCESS_KEY_ID", value_name = "ID", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "AWS_ACCESS_KEY_ID",
+        value_name = "ID",
+        hide_env_values = true
+    )]
     aws_access_key_id: Option<String>,
     /// AWS secret access key [default: none; required unless --dry-run]
     #[arg(
@@ -128,7 +133,12 @@ pub struct BlockpagesArgs {
     )]
     aws_secret_access_key: Option<String>,
     /// AWS session token, for temporary credentials [default: none]
-    #[arg(long, env = "AWS_SESSION_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "AWS_SESSION_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     aws_session_token: Option<String>,
     /// Also write the pages into this directory (created when missing) [default: none]
     #[arg(long, env = "TARGET_DIR", value_name = "DIR")]
@@ -151,7 +161,7 @@ pub enum CliCommand {
     ValidateChangesCollection(MonitorArgs),
     /// Render the add-ons and plugins blocklists as HTML pages and upload them to S3
     #[command(name = "blockpages_generator", alias = "blockpages-generator")]
-    BlockpagesGenerator(BlockpagesArgs),
+    BlockpagesGenerator(Box<BlockpagesArgs>),
 }
 
 impl Cli {

@@ -694,7 +694,10 @@ mod tests {
         );
         let xml = br#"<?xml version="1.0"?><Error><Code>SignatureDoesNotMatch</Code><Message>The signature does not match.</Message><AWSAccessKeyId>AKID</AWSAccessKeyId></Error>"#;
         let detail = error_detail(xml).unwrap();
-        assert_eq!(detail, "SignatureDoesNotMatch: The signature does not match.");
+        assert_eq!(
+            detail,
+            "SignatureDoesNotMatch: The signature does not match."
+        );
         assert_eq!(error_detail(b"<html>oops</html>"), None);
     }
 

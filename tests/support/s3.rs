@@ -52,14 +52,21 @@ impl S3 {
             "<CreateBucketConfiguration><LocationConstraint>{REGION}</LocationConstraint></CreateBucketConfiguration>"
         );
         let resp = self.http.put(url).body(body).send().await.unwrap();
-        assert!(resp.status().is_success(), "create bucket {name}: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "create bucket {name}: {}",
+            resp.status()
+        );
     }
 
     pub async fn bucket_exists(&self, name: &str) -> bool {
         let bucket = self.bucket(name);
         let url = bucket.head_bucket(Some(&self.credentials)).sign(TTL);
         let status = self.http.head(url).send().await.unwrap().status();
-        assert!(status.is_success() || status == 404, "HEAD bucket {name}: {status}");
+        assert!(
+            status.is_success() || status == 404,
+            "HEAD bucket {name}: {status}"
+        );
         status.is_success()
     }
 
@@ -104,7 +111,10 @@ impl S3 {
         let resp = self.http.get(url).send().await.unwrap();
         assert!(resp.status().is_success(), "list {name}: {}", resp.status());
         let listing = ListObjectsV2::parse_response(&resp.text().await.unwrap()).unwrap();
-        assert!(listing.next_continuation_token.is_none(), "test buckets stay small");
+        assert!(
+            listing.next_continuation_token.is_none(),
+            "test buckets stay small"
+        );
         let mut keys: Vec<String> = listing.contents.into_iter().map(|c| c.key).collect();
         keys.sort();
         keys

@@ -156,8 +156,8 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<BlockpagesReport, Com
     } else {
         let started = Instant::now();
         // S3 gets no Kinto credentials, but shares the in-flight cap of the run.
-        let bucket = S3Bucket::new(&config.s3, client.with_auth(None))
-            .map_err(CommandError::Runtime)?;
+        let bucket =
+            S3Bucket::new(&config.s3, client.with_auth(None)).map_err(CommandError::Runtime)?;
         let phase = upload(&bucket, pages, &mut outcomes, config, ctx, &mut timings).await;
         timings.upload = started.elapsed() - timings.delete;
         phase
@@ -256,7 +256,11 @@ async fn upload(
 }
 
 /// Delete the bucket's top-level `.html` objects that this run did not produce.
-async fn delete_stale(bucket: &S3Bucket, produced: &HashSet<String>, parallel: usize) -> StalePhase {
+async fn delete_stale(
+    bucket: &S3Bucket,
+    produced: &HashSet<String>,
+    parallel: usize,
+) -> StalePhase {
     let keys = match bucket.list_top_level_keys().await {
         Ok(keys) => keys,
         Err(error) => return StalePhase::ListFailed(error),
@@ -311,7 +315,10 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(
-            (config.addons_collection.as_str(), config.plugins_collection.as_str()),
+            (
+                config.addons_collection.as_str(),
+                config.plugins_collection.as_str()
+            ),
             ("a2", "p2")
         );
         // The singular name wins.
@@ -328,10 +335,19 @@ mod tests {
     fn bad_values_name_their_variable() {
         for (pairs, name) in [
             (vec![("DRY_RUN", "maybe")], "DRY_RUN"),
-            (vec![("DRY_RUN", "1"), ("DELETE_STALE", "2")], "DELETE_STALE"),
+            (
+                vec![("DRY_RUN", "1"), ("DELETE_STALE", "2")],
+                "DELETE_STALE",
+            ),
             (vec![("DRY_RUN", "1"), ("BUCKET", "../x")], "BUCKET"),
-            (vec![("DRY_RUN", "1"), ("ADDONS_COLLECTIONS", "a b")], "ADDONS_COLLECTIONS"),
-            (vec![("DRY_RUN", "1"), ("PLUGINS_COLLECTION", "addons")], "PLUGINS_COLLECTION"),
+            (
+                vec![("DRY_RUN", "1"), ("ADDONS_COLLECTIONS", "a b")],
+                "ADDONS_COLLECTIONS",
+            ),
+            (
+                vec![("DRY_RUN", "1"), ("PLUGINS_COLLECTION", "addons")],
+                "PLUGINS_COLLECTION",
+            ),
             (vec![], "AWS_ACCESS_KEY_ID"),
         ] {
             let err = Config::from_settings(&raw(&pairs)).unwrap_err();

@@ -280,7 +280,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-
     #[test]
     fn a_complete_record_has_no_warning() {
         let record = json!({
@@ -295,7 +294,10 @@ mod tests {
         assert_eq!(item.name, "Bad");
         assert!(item.soft_block);
         assert_eq!(human_date(item.created), "May 13, 2013");
-        assert_eq!(item.bug.as_ref().unwrap().as_str(), "https://bugzilla.mozilla.org/1");
+        assert_eq!(
+            item.bug.as_ref().unwrap().as_str(),
+            "https://bugzilla.mozilla.org/1"
+        );
         assert!(item.warnings.is_empty(), "{:?}", item.warnings);
     }
 
@@ -333,14 +335,17 @@ mod tests {
             assert_eq!(human_date(date), "May 13, 2013", "{raw}");
             assert_eq!(date.hour(), 10, "{raw}");
         }
-        assert_eq!(human_date(parse_date("2014-01-05").unwrap()), "Jan 05, 2014");
+        assert_eq!(
+            human_date(parse_date("2014-01-05").unwrap()),
+            "Jan 05, 2014"
+        );
         assert_eq!(parse_date("13/05/2013"), None);
         assert_eq!(parse_date(""), None);
     }
 
     #[test]
     fn file_names_are_safe_and_unique() {
-        let records = vec![
+        let records = [
             json!({"id": "a", "blockID": "i1"}),
             json!({"id": "b", "blockID": "../../etc/passwd"}),
             json!({"id": "c", "blockID": null}),
@@ -350,12 +355,22 @@ mod tests {
             json!({"id": "g", "blockID": 42}),
             json!({"id": "h", "blockID": "<script>"}),
         ];
-        let mut items: Vec<BlockedItem> = records.iter().map(|r| parse_record("addons", r)).collect();
+        let mut items: Vec<BlockedItem> =
+            records.iter().map(|r| parse_record("addons", r)).collect();
         assign_file_names(&mut items);
         let names: Vec<&str> = items.iter().map(|i| i.file_name.as_str()).collect();
         assert_eq!(
             names,
-            ["i1.html", "b.html", "c.html", "d.html", "e.html", "record-index.html", "42.html", "h.html"]
+            [
+                "i1.html",
+                "b.html",
+                "c.html",
+                "d.html",
+                "e.html",
+                "record-index.html",
+                "42.html",
+                "h.html"
+            ]
         );
         assert!(items[4].warnings.iter().any(|w| w.contains("taken")));
         for name in names {
@@ -366,7 +381,10 @@ mod tests {
     #[test]
     fn newest_first_by_created_then_last_modified() {
         let mk = |id: &str, created: &str, lm: u64| {
-            parse_record("addons", &json!({"id": id, "last_modified": lm, "details": {"name": id, "created": created}}))
+            parse_record(
+                "addons",
+                &json!({"id": id, "last_modified": lm, "details": {"name": id, "created": created}}),
+            )
         };
         let mut items = vec![
             mk("old", "2010-01-01T00:00:00Z", 5),

@@ -43,7 +43,11 @@ impl Sanitizer {
         builder
             .tags(ALLOWED_TAGS.iter().copied().collect())
             .generic_attributes(["title"].into_iter().collect())
-            .tag_attributes([("a", ["href"].into_iter().collect())].into_iter().collect())
+            .tag_attributes(
+                [("a", ["href"].into_iter().collect())]
+                    .into_iter()
+                    .collect(),
+            )
             .url_schemes(["http", "https", "mailto"].into_iter().collect())
             .url_relative(ammonia::UrlRelative::Deny)
             .link_rel(Some("noopener noreferrer nofollow"));
@@ -155,9 +159,15 @@ mod tests {
         let page = render_record(&it, &Sanitizer::new()).unwrap().html;
         for html in [&index, &page] {
             assert!(!html.contains("<script>alert"), "{html}");
-            assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"), "{html}");
+            assert!(
+                html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"),
+                "{html}"
+            );
         }
-        assert!(index.contains(r#"<span class="dt">May 13, 2013</span>: <a href="i1.html">"#), "{index}");
+        assert!(
+            index.contains(r#"<span class="dt">May 13, 2013</span>: <a href="i1.html">"#),
+            "{index}"
+        );
     }
 
     #[test]
@@ -169,15 +179,26 @@ mod tests {
         let page = render_record(&it, &Sanitizer::new()).unwrap().html;
         assert!(page.contains(r#"<a href="https://bugzilla.mozilla.org/1" rel="noopener noreferrer nofollow">bug</a>"#), "{page}");
         assert!(page.contains("<b>now</b>"), "{page}");
-        for bad in ["onclick", "steal()", "<script", "x()", "<img", "javascript:"] {
+        for bad in [
+            "onclick",
+            "steal()",
+            "<script",
+            "x()",
+            "<img",
+            "javascript:",
+        ] {
             assert!(!page.contains(bad), "{bad} in {page}");
         }
     }
 
     #[test]
     fn soft_and_hard_block_wording() {
-        let soft = render_record(&item(json!({"name": "n"}), 1), &Sanitizer::new()).unwrap().html;
-        let hard = render_record(&item(json!({"name": "n"}), 3), &Sanitizer::new()).unwrap().html;
+        let soft = render_record(&item(json!({"name": "n"}), 1), &Sanitizer::new())
+            .unwrap()
+            .html;
+        let hard = render_record(&item(json!({"name": "n"}), 3), &Sanitizer::new())
+            .unwrap()
+            .html;
         assert!(soft.contains("may choose to continue using it"));
         assert!(!soft.contains("automatically disabled"));
         assert!(hard.contains("automatically disabled and no longer usable"));
@@ -186,18 +207,26 @@ mod tests {
         assert!(!hard.contains("Who is affected?"));
         assert!(!hard.contains("View block request"));
         let full = render_record(
-            &item(json!({"name": "n", "who": "All users", "bug": "https://bugzilla.mozilla.org/9"}), 3),
+            &item(
+                json!({"name": "n", "who": "All users", "bug": "https://bugzilla.mozilla.org/9"}),
+                3,
+            ),
             &Sanitizer::new(),
         )
         .unwrap()
         .html;
-        assert!(full.contains("<dt>Who is affected?</dt>\n<dd>All users</dd>"), "{full}");
+        assert!(
+            full.contains("<dt>Who is affected?</dt>\n<dd>All users</dd>"),
+            "{full}"
+        );
         assert!(full.contains(r#"Blocked on May 12, 2013. <a href="https://bugzilla.mozilla.org/9">View block request</a>."#), "{full}");
     }
 
     #[test]
     fn pages_are_self_contained_html5_in_english() {
-        let page = render_record(&item(json!({"name": "n"}), 3), &Sanitizer::new()).unwrap().html;
+        let page = render_record(&item(json!({"name": "n"}), 3), &Sanitizer::new())
+            .unwrap()
+            .html;
         assert!(page.starts_with("<!DOCTYPE html>\n<html lang=\"en\""));
         assert!(page.contains("<meta charset=\"utf-8\">"));
         assert!(page.contains("<style>"));

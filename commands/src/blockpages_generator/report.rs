@@ -177,9 +177,10 @@ impl Report for BlockpagesReport {
         }
         let bucket = self.bucket();
         match &self.upload {
-            UploadPhase::DryRun { .. } => {
-                writeln!(out, "Dry run: nothing uploaded to Amazon S3 bucket {bucket}.")?
-            }
+            UploadPhase::DryRun { .. } => writeln!(
+                out,
+                "Dry run: nothing uploaded to Amazon S3 bucket {bucket}."
+            )?,
             UploadPhase::BucketFailed { error, .. } => {
                 writeln!(out, "Could not prepare Amazon S3 bucket {bucket}: {error}")?
             }
@@ -195,18 +196,15 @@ impl Report for BlockpagesReport {
                     )?;
                     match &page.uploaded {
                         Some(Ok(url)) => writeln!(out, "File uploaded to {url}")?,
-                        Some(Err(e)) => {
-                            writeln!(out, "Upload failed for {}: {e}", page.file_name)?
-                        }
+                        Some(Err(e)) => writeln!(out, "Upload failed for {}: {e}", page.file_name)?,
                         None => {}
                     }
                 }
                 match stale {
                     StalePhase::NotAsked => {}
-                    StalePhase::SkippedAfterFailures => writeln!(
-                        out,
-                        "Stale pages not deleted: some uploads failed."
-                    )?,
+                    StalePhase::SkippedAfterFailures => {
+                        writeln!(out, "Stale pages not deleted: some uploads failed.")?
+                    }
                     StalePhase::ListFailed(e) => {
                         writeln!(out, "Could not list the stale pages: {e}")?
                     }
@@ -217,9 +215,7 @@ impl Report for BlockpagesReport {
                                     out,
                                     "Deleted stale page {key} from Amazon S3 bucket {bucket}"
                                 )?,
-                                Err(e) => {
-                                    writeln!(out, "Could not delete stale page {key}: {e}")?
-                                }
+                                Err(e) => writeln!(out, "Could not delete stale page {key}: {e}")?,
                             }
                         }
                     }
@@ -238,7 +234,11 @@ impl Report for BlockpagesReport {
             ));
         }
         if matches!(self.stale(), Some(StalePhase::Deleted(_))) {
-            let deleted = self.stale_deletions().iter().filter(|(_, r)| r.is_ok()).count();
+            let deleted = self
+                .stale_deletions()
+                .iter()
+                .filter(|(_, r)| r.is_ok())
+                .count();
             summary.push_str(&format!(", {deleted} stale pages deleted"));
         }
         let warnings = self.warnings().count();
@@ -298,7 +298,9 @@ impl Report for BlockpagesReport {
             .filter_map(|(_, r)| r.as_ref().err())
             .collect();
         let message = if let UploadPhase::BucketFailed { error, .. } = &self.upload {
-            Some(format!("Could not prepare Amazon S3 bucket {bucket}: {error}"))
+            Some(format!(
+                "Could not prepare Amazon S3 bucket {bucket}: {error}"
+            ))
         } else if let Some(first) = upload_errors.first() {
             Some(format!(
                 "{} of {} pages could not be uploaded to Amazon S3 bucket {bucket}: {first}",

@@ -63,26 +63,25 @@ impl S3Settings {
         };
         let access_key_id = raw.get("AWS_ACCESS_KEY_ID").map(|v| v.trim().to_string());
         let secret_access_key = raw.secret("AWS_SECRET_ACCESS_KEY");
-        let credentials = match (access_key_id, secret_access_key) {
-            (Some(access_key_id), Some(secret_access_key)) => Some(AwsCredentials {
-                access_key_id,
-                secret_access_key,
-                session_token: raw.secret("AWS_SESSION_TOKEN"),
-            }),
-            (None, None) if !required_credentials => None,
-            (None, _) => {
-                return Err(SettingError::new(
+        let credentials =
+            match (access_key_id, secret_access_key) {
+                (Some(access_key_id), Some(secret_access_key)) => Some(AwsCredentials {
+                    access_key_id,
+                    secret_access_key,
+                    session_token: raw.secret("AWS_SESSION_TOKEN"),
+                }),
+                (None, None) if !required_credentials => None,
+                (None, _) => return Err(SettingError::new(
                     "AWS_ACCESS_KEY_ID",
                     "is required to upload to S3 (with AWS_SECRET_ACCESS_KEY), unless DRY_RUN=1",
-                ))
-            }
-            (Some(_), None) => {
-                return Err(SettingError::new(
-                    "AWS_SECRET_ACCESS_KEY",
-                    "is required with AWS_ACCESS_KEY_ID",
-                ))
-            }
-        };
+                )),
+                (Some(_), None) => {
+                    return Err(SettingError::new(
+                        "AWS_SECRET_ACCESS_KEY",
+                        "is required with AWS_ACCESS_KEY_ID",
+                    ))
+                }
+            };
         Ok(S3Settings {
             region,
             bucket_name,
@@ -340,7 +339,9 @@ mod tests {
         let settings = S3Settings::from_settings(&raw, true).unwrap();
         let client = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
         let bucket = S3Bucket::new(&settings, client.with_auth(None)).unwrap();
-        let put = bucket.bucket.put_object(Some(&bucket.credentials), "i1.html");
+        let put = bucket
+            .bucket
+            .put_object(Some(&bucket.credentials), "i1.html");
         let url = put.sign(SIGNATURE_TTL);
         assert!(url
             .as_str()
