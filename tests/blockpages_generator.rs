@@ -671,10 +671,11 @@ async fn browser_dom(page: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The text a reader sees in a DOM dump: no style, no tags, entities decoded, spaces collapsed.
+/// The text a reader sees in a DOM dump: the body's, without tags, entities decoded, spaces
+/// collapsed.
 fn visible_text(dom: &str) -> String {
     let mut text = String::new();
-    let mut rest = dom;
+    let mut rest = &dom[dom.find("<body").expect("a body")..];
     while let Some(start) = rest.find('<') {
         text.push_str(&rest[..start]);
         let tail = &rest[start..];
