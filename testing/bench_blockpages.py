@@ -11,6 +11,7 @@ prints the run's own phase timings (read, render, write, upload) and the wall-cl
 
 import base64
 import json
+import resource
 import os
 import shutil
 import subprocess
@@ -92,9 +93,12 @@ def main():
     }
     if "PARALLEL_REQUESTS" in os.environ:
         env["PARALLEL_REQUESTS"] = os.environ["PARALLEL_REQUESTS"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.run([binary, "blockpages_generator", "--json"], env=env, capture_output=True, text=True)
     wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     shutil.rmtree(target, ignore_errors=True)
     if proc.returncode != 0:
         print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
@@ -108,6 +112,7 @@ def main():
     print(f"  write   {t['write_seconds']:8.3f} s  (TARGET_DIR)")
     print(f"  upload  {t['upload_seconds']:8.3f} s  ({totals['uploaded'] / max(t['upload_seconds'], 1e-9):.0f} pages/s to the local S3 server)")
     print(f"  total   {doc['duration_seconds']:8.3f} s  (wall clock with process start: {wall:.3f} s)")
+    print(f"  CPU     {cpu:8.3f} s  used by blockpages_generator itself (the rest is waiting on the servers)")
 
 
 if __name__ == "__main__":
