@@ -158,10 +158,13 @@ impl S3Bucket {
             Some(url) => (url.clone(), UrlStyle::Path),
             None => {
                 let aws = format!("https://s3.{}.amazonaws.com", settings.region);
-                (
-                    Url::parse(&aws).map_err(|e| e.to_string())?,
-                    UrlStyle::VirtualHost,
-                )
+                // A dotted name would not match AWS's wildcard certificate as a host name.
+                let style = if settings.bucket_name.contains('.') {
+                    UrlStyle::Path
+                } else {
+                    UrlStyle::VirtualHost
+                };
+                (Url::parse(&aws).map_err(|e| e.to_string())?, style)
             }
         };
         let bucket = Bucket::new(
@@ -191,12 +194,17 @@ impl S3Bucket {
         Request::new(method, url).secret_query()
     }
 
-    /// Create the bucket unless it exists (and is ours).
+    /// Create the bucket unless it exists. A 403 on the check (credentials that may write
+    /// objects but not list the bucket) counts as existing: the uploads will tell.
     pub async fn ensure_exists(&self) -> Result<BucketState, ClientError> {
         let head = self.bucket.head_bucket(Some(&self.credentials));
         let url = head.sign(SIGNATURE_TTL);
         match self.http.send(&self.request(Method::HEAD, url)).await {
             Ok(_) => return Ok(BucketState::Existed),
+            Err(e) if e.status() == Some(403) => {
+                log::info!("{e}: uploading to the bucket without checking it");
+                return Ok(BucketState::Existed);
+            }
             Err(e) if e.status() == Some(404) => {}
             Err(e) => return Err(e),
         }
@@ -327,6 +335,35 @@ mod tests {
             .unwrap()
             .credentials
             .is_none());
+    }
+
+    #[test]
+    fn aws_urls_are_virtual_hosted_unless_the_name_has_dots() {
+        let raw_for = |name: &str| {
+            let mut pairs = KEYS.to_vec();
+            pairs.push(("BUCKET_NAME", name));
+            raw(&pairs)
+        };
+        for (name, expected) in [
+            (
+                "amo-blocked-pages",
+                "https://amo-blocked-pages.s3.eu-central-1.amazonaws.com/i1.html?",
+            ),
+            (
+                "pages.example.com",
+                "https://s3.eu-central-1.amazonaws.com/pages.example.com/i1.html?",
+            ),
+        ] {
+            let raw = raw_for(name);
+            let settings = S3Settings::from_settings(&raw, true).unwrap();
+            let client = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
+            let bucket = S3Bucket::new(&settings, client).unwrap();
+            let url = bucket
+                .bucket
+                .put_object(Some(&bucket.credentials), "i1.html")
+                .sign(SIGNATURE_TTL);
+            assert!(url.as_str().starts_with(expected), "{url}");
+        }
     }
 
     #[test]
