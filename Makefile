@@ -7,7 +7,7 @@ BIN := target/release/remote-settings-lambdas
 # cargo-nextest when the machine has it (it runs each test in its own process), else cargo test.
 TEST_RUNNER := $(shell cargo nextest --version >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace --no-fail-fast")
 
-.PHONY: test lint demo venv clean-stack
+.PHONY: test lint demo venv clean-stack bench-blockpages
 
 ## The Python side of the test stack (Kinto + signer + changes, moto), from PyPI.
 $(VENV)/.installed: testing/requirements.txt
@@ -17,12 +17,20 @@ $(VENV)/.installed: testing/requirements.txt
 
 venv: $(VENV)/.installed
 
+## Headless Chromium for the blockpages browser test: Debian's package, installed once (as root,
+## or through sudo); nothing happens when it is already there.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --workspace -- -D warnings
 
 ## Format and lint gates, then every unit and integration test against a real stack started once.
-test: venv lint
+test: venv lint $(CHROMIUM)
 	cargo build --workspace --all-targets
 	$(STACK) run -- $(TEST_RUNNER)
 
@@ -30,6 +38,11 @@ test: venv lint
 demo: venv
 	cargo build --release
 	$(STACK) demo -- $(BIN) validate_changes_collection
+
+## Time blockpages_generator rendering and uploading 10,000 records (release build, local stack).
+bench-blockpages: venv
+	cargo build --release
+	$(STACK) run -- $(VENV)/bin/python testing/bench_blockpages.py $(BIN) 10000
 
 clean-stack:
 	rm -rf .stack

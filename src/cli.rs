@@ -137,6 +137,66 @@ pub struct UptakeHealthArgs {
     explain: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct BlockpagesArgs {
+    /// Kinto bucket of the blocklist collections [default: blocklists]
+    #[arg(long, env = "BUCKET", value_name = "ID")]
+    bucket: Option<String>,
+    /// Add-ons blocklist collection [default: addons]
+    #[arg(long, env = "ADDONS_COLLECTION", value_name = "ID")]
+    addons_collection: Option<String>,
+    /// Plugins blocklist collection [default: plugins]
+    #[arg(long, env = "PLUGINS_COLLECTION", value_name = "ID")]
+    plugins_collection: Option<String>,
+    // The seed README's plural names, still accepted from the environment.
+    #[arg(long, env = "ADDONS_COLLECTIONS", hide = true)]
+    addons_collections: Option<String>,
+    #[arg(long, env = "PLUGINS_COLLECTIONS", hide = true)]
+    plugins_collections: Option<String>,
+    /// AWS region of the S3 bucket [default: eu-central-1]
+    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    aws_region: Option<String>,
+    /// S3 bucket the pages are uploaded to, created when missing [default: amo-blocked-pages]
+    #[arg(long, env = "BUCKET_NAME", value_name = "NAME")]
+    bucket_name: Option<String>,
+    /// S3-compatible endpoint instead of AWS (path-style requests) [default: AWS]
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    aws_endpoint_url: Option<String>,
+    /// AWS access key id [default: none; required unless --dry-run]
+    #[arg(
+        long,
+        env = "AWS_ACCESS_KEY_ID",
+        value_name = "ID",
+        hide_env_values = true
+    )]
+    aws_access_key_id: Option<String>,
+    /// AWS secret access key [default: none; required unless --dry-run]
+    #[arg(
+        long,
+        env = "AWS_SECRET_ACCESS_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    aws_secret_access_key: Option<String>,
+    /// AWS session token, for temporary credentials [default: none]
+    #[arg(
+        long,
+        env = "AWS_SESSION_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    aws_session_token: Option<String>,
+    /// Also write the pages into this directory (created when missing) [default: none]
+    #[arg(long, env = "TARGET_DIR", value_name = "DIR")]
+    target_dir: Option<String>,
+    /// Render (and write to TARGET_DIR) without uploading anything [default: 0]
+    #[arg(long, env = "DRY_RUN", value_name = "BOOL", num_args = 0..=1, default_missing_value = "1")]
+    dry_run: Option<String>,
+    /// Delete the bucket's .html pages that are no longer produced [default: 0]
+    #[arg(long, env = "DELETE_STALE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "1")]
+    delete_stale: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Check that monitor/changes timestamps match each collection's records timestamp
@@ -148,6 +208,9 @@ pub enum CliCommand {
     /// Alert when the clients' uptake error rates in Redash telemetry are over threshold
     #[command(name = "uptake_health", alias = "uptake-health")]
     UptakeHealth(UptakeHealthArgs),
+    /// Render the add-ons and plugins blocklists as HTML pages and upload them to S3
+    #[command(name = "blockpages_generator", alias = "blockpages-generator")]
+    BlockpagesGenerator(Box<BlockpagesArgs>),
 }
 
 impl Cli {
@@ -163,6 +226,7 @@ impl Cli {
         let name = match &self.command {
             CliCommand::ValidateChangesCollection(_) => "validate_changes_collection",
             CliCommand::UptakeHealth(_) => "uptake_health",
+            CliCommand::BlockpagesGenerator(_) => "blockpages_generator",
         };
         Command::from_name(name).expect("every CLI subcommand is a Command")
     }
@@ -234,6 +298,24 @@ mod tests {
                 .count(),
             Command::ALL.len()
         );
+    }
+
+    #[test]
+    fn blockpages_switches_work_with_or_without_a_value() {
+        let matches = <Cli as CommandFactory>::command()
+            .try_get_matches_from([
+                "remote-settings-lambdas",
+                "blockpages_generator",
+                "--delete-stale",
+                "--dry-run=0",
+                "--addons-collection",
+                "a",
+            ])
+            .unwrap();
+        let raw = raw_settings(&matches);
+        assert_eq!(raw.get("DELETE_STALE"), Some("1"));
+        assert_eq!(raw.get("DRY_RUN"), Some("0"));
+        assert_eq!(raw.get("ADDONS_COLLECTION"), Some("a"));
     }
 
     #[test]

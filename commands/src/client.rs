@@ -78,13 +78,19 @@ pub fn is_secret_query_param(name: &str) -> bool {
 
 /// A URL as it may be shown in an error, a log line or a report: the values of credential query
 /// parameters (`api_key=...`) and any password are replaced by `[redacted]`; the rest is kept
-/// byte for byte.
+/// byte for byte. A presigned URL (SigV4 `X-Amz-Signature`) is shown without its query, which
+/// is all signing material.
 pub fn display_url(url: &Url) -> String {
     let mut shown = url.clone();
     if shown.password().is_some() {
         let _ = shown.set_password(Some("redacted"));
     }
-    if let Some(query) = url.query() {
+    if url
+        .query_pairs()
+        .any(|(name, _)| name.eq_ignore_ascii_case("x-amz-signature"))
+    {
+        shown.set_query(None);
+    } else if let Some(query) = url.query() {
         let is_secret = |pair: &str| {
             let name = pair.split_once('=').map_or(pair, |(name, _)| name);
             form_urlencoded::parse(name.as_bytes())
@@ -238,12 +244,14 @@ impl Response {
     }
 }
 
-/// One request to make: method, target, optional JSON body and extra headers.
+/// One request to make: method, target, optional JSON or raw body and extra headers.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: Method,
     pub url: Url,
     pub body: Option<Value>,
+    /// A raw body (sent as is; give its `Content-Type` in `headers`). Ignored when `body` is set.
+    pub bytes: Option<Vec<u8>>,
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -253,11 +261,16 @@ impl Request {
             method,
             url,
             body: None,
+            bytes: None,
             headers: Vec::new(),
         }
     }
     pub fn json(mut self, body: Value) -> Self {
         self.body = Some(body);
+        self
+    }
+    pub fn bytes(mut self, body: Vec<u8>) -> Self {
+        self.bytes = Some(body);
         self
     }
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -370,10 +383,14 @@ fn header_seconds(headers: &HeaderMap, name: &str) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs).min(MAX_SERVER_WAIT))
 }
 
-/// The detail of a Kinto error body (`{"message": ...}`), bounded to one short line.
+/// The detail of an error body, bounded to one short line: Kinto's `{"message": ...}`, or the
+/// `<Code>` and `<Message>` of an S3 XML error (nothing else of it: S3 errors may echo the
+/// request's credential scope).
 fn error_detail(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let message = value.get("message")?.as_str()?;
+    let message = match serde_json::from_slice::<Value>(body) {
+        Ok(value) => value.get("message")?.as_str()?.to_string(),
+        Err(_) => xml_error_detail(body)?,
+    };
     let line: String = message
         .lines()
         .next()
@@ -382,6 +399,20 @@ fn error_detail(body: &[u8]) -> Option<String> {
         .take(200)
         .collect();
     Some(line)
+}
+
+/// `Code: Message` of an S3-style XML error body.
+fn xml_error_detail(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let element = |name: &str| -> Option<String> {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..end].trim().to_string()).filter(|v| !v.is_empty())
+    };
+    match (element("Code"), element("Message")) {
+        (Some(code), Some(message)) => Some(format!("{code}: {message}")),
+        (code, message) => code.or(message),
+    }
 }
 
 enum Attempt {
@@ -545,6 +576,8 @@ impl KintoClient {
             builder = builder
                 .header(CONTENT_TYPE, "application/json")
                 .body(serde_json::to_vec(body).expect("JSON values serialize"));
+        } else if let Some(bytes) = &request.bytes {
+            builder = builder.body(bytes.clone());
         }
         log::debug!("{} {}", request.method, display_url(&request.url));
         let mut response = match builder.send().await {
@@ -897,6 +930,38 @@ mod tests {
         assert!(!crate::report::client_error_json(&err)
             .to_string()
             .contains("m4rker"));
+    }
+
+    #[test]
+    fn presigned_urls_lose_their_query_in_errors() {
+        let url = Url::parse(
+            "http://s3/b/k.html?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID&X-Amz-Security-Token=tok&X-Amz-Signature=f00",
+        )
+        .unwrap();
+        assert_eq!(display_url(&url), "http://s3/b/k.html");
+        let err = ClientError::new(&Method::PUT, &url, 1, ClientErrorKind::Timeout);
+        assert!(!err.to_string().contains("AKID") && !err.to_string().contains("tok"));
+        // Without a signature, the credential parameters alone are still hidden.
+        let url = Url::parse("http://s3/b/k.html?X-Amz-Security-Token=tok&x=1").unwrap();
+        assert_eq!(
+            display_url(&url),
+            "http://s3/b/k.html?X-Amz-Security-Token=[redacted]&x=1"
+        );
+    }
+
+    #[test]
+    fn error_details_come_from_kinto_json_or_s3_xml() {
+        assert_eq!(
+            error_detail(br#"{"code": 403, "message": "Unauthorized"}"#).as_deref(),
+            Some("Unauthorized")
+        );
+        let xml = br#"<?xml version="1.0"?><Error><Code>SignatureDoesNotMatch</Code><Message>The signature does not match.</Message><AWSAccessKeyId>AKID</AWSAccessKeyId></Error>"#;
+        let detail = error_detail(xml).unwrap();
+        assert_eq!(
+            detail,
+            "SignatureDoesNotMatch: The signature does not match."
+        );
+        assert_eq!(error_detail(b"<html>oops</html>"), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! reports and progress. Each command module exposes `Config::from_settings` and
 //! `run(&config, &ctx) -> Result<Report>`; [`Command`] lists the implemented ones.
 
+pub mod blockpages_generator;
 pub mod client;
 pub mod error;
 pub mod kinto;
@@ -28,16 +29,21 @@ pub struct Context {
 pub enum Command {
     ValidateChangesCollection,
     UptakeHealth,
+    BlockpagesGenerator,
 }
 
 impl Command {
-    pub const ALL: &'static [Command] =
-        &[Command::ValidateChangesCollection, Command::UptakeHealth];
+    pub const ALL: &'static [Command] = &[
+        Command::ValidateChangesCollection,
+        Command::UptakeHealth,
+        Command::BlockpagesGenerator,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Command::ValidateChangesCollection => "validate_changes_collection",
             Command::UptakeHealth => "uptake_health",
+            Command::BlockpagesGenerator => "blockpages_generator",
         }
     }
 
@@ -48,6 +54,9 @@ impl Command {
             }
             Command::UptakeHealth => {
                 "Alert when the clients' uptake error rates in Redash telemetry are over threshold"
+            }
+            Command::BlockpagesGenerator => {
+                "Render the add-ons and plugins blocklists as HTML pages and upload them to S3"
             }
         }
     }
@@ -94,6 +103,10 @@ impl Command {
             Command::UptakeHealth => {
                 let config = uptake_health::Config::from_settings(raw)?;
                 Ok(Box::new(uptake_health::run(&config, ctx).await?))
+            }
+            Command::BlockpagesGenerator => {
+                let config = blockpages_generator::Config::from_settings(raw)?;
+                Ok(Box::new(blockpages_generator::run(&config, ctx).await?))
             }
         }
     }

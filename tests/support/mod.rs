@@ -9,6 +9,7 @@
 
 pub mod proxy;
 pub mod redash;
+pub mod s3;
 pub mod sentry;
 
 use std::collections::BTreeMap;

@@ -35,6 +35,8 @@ struct Rule {
 struct State {
     rules: Vec<Rule>,
     requests: Vec<String>,
+    /// `Authorization` header values seen, with their request line.
+    authorizations: Vec<(String, String)>,
     in_flight: usize,
     max_in_flight: usize,
     delay_all: Option<Duration>,
@@ -113,6 +115,11 @@ impl Proxy {
             .iter()
             .filter(|r| r.contains(path_contains))
             .count()
+    }
+
+    /// `(request line, Authorization value)` of every request that carried one.
+    pub fn authorizations(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().authorizations.clone()
     }
 
     pub fn max_in_flight(&self) -> usize {
@@ -220,6 +227,13 @@ async fn handle(
     let (fault, delay_all) = {
         let mut s = state.lock().unwrap();
         s.requests.push(format!("{method} {target}"));
+        if let Some((_, v)) = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            s.authorizations
+                .push((format!("{method} {target}"), v.clone()));
+        }
         s.in_flight += 1;
         s.max_in_flight = s.max_in_flight.max(s.in_flight);
         let mut fault = None;
