@@ -371,3 +371,45 @@ async fn a_bad_environment_posts_a_config_init_error() {
     );
     assert_eq!(api.polls(), 0);
 }
+
+/// The Lambda zip that `make test` builds with the release pipeline (`RSL_TEST_LAMBDA_ZIP`): its
+/// `bootstrap`, linked against glibc 2.34 by zig, serves invocations like the test build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_zipped_bootstrap_serves_invocations() {
+    let zip = std::env::var("RSL_TEST_LAMBDA_ZIP").expect(
+        "RSL_TEST_LAMBDA_ZIP is not set: run the tests with `make test`, which builds the Lambda zip",
+    );
+    let stack = Stack::get();
+    let good = monitored(&stack.editor(), 2, true).await;
+    let bad = mismatched(&stack.editor()).await;
+    let dir = std::env::temp_dir().join(unique("lambda-zip"));
+    let unzip = std::process::Command::new("python3")
+        .args(["-m", "zipfile", "-e", &zip])
+        .arg(&dir)
+        .status()
+        .expect("python3 runs");
+    assert!(unzip.success(), "extract {zip}");
+    let bootstrap = dir.join("bootstrap");
+    // Python's zipfile does not restore modes; the zip's own mode is checked by lambda_zip.py.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let api = RuntimeApi::start(None).await;
+    let lambda = Bootstrap::start_binary(
+        &bootstrap,
+        &api,
+        "aws_lambda.validate_changes_collection",
+        &env(&stack.server, &good),
+    );
+    let ok = api.invoke(&json!({}));
+    let failing = api.invoke(&json!({"bucket": bad}));
+    let post = api.outcome(&ok).await;
+    assert_eq!(post.response()["totals"]["ok"], 2, "{}", lambda.stderr());
+    let post = api.outcome(&failing).await;
+    assert_eq!(
+        post.error(),
+        ("ValidationError", "One of the collection did not validate.")
+    );
+    drop(lambda);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
