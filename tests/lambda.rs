@@ -358,18 +358,23 @@ async fn an_unknown_or_missing_handler_posts_an_init_error_and_exits_2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_environment_posts_a_config_init_error() {
-    let api = RuntimeApi::start(None).await;
-    let mut lambda = Bootstrap::start(
-        &api,
-        "validate_changes_collection",
-        &[("SENTRY_DSN", "not-a-dsn")],
-    );
-    assert_eq!(lambda.exit_code().await, 2);
-    assert_eq!(
-        api.init_error().await.error(),
-        ("ConfigError", "invalid SENTRY_DSN: not a valid Sentry DSN")
-    );
-    assert_eq!(api.polls(), 0);
+    let cases = [
+        (
+            ("SENTRY_DSN", "not-a-dsn"),
+            "invalid SENTRY_DSN: not a valid Sentry DSN",
+        ),
+        (
+            ("AWS_LAMBDA_FUNCTION_NAME", ""),
+            "AWS_LAMBDA_FUNCTION_NAME is not set: Lambda sets it for every function",
+        ),
+    ];
+    for (setting, expected) in cases {
+        let api = RuntimeApi::start(None).await;
+        let mut lambda = Bootstrap::start(&api, "validate_changes_collection", &[setting]);
+        assert_eq!(lambda.exit_code().await, 2, "{setting:?}");
+        assert_eq!(api.init_error().await.error(), ("ConfigError", expected));
+        assert_eq!(api.polls(), 0);
+    }
 }
 
 /// The Lambda zip that `make test` builds with the release pipeline (`RSL_TEST_LAMBDA_ZIP`): its

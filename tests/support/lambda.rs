@@ -349,11 +349,6 @@ impl Bootstrap {
             .expect("wait for the bootstrap");
         status.code().unwrap_or(-1)
     }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        self.child.try_wait().expect("poll the bootstrap").is_none()
-    }
 }
 
 fn collect(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static, into: Arc<Mutex<String>>) {
