@@ -7,7 +7,16 @@ BIN := target/release/remote-settings-lambdas
 # cargo-nextest when the machine has it (it runs each test in its own process), else cargo test.
 TEST_RUNNER := $(shell cargo nextest --version >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace --no-fail-fast")
 
-.PHONY: test lint demo venv clean-stack bench-blockpages
+# Release packaging (see README "Deploy"): the Lambda build links against glibc 2.34 (provided.al2023)
+# through cargo-zigbuild and zig, both from PyPI into $(TOOLS), with hadolint for the Dockerfile.
+TOOLS := .tools
+LAMBDA_TARGET := x86_64-unknown-linux-gnu
+ZIGBUILD := PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" cargo zigbuild --locked --bin remote-settings-lambdas --target $(LAMBDA_TARGET).2.34
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | head -1)
+LAMBDA_ZIP := dist/remote-settings-lambdas-$(VERSION)-lambda-al2023-x86_64.zip
+CHECK_ZIP := dist/lambda-check.zip
+
+.PHONY: test lint demo venv clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages
 
 ## The Python side of the test stack (Kinto + signer + changes, moto), from PyPI.
 $(VENV)/.installed: testing/requirements.txt
@@ -29,10 +38,36 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --workspace -- -D warnings
 
-## Format and lint gates, then every unit and integration test against a real stack started once.
-test: venv lint $(CHROMIUM)
+## Packaging tools from PyPI: ziglang, cargo-zigbuild, hadolint.
+$(TOOLS)/.installed: packaging/requirements.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r packaging/requirements.txt
+	touch $@
+
+tools: $(TOOLS)/.installed
+
+## The Lambda zip for provided.al2023: release profile (LTO, one codegen unit, stripped), linked
+## against glibc 2.34, packaged as one executable `bootstrap` and checked.
+lambda-zip: tools
+	$(ZIGBUILD) --release
+	mkdir -p dist
+	$(TOOLS)/bin/python packaging/lambda_zip.py target/$(LAMBDA_TARGET)/release/remote-settings-lambdas $(LAMBDA_ZIP)
+
+## The same pipeline with the quick `lambda-check` profile (no LTO), and the checker's own tests.
+lambda-zip-check: tools
+	$(ZIGBUILD) --profile lambda-check
+	mkdir -p dist
+	$(TOOLS)/bin/python packaging/lambda_zip.py target/$(LAMBDA_TARGET)/lambda-check/remote-settings-lambdas $(CHECK_ZIP)
+	LAMBDA_ZIP=$(CHECK_ZIP) $(TOOLS)/bin/python -m unittest packaging/test_lambda_zip.py
+
+lint-docker: tools
+	$(TOOLS)/bin/hadolint Dockerfile
+
+## Format and lint gates, the Lambda zip check, then every unit and integration test against a
+## real stack started once (the Lambda tests also run the zip's bootstrap).
+test: venv lint lint-docker lambda-zip-check $(CHROMIUM)
 	cargo build --workspace --all-targets
-	$(STACK) run -- $(TEST_RUNNER)
+	RSL_TEST_LAMBDA_ZIP="$(CURDIR)/$(CHECK_ZIP)" $(STACK) run -- $(TEST_RUNNER)
 
 ## Start a local stack, publish a few signed collections, and run the main job against it.
 demo: venv

@@ -232,6 +232,14 @@ impl Cli {
     }
 }
 
+/// The settings a run of `command` takes from the environment alone, as if started without flags:
+/// what Lambda mode starts from before the event's keys.
+pub fn env_settings(command: Command) -> Result<RawSettings, clap::Error> {
+    let matches = <Cli as CommandFactory>::command()
+        .try_get_matches_from(["remote-settings-lambdas", command.name()])?;
+    Ok(raw_settings(&matches))
+}
+
 /// Stage one of configuration: every argument backed by an environment variable, from the flag or
 /// the environment, keyed by the variable's name. Arguments without a variable are CLI-only.
 fn raw_settings(matches: &ArgMatches) -> RawSettings {

@@ -1,22 +1,29 @@
-//! `remote-settings-lambdas`: parse, pick the front door, run the command, print its report once,
-//! report a failure to Sentry once, and exit with the code of the outcome.
+//! `remote-settings-lambdas`: pick the front door (Lambda when `AWS_LAMBDA_RUNTIME_API` is set,
+//! else the command line), run the command, and [`finish`] the run in one place: print its report
+//! once, report a failure to Sentry once, and exit with the code of the outcome.
 
 mod cli;
+mod lambda;
 mod logger;
 mod output;
 mod telemetry;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::error::ErrorKind;
-use commands::Context;
+use commands::{Command, CommandError, Context, Report};
 
 use output::{Ending, Format};
 use telemetry::Telemetry;
 
 fn main() -> ExitCode {
+    // Decided first: Lambda starts `bootstrap` without arguments, and its runtime library panics
+    // without Lambda's variables.
+    if let Some(api) = lambda::runtime_api() {
+        return lambda::serve(&api);
+    }
     let (cli, raw) = match cli::Cli::try_parse_with_settings() {
         Ok(parsed) => parsed,
         Err(err) => return clap_error(err),
@@ -42,18 +49,33 @@ fn main() -> ExitCode {
         .build()
         .expect("the tokio runtime starts");
     let result = runtime.block_on(command.run(&raw, &ctx));
-    let ending = Ending::from_result(&result);
-    output::emit(
+    let ending = finish(
         format,
+        &telemetry,
         command,
         &server,
         &result,
-        &ending,
         started.elapsed(),
     );
-    telemetry.report_run(command, &server, &ending);
-    telemetry.flush();
     ExitCode::from(ending.exit_code)
+}
+
+/// How every run ends, from either front door: the ending (exit code, message), the report on
+/// stdout and the error line on stderr, and the run's Sentry events (the failure's, or the
+/// report's alerts), flushed before returning.
+pub(crate) fn finish(
+    format: Format,
+    telemetry: &Telemetry,
+    command: Command,
+    server: &str,
+    result: &Result<Box<dyn Report>, CommandError>,
+    elapsed: Duration,
+) -> Ending {
+    let ending = Ending::from_result(result);
+    output::emit(format, command, server, result, &ending, elapsed);
+    telemetry.report_run(command, server, &ending);
+    telemetry.flush();
+    ending
 }
 
 /// Usage errors exit 2 with clap's message; an unknown command is named and the commands listed.

@@ -127,6 +127,37 @@ pub fn json_document(
     doc
 }
 
+/// The Lambda `errorType` of a run that did not end well (`None` for exit 0): the error's own code
+/// for runs that stopped (`ConfigError`, `UsageError`, `HttpError`, `RuntimeError`), the command's
+/// kind of finding for a check that found problems (exit 1), `IncompleteError` for a report that
+/// could not be completed (exit 3).
+pub fn error_type(
+    command: Command,
+    result: &Result<Box<dyn Report>, CommandError>,
+    ending: &Ending,
+) -> Option<&'static str> {
+    match (result, ending.exit_code) {
+        (_, 0) => None,
+        (Err(e), _) => Some(e.code()),
+        (Ok(_), 1) => Some(problems_error_type(command)),
+        (Ok(_), _) => Some("IncompleteError"),
+    }
+}
+
+/// What a check that found problems is called, per command. Matched by name so that the table
+/// holds every command of SPEC.md §4, whichever are built yet.
+pub fn problems_error_type(command: Command) -> &'static str {
+    match command.name() {
+        "validate_signature" | "validate_changes_collection" => "ValidationError",
+        "refresh_signature" => "RefreshError",
+        "consistency_checks" => "ConsistencyError",
+        "backport_records" => "BackportError",
+        "blockpages_generator" => "BlockpagesError",
+        "uptake_health" => "UptakeHealthError",
+        _ => "CheckFailed",
+    }
+}
+
 /// Print the run's output and its one-line error, if any.
 pub fn emit(
     format: Format,
@@ -152,5 +183,22 @@ pub fn emit(
     let _ = out.flush();
     if let Some(message) = &ending.message {
         eprintln!("error: {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_names_its_problems_error_type() {
+        for command in Command::ALL {
+            assert_ne!(
+                problems_error_type(*command),
+                "CheckFailed",
+                "{} has no errorType of its own: add it to problems_error_type and the README",
+                command.name()
+            );
+        }
     }
 }

@@ -18,7 +18,7 @@ pub struct Telemetry {
 }
 
 /// Replace every secret in an event, or drop the event when it cannot be cleaned.
-fn scrub(
+pub fn scrub(
     event: sentry::protocol::Event<'static>,
     secrets: &[String],
 ) -> Option<sentry::protocol::Event<'static>> {
@@ -33,6 +33,14 @@ fn scrub(
     serde_json::from_str(&cleaned).ok()
 }
 
+/// The values [`scrub`] replaces for these settings: every credential and the forms it travels in.
+pub fn secrets(raw: &RawSettings) -> Vec<String> {
+    raw.secret_values()
+        .into_iter()
+        .filter(|s| s.len() >= 3)
+        .collect()
+}
+
 impl Telemetry {
     pub fn init(raw: &RawSettings) -> Result<Telemetry, SettingError> {
         let Some(dsn) = raw.get("SENTRY_DSN") else {
@@ -42,11 +50,7 @@ impl Telemetry {
             .trim()
             .parse()
             .map_err(|_| SettingError::new("SENTRY_DSN", "not a valid Sentry DSN"))?;
-        let secrets: Vec<String> = raw
-            .secret_values()
-            .into_iter()
-            .filter(|s| s.len() >= 3)
-            .collect();
+        let secrets = secrets(raw);
         let mut options = sentry::ClientOptions::new();
         options.dsn = Some(dsn);
         options.release =
