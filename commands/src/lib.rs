@@ -2,6 +2,7 @@
 //! reports and progress. Each command module exposes `Config::from_settings` and
 //! `run(&config, &ctx) -> Result<Report>`; [`Command`] lists the implemented ones.
 
+pub mod backport_records;
 pub mod client;
 pub mod error;
 pub mod kinto;
@@ -26,14 +27,17 @@ pub struct Context {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     ValidateChangesCollection,
+    BackportRecords,
 }
 
 impl Command {
-    pub const ALL: &'static [Command] = &[Command::ValidateChangesCollection];
+    pub const ALL: &'static [Command] =
+        &[Command::ValidateChangesCollection, Command::BackportRecords];
 
     pub fn name(self) -> &'static str {
         match self {
             Command::ValidateChangesCollection => "validate_changes_collection",
+            Command::BackportRecords => "backport_records",
         }
     }
 
@@ -41,6 +45,9 @@ impl Command {
         match self {
             Command::ValidateChangesCollection => {
                 "Check that monitor/changes timestamps match each collection's records timestamp"
+            }
+            Command::BackportRecords => {
+                "Copy record creations, updates and deletions from one collection to another, then ask for signature"
             }
         }
     }
@@ -77,6 +84,10 @@ impl Command {
                 Ok(Box::new(
                     validate_changes_collection::run(&config, ctx).await?,
                 ))
+            }
+            Command::BackportRecords => {
+                let config = backport_records::Config::from_settings(raw)?;
+                Ok(Box::new(backport_records::run(&config, ctx).await?))
             }
         }
     }
