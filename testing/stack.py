@@ -5,8 +5,10 @@ It runs, on free ports:
 - an Autograph-shaped signing service (in this process): `POST /sign/data` signs with ECDSA P-384
   like Autograph's content-signature signer, and `GET /chains/<name>.pem` serves x5u chains from a
   PKI generated for this run (RSA root, P-384 intermediate with a name constraint, P-384 leaves);
-- two Kinto 14.8 servers with kinto-signer and kinto-changes (memory backends): "main" and
-  "small pages" (`kinto.paginate_by = 3`), both signing through that service;
+- three Kinto 14.8 servers with kinto-signer and kinto-changes (memory backends): "main",
+  "small pages" (`kinto.paginate_by = 3`) and "bulk" (for tests and benchmarks that write thousands
+  of records: its own process, so they neither wait for nor slow down the others), all signing
+  through that service;
 - an S3-compatible server (moto) for blockpages_generator.
 
 Negative signing cases are chosen by the data itself, so tests running in parallel never disturb
@@ -466,7 +468,7 @@ class Stack:
         autograph_url = f"http://127.0.0.1:{port_holder[0]}"
 
         servers = {}
-        for name, paginate_by in [("main", 10000), ("small-pages", 3)]:
+        for name, paginate_by in [("main", 10000), ("small-pages", 3), ("bulk", 10000)]:
             servers[name] = self.start_kinto(name, paginate_by, autograph_url)
         s3_port = free_port()
         moto_log = open(os.path.join(self.workdir, "moto.log"), "wb")
@@ -482,6 +484,7 @@ class Stack:
         self.env = {
             "RSL_TEST_SERVER": servers["main"],
             "RSL_TEST_SMALL_PAGES_SERVER": servers["small-pages"],
+            "RSL_TEST_BULK_SERVER": servers["bulk"],
             "RSL_TEST_AUTOGRAPH_URL": autograph_url,
             "RSL_TEST_ROOT_HASH": self.pki.root_hash,
             "RSL_TEST_ROOT_PEM": os.path.join(self.workdir, "root.pem"),
@@ -492,7 +495,7 @@ class Stack:
             self.env[f"RSL_TEST_{user.upper()}_AUTH"] = f"{user}:{USERS[user]}"
             self.env[f"RSL_TEST_{user.upper()}_ID"] = userid(user)
         log(f"ready in {time.monotonic() - started:.1f}s: Kinto {servers['main']}, "
-            f"small pages {servers['small-pages']}, autograph {autograph_url}, "
+            f"small pages {servers['small-pages']}, bulk {servers['bulk']}, autograph {autograph_url}, "
             f"S3 http://127.0.0.1:{s3_port}; logs in {self.workdir}")
 
     def start_kinto(self, name, paginate_by, autograph_url):

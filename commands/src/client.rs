@@ -113,6 +113,9 @@ pub struct Request {
     pub url: Url,
     pub body: Option<Value>,
     pub headers: Vec<(&'static str, String)>,
+    /// A deadline for the whole request instead of the per-read timeout, for requests whose
+    /// server work grows with their size (a `/batch`).
+    pub deadline: Option<Duration>,
 }
 
 impl Request {
@@ -122,6 +125,7 @@ impl Request {
             url,
             body: None,
             headers: Vec::new(),
+            deadline: None,
         }
     }
     pub fn json(mut self, body: Value) -> Self {
@@ -132,12 +136,19 @@ impl Request {
         self.headers.push((name, value.into()));
         self
     }
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
 }
 
 /// The client. Cheap to clone: clones share the in-flight cap and the server's backoff.
 #[derive(Clone)]
 pub struct KintoClient {
     http: reqwest::Client,
+    /// The same without the per-read timeout, for requests with a [`Request::deadline`].
+    http_deadline: reqwest::Client,
+    timeout: Duration,
     server: Url,
     auth_header: Option<HeaderValue>,
     retries: u32,
@@ -182,12 +193,18 @@ fn auth_header(auth: &Auth) -> HeaderValue {
 /// Build the shared reqwest client: rustls, timeouts, User-Agent, and redirects followed only
 /// within the same origin (a redirect elsewhere is an error, so nothing leaks to another host).
 pub fn http_client(timeout: Duration) -> reqwest::Client {
+    http_client_builder(timeout)
+        .read_timeout(timeout)
+        .build()
+        .expect("the TLS backend initialises")
+}
+
+fn http_client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
     let mut headers = HeaderMap::new();
     headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     reqwest::Client::builder()
         .default_headers(headers)
-        .connect_timeout(timeout)
-        .read_timeout(timeout)
+        .connect_timeout(connect_timeout)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
             let same = attempt
                 .previous()
@@ -201,8 +218,6 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
                 attempt.stop()
             }
         }))
-        .build()
-        .expect("the TLS backend initialises")
 }
 
 /// Text of the innermost cause of a reqwest error, which names what went wrong (connection
@@ -261,6 +276,10 @@ impl KintoClient {
     pub fn new(settings: &HttpSettings) -> Self {
         KintoClient {
             http: http_client(settings.timeout),
+            http_deadline: http_client_builder(settings.timeout)
+                .build()
+                .expect("the TLS backend initialises"),
+            timeout: settings.timeout,
             server: settings.server.clone(),
             auth_header: settings.auth.as_ref().map(auth_header),
             retries: settings.retries,
@@ -389,9 +408,15 @@ impl KintoClient {
     }
 
     async fn attempt(&self, request: &Request) -> Attempt {
-        let mut builder = self
-            .http
-            .request(request.method.clone(), request.url.clone());
+        let mut builder = match request.deadline {
+            None => self
+                .http
+                .request(request.method.clone(), request.url.clone()),
+            Some(deadline) => self
+                .http_deadline
+                .request(request.method.clone(), request.url.clone())
+                .timeout(deadline),
+        };
         if let Some(auth) = &self.auth_header {
             if same_origin(&request.url, &self.server) {
                 builder = builder.header(AUTHORIZATION, auth.clone());
@@ -643,7 +668,8 @@ impl KintoClient {
     /// checks them. The batch is retried like any request (and when the answer does not hold
     /// one response per sub-request), so a lost answer means the server may see the same
     /// sub-requests twice: give them preconditions (`If-Match`, `If-None-Match: *`) that make a
-    /// second application fail instead of applying again.
+    /// second application fail instead of applying again. The server works through the
+    /// sub-requests one by one, so the batch as a whole has the timeout of each of them added up.
     pub async fn batch(
         &self,
         requests: &[BatchRequest],
@@ -653,7 +679,8 @@ impl KintoClient {
             responses: Vec<BatchResponse>,
         }
         let request = Request::new(Method::POST, self.url("/batch"))
-            .json(serde_json::json!({ "requests": requests }));
+            .json(serde_json::json!({ "requests": requests }))
+            .deadline(self.timeout.saturating_mul(requests.len().max(1) as u32));
         let (_, responses) = self
             .send_checked(&request, |response| {
                 let answer: Answer = response.json()?;
@@ -753,6 +780,14 @@ mod tests {
     /// A loopback server answering each connection with the next canned `(status, body)` and
     /// keeping the request bodies it received.
     async fn canned_server(answers: Vec<(u16, String)>) -> (String, Arc<Mutex<Vec<String>>>) {
+        slow_canned_server(answers, Duration::ZERO).await
+    }
+
+    /// The same, answering each request after `delay`.
+    async fn slow_canned_server(
+        answers: Vec<(u16, String)>,
+        delay: Duration,
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
@@ -783,6 +818,7 @@ mod tests {
                 seen.lock()
                     .unwrap()
                     .push(String::from_utf8_lossy(&buf[body_start..]).into_owned());
+                tokio::time::sleep(delay).await;
                 let answer = format!(
                     "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
@@ -886,5 +922,23 @@ mod tests {
         assert_eq!(err.status(), Some(400));
         assert!(err.to_string().contains("limited to 25"), "{err}");
         assert_eq!(received.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_has_the_timeout_of_its_sub_requests_added_up() {
+        let mut raw = RawSettings::new();
+        raw.set("REQUESTS_TIMEOUT_SECONDS", "0.3");
+        raw.set("REQUESTS_NB_RETRIES", "0");
+        let requests = vec![BatchRequest::new("DELETE", "/buckets/b/collections/c/records/r"); 4];
+        let answer = r#"{"responses": [{"status": 200}, {"status": 200}, {"status": 200}, {"status": 200}]}"#;
+        // Answering after 0.7 s: past one request's timeout, within four's.
+        let delay = Duration::from_millis(700);
+        let (url, _) =
+            slow_canned_server(vec![(200, answer.into()), (200, "{}".into())], delay).await;
+        raw.set("SERVER", &url);
+        let client = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
+        assert_eq!(client.batch(&requests).await.unwrap().len(), 4);
+        let err = client.get_json::<Value>("/", &[]).await.unwrap_err();
+        assert_eq!(err.kind, ClientErrorKind::Timeout);
     }
 }
