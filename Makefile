@@ -7,7 +7,7 @@ BIN := target/release/remote-settings-lambdas
 # cargo-nextest when the machine has it (it runs each test in its own process), else cargo test.
 TEST_RUNNER := $(shell cargo nextest --version >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace --no-fail-fast")
 
-.PHONY: test lint demo venv clean-stack
+.PHONY: test lint demo venv clean-stack bench-backport
 
 ## The Python side of the test stack (Kinto + signer + changes, moto), from PyPI.
 $(VENV)/.installed: testing/requirements.txt
@@ -30,6 +30,11 @@ test: venv lint
 demo: venv
 	cargo build --release
 	$(STACK) demo -- $(BIN) validate_changes_collection
+
+## backport_records: 5,000 records into an empty destination, 4 batches in flight vs one at a time.
+bench-backport: venv
+	cargo build --release
+	$(STACK) run -- $(VENV)/bin/python testing/bench_backport.py $(BIN)
 
 clean-stack:
 	rm -rf .stack

@@ -7,8 +7,8 @@ It runs, on free ports:
   PKI generated for this run (RSA root, P-384 intermediate with a name constraint, P-384 leaves);
 - three Kinto 14.8 servers with kinto-signer and kinto-changes (memory backends): "main",
   "small pages" (`kinto.paginate_by = 3`) and "bulk" (for tests and benchmarks that write thousands
-  of records: its own process, so they neither wait for nor slow down the others), all signing
-  through that service;
+  of records: its own process, so they neither wait for nor slow down the others, and permissions
+  looked up through an index, see kinto_indexed_permission.py), all signing through that service;
 - an S3-compatible server (moto) for blockpages_generator.
 
 Negative signing cases are chosen by the data itself, so tests running in parallel never disturb
@@ -469,7 +469,9 @@ class Stack:
 
         servers = {}
         for name, paginate_by in [("main", 10000), ("small-pages", 3), ("bulk", 10000)]:
-            servers[name] = self.start_kinto(name, paginate_by, autograph_url)
+            servers[name] = self.start_kinto(
+                name, paginate_by, autograph_url, indexed_permissions=(name == "bulk")
+            )
         s3_port = free_port()
         moto_log = open(os.path.join(self.workdir, "moto.log"), "wb")
         self.procs.append(("moto", subprocess.Popen(
@@ -498,18 +500,26 @@ class Stack:
             f"small pages {servers['small-pages']}, bulk {servers['bulk']}, autograph {autograph_url}, "
             f"S3 http://127.0.0.1:{s3_port}; logs in {self.workdir}")
 
-    def start_kinto(self, name, paginate_by, autograph_url):
+    def start_kinto(self, name, paginate_by, autograph_url, indexed_permissions=False):
         port = free_port()
         ini = os.path.join(self.workdir, f"kinto-{name}.ini")
+        config = KINTO_INI.format(
+            hmac_secret=HMAC_SECRET, admin=userid("admin"), paginate_by=paginate_by,
+            autograph=autograph_url, hawk_secret=HAWK_SECRET, port=port,
+        )
+        env = None
+        if indexed_permissions:
+            config = config.replace(
+                "kinto.permission_backend = kinto.core.permission.memory",
+                "kinto.permission_backend = kinto_indexed_permission",
+            )
+            env = dict(os.environ, PYTHONPATH=HERE)
         with open(ini, "w") as f:
-            f.write(KINTO_INI.format(
-                hmac_secret=HMAC_SECRET, admin=userid("admin"), paginate_by=paginate_by,
-                autograph=autograph_url, hawk_secret=HAWK_SECRET, port=port,
-            ))
+            f.write(config)
         logfile = open(os.path.join(self.workdir, f"kinto-{name}.log"), "wb")
         proc = subprocess.Popen(
             [os.path.join(VENV_BIN, "pserve"), ini], stdout=logfile, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, env=env,
         )
         self.procs.append((f"kinto-{name}", proc, logfile.name))
         return f"http://127.0.0.1:{port}/v1"

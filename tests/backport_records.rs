@@ -692,6 +692,47 @@ async fn a_batch_whose_answer_was_lost_is_retried_without_applying_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_failing_after_retries_stops_the_writes_with_exit_3() {
+    let stack = Stack::get();
+    let kinto = stack.editor();
+    let bid = scratch(&kinto, &["new", "old"]).await;
+    let records: Vec<Value> = (0..60).map(|i| json!({"id": format!("r{i:02}")})).collect();
+    kinto.put_records(&bid, "new", &records).await;
+    let proxy = Proxy::start(&stack.server).await;
+    proxy.fail_always("/batch", Fault::Status(503, None));
+    let mut e = env(&proxy.url, &stack.editor, (&bid, "new"), (&bid, "old"));
+    e.extend([("REQUESTS_NB_RETRIES", "1"), ("PARALLEL_REQUESTS", "1")]);
+    let run = backport(&e).await;
+    assert_eq!(run.code, 3, "{run:?}");
+    // Three chunks of 25: the first one failed twice, the others were never sent.
+    assert_eq!(proxy.count("POST /v1/batch"), 2, "{:#?}", proxy.requests());
+    let lines = run.lines();
+    assert_eq!(lines.len(), 61);
+    let path = format!("/buckets/{bid}/collections/old/records");
+    assert!(
+        lines[0].starts_with(&format!(
+            "Batch #0: PUT {path}/r00 - failed, maybe not applied (POST {}/batch failed after 2 attempts: HTTP 503",
+            proxy.url
+        )),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[25],
+        format!("Batch #25: PUT {path}/r25 - not sent (an earlier batch failed)")
+    );
+    assert_eq!(lines[60], "Failed. 0 changes applied, 60 not applied.");
+    assert!(
+        run.stderr.contains(&format!(
+            "60 of 60 changes not applied to {bid}/old: r00 (SERVER_ERROR)"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(contents(&kinto, &bid, "old").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_records_are_written_in_batches_several_in_flight() {
     let stack = Stack::get();
     // The bulk server: thousands of writes there neither wait for nor slow down other tests.
