@@ -258,6 +258,48 @@ async fn mappings_run_several_pairs_each_with_its_filters() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_source_is_exit_1_and_the_next_mapping_still_runs() {
+    let stack = Stack::get();
+    let kinto = stack.editor();
+    let bid = scratch(&kinto, &["b", "a-old", "b-old"]).await;
+    kinto
+        .put_records(&bid, "b", &[json!({"id": "z", "v": 1})])
+        .await;
+    let mappings = format!("{bid}/missing -> {bid}/a-old\n{bid}/b -> {bid}/b-old");
+    let run = backport(&[
+        ("SERVER", &stack.server),
+        ("BACKPORT_RECORDS_SOURCE_AUTH", &stack.editor),
+        ("BACKPORT_RECORDS_MAPPINGS", &mappings),
+    ])
+    .await;
+    assert_eq!(run.code, 1, "{run:?}");
+    let lines = run.lines();
+    assert_eq!(lines[0], format!("{bid}/missing -> {bid}/a-old"));
+    assert!(
+        lines[1].starts_with(&format!(
+            "Cannot backport {bid}/missing -> {bid}/a-old: GET {}/buckets/{bid}/collections/missing/records failed: HTTP 404",
+            stack.server
+        )),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(
+        lines[2..],
+        [
+            format!("{bid}/b -> {bid}/b-old"),
+            format!("Batch #0: PUT /buckets/{bid}/collections/b-old/records/z - 201"),
+            "Done. 1 changes applied.".to_string(),
+        ]
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("error: {bid}/missing -> {bid}/a-old: GET ")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_settings_are_exit_2_and_send_nothing() {
     let stack = Stack::get();
     let proxy = Proxy::start(&stack.server).await;

@@ -130,7 +130,7 @@ impl Backport<'_> {
             }
         };
         // The signer workflow of the destination, when it is a signed source collection.
-        let workflow_status = self
+        let signature_request = self
             .signer
             .as_ref()
             .and_then(|s| s.resolve_source(&dest.bucket, &dest.collection))
@@ -142,7 +142,7 @@ impl Backport<'_> {
                 }
             });
         if changes.is_empty() {
-            let Some(request) = workflow_status else {
+            let Some(request) = signature_request else {
                 return MappingState::InSync;
             };
             // In sync, but changes made earlier may still wait for review or signature.
@@ -154,7 +154,7 @@ impl Backport<'_> {
         }
         if self.config.dry_run {
             let outcomes = vec![Outcome::DryRun; changes.len()];
-            let signing = workflow_status.map_or(Signing::NotSigned, Signing::WouldRequest);
+            let signing = signature_request.map_or(Signing::NotSigned, Signing::WouldRequest);
             return MappingState::Changed {
                 changes,
                 outcomes,
@@ -176,7 +176,7 @@ impl Backport<'_> {
         )
         .await;
         progress.finish();
-        let signing = match workflow_status {
+        let signing = match signature_request {
             None => Signing::NotSigned,
             Some(request) if !outcomes.iter().all(Outcome::is_done) => Signing::Skipped(request),
             Some(request) => match self.request_signature(dest, request).await {
