@@ -89,9 +89,14 @@ fn outcome_text(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Applied { status } => status.to_string(),
         Outcome::AlreadyApplied { status } => format!("{status} (already applied)"),
-        Outcome::Conflict { status, .. } => {
-            format!("{status} (modified meanwhile in the destination: not overwritten)")
-        }
+        Outcome::Conflict {
+            status,
+            existing: Some(_),
+        } => format!("{status} (modified meanwhile in the destination: not overwritten)"),
+        Outcome::Conflict {
+            status,
+            existing: None,
+        } => format!("{status} (deleted meanwhile in the destination: not recreated)"),
         Outcome::Refused { status, message } => format!("{status} ({message})"),
         Outcome::BatchFailed(error) => format!("failed, maybe not applied ({error})"),
         Outcome::NotSent => "not sent (an earlier batch failed)".into(),
@@ -386,5 +391,174 @@ impl Report for BackportReport {
         } else {
             RunOutcome::Problems(failure)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backport_records::diff::Kind;
+    use crate::client::ClientErrorKind;
+    use crate::kinto::CollectionRef;
+
+    fn mapping() -> Mapping {
+        Mapping {
+            source: CollectionRef::new("ws", "new"),
+            filters: Vec::new(),
+            destination: CollectionRef::new("ws", "old"),
+        }
+    }
+
+    fn change(kind: Kind, id: &str) -> Change {
+        Change {
+            kind,
+            id: id.into(),
+            content: None,
+            read_timestamp: None,
+        }
+    }
+
+    fn report(outcomes: Vec<Outcome>, signing: Signing) -> BackportReport {
+        let kinds = [Kind::Create, Kind::Update, Kind::Delete];
+        let changes = (0..outcomes.len())
+            .map(|i| change(kinds[i % 3], &format!("r{i}")))
+            .collect();
+        BackportReport {
+            dry_run: false,
+            name_mappings: false,
+            results: vec![MappingResult {
+                mapping: mapping(),
+                state: MappingState::Changed {
+                    changes,
+                    outcomes,
+                    signing,
+                },
+            }],
+        }
+    }
+
+    fn text(report: &BackportReport) -> String {
+        let mut out = Vec::new();
+        report.write_text(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn server_down() -> ClientError {
+        ClientError {
+            method: "POST".into(),
+            url: "http://h/v1/batch".into(),
+            attempts: 5,
+            kind: ClientErrorKind::Timeout,
+        }
+    }
+
+    #[test]
+    fn final_lines_follow_the_signature_step() {
+        let applied = || {
+            vec![
+                Outcome::Applied { status: 201 },
+                Outcome::Applied { status: 200 },
+            ]
+        };
+        for (signing, last) in [
+            (Signing::NotSigned, "Done. 2 changes applied."),
+            (
+                Signing::Requested("to-sign"),
+                "Done. 2 changes applied and signed.",
+            ),
+            (
+                Signing::Requested("to-review"),
+                "Done. Requested review for 2 changes.",
+            ),
+        ] {
+            let r = report(applied(), signing);
+            assert_eq!(text(&r).lines().last(), Some(last));
+            assert_eq!(r.outcome(), RunOutcome::Ok);
+        }
+        let r = report(applied(), Signing::NotSigned);
+        assert_eq!(
+            text(&r).lines().next(),
+            Some("Batch #0: PUT /buckets/ws/collections/old/records/r0 - 201")
+        );
+    }
+
+    #[test]
+    fn refusals_are_problems_and_unreachable_servers_incomplete() {
+        let r = report(
+            vec![
+                Outcome::Applied { status: 201 },
+                Outcome::Conflict {
+                    status: 412,
+                    existing: None,
+                },
+                Outcome::Refused {
+                    status: 403,
+                    message: "Unauthorized".into(),
+                },
+            ],
+            Signing::Skipped("to-review"),
+        );
+        assert_eq!(
+            text(&r).lines().collect::<Vec<_>>()[1..],
+            [
+                "Batch #1: PUT /buckets/ws/collections/old/records/r1 - 412 (deleted meanwhile in the destination: not recreated)",
+                "Batch #2: DELETE /buckets/ws/collections/old/records/r2 - 403 (Unauthorized)",
+                "Failed. 1 changes applied, 2 not applied; no signature requested.",
+            ]
+        );
+        let RunOutcome::Problems(failure) = r.outcome() else {
+            panic!("{:?}", r.outcome())
+        };
+        assert_eq!(
+            failure.message,
+            "2 of 3 changes not applied to ws/old: r1 (CONCURRENT_EDIT), r2 (FORBIDDEN)"
+        );
+        assert_eq!(failure.items.len(), 2);
+        assert_eq!(failure.items[0]["batch"], 1);
+
+        let r = report(
+            vec![Outcome::BatchFailed(server_down()), Outcome::NotSent],
+            Signing::NotSigned,
+        );
+        assert!(matches!(r.outcome(), RunOutcome::Incomplete(_)));
+        let r = report(
+            vec![Outcome::Applied { status: 201 }],
+            Signing::Failed {
+                request: "to-sign",
+                error: server_down(),
+            },
+        );
+        let RunOutcome::Incomplete(failure) = r.outcome() else {
+            panic!("{:?}", r.outcome())
+        };
+        assert!(failure
+            .message
+            .starts_with("asking for to-sign on ws/old failed: POST"));
+    }
+
+    #[test]
+    fn json_counts_every_change() {
+        let r = report(
+            vec![
+                Outcome::Applied { status: 201 },
+                Outcome::AlreadyApplied { status: 412 },
+                Outcome::Refused {
+                    status: 400,
+                    message: "Invalid".into(),
+                },
+            ],
+            Signing::NotSigned,
+        );
+        let doc = r.to_json();
+        assert_eq!(
+            doc["totals"],
+            serde_json::json!({"changes": 3, "applied": 1, "already_applied": 1, "conflicts": 0,
+                               "failed": 1, "mappings": 1, "in_sync": 0, "dry_run": false})
+        );
+        let changes = doc["results"][0]["changes"].as_array().unwrap();
+        assert_eq!(changes[1]["result"], "already_applied");
+        assert_eq!(changes[2]["code"], "SUBREQUEST_FAILED");
+        assert_eq!(changes[2]["message"], "Invalid");
+        assert_eq!(doc["results"][0]["status"], "problems");
     }
 }
