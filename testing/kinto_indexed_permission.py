@@ -49,16 +49,15 @@ class Permission(memory.Permission):
 
     @synchronized
     def get_objects_permissions(self, objects_ids, permissions=None):
+        if permissions is not None:
+            # Named permissions: the stock lookup reads those keys directly, no scan.
+            return super().get_objects_permissions(objects_ids, permissions)
         result = []
         for object_id in objects_ids:
-            if permissions is None:
-                aces = self._store.by_object.get(object_id, ())
-            else:
-                aces = [f"permission:{object_id}:{permission}" for permission in permissions]
             perms = {}
-            for ace in aces:
+            for ace in self._store.by_object.get(object_id, ()):
                 permission = ace.split(":", 2)[2]
-                perms[permission] = set(self._store.get(ace, set()))
+                perms[permission] = set(self._store[ace])
             result.append(perms)
         return result
 

@@ -509,10 +509,9 @@ class Stack:
         )
         env = None
         if indexed_permissions:
-            config = config.replace(
-                "kinto.permission_backend = kinto.core.permission.memory",
-                "kinto.permission_backend = kinto_indexed_permission",
-            )
+            stock = "kinto.permission_backend = kinto.core.permission.memory"
+            assert stock in config, "the Kinto settings no longer name the memory permission backend"
+            config = config.replace(stock, "kinto.permission_backend = kinto_indexed_permission")
             env = dict(os.environ, PYTHONPATH=HERE)
         with open(ini, "w") as f:
             f.write(config)

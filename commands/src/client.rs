@@ -1,7 +1,8 @@
 //! The one HTTP client every command uses. It owns timeouts, retries with exponential backoff and
 //! jitter (connection errors, timeouts, 5xx, 429, honouring `Retry-After` and Kinto's `Backoff`),
-//! `Next-Page` pagination, authentication (sent only to the server's origin), a global cap on
-//! requests in flight, and errors that carry the method and URL but never the credentials.
+//! `Next-Page` pagination, `POST /batch` with its sub-responses, authentication (sent only to the
+//! server's origin), a global cap on requests in flight, and errors that carry the method and URL
+//! but never the credentials.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
