@@ -16,7 +16,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | 
 LAMBDA_ZIP := dist/remote-settings-lambdas-$(VERSION)-lambda-al2023-x86_64.zip
 CHECK_ZIP := dist/lambda-check.zip
 
-.PHONY: test lint demo venv clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages
+.PHONY: test lint demo venv clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport
 
 ## The Python side of the test stack (Kinto + signer + changes, moto), from PyPI.
 $(VENV)/.installed: testing/requirements.txt
@@ -78,6 +78,11 @@ demo: venv
 bench-blockpages: venv
 	cargo build --release
 	$(STACK) run -- $(VENV)/bin/python testing/bench_blockpages.py $(BIN) 10000
+
+## backport_records: 5,000 records into an empty destination, 4 batches in flight vs one at a time.
+bench-backport: venv
+	cargo build --release
+	$(STACK) run -- $(VENV)/bin/python testing/bench_backport.py $(BIN)
 
 clean-stack:
 	rm -rf .stack

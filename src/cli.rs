@@ -197,6 +197,53 @@ pub struct BlockpagesArgs {
     delete_stale: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct BackportArgs {
+    /// Credentials for the source (and the destination unless --dest-auth): `user:pass` or a token (required)
+    #[arg(
+        long,
+        env = "BACKPORT_RECORDS_SOURCE_AUTH",
+        hide_env_values = true,
+        value_name = "CREDENTIALS"
+    )]
+    source_auth: Option<String>,
+    /// Bucket to read records from (required unless --mappings)
+    #[arg(long, env = "BACKPORT_RECORDS_SOURCE_BUCKET", value_name = "ID")]
+    source_bucket: Option<String>,
+    /// Collection to read records from (required unless --mappings)
+    #[arg(long, env = "BACKPORT_RECORDS_SOURCE_COLLECTION", value_name = "ID")]
+    source_collection: Option<String>,
+    /// Filters selecting the source records, as a JSON object of Kinto querystring filters, e.g. {"min_age": 42} [default: none]
+    #[arg(long, env = "BACKPORT_RECORDS_SOURCE_FILTERS", value_name = "JSON")]
+    source_filters: Option<String>,
+    /// Credentials for the destination [default: the source's]
+    #[arg(
+        long,
+        env = "BACKPORT_RECORDS_DEST_AUTH",
+        hide_env_values = true,
+        value_name = "CREDENTIALS"
+    )]
+    dest_auth: Option<String>,
+    /// Bucket to copy records to [default: the source bucket]
+    #[arg(long, env = "BACKPORT_RECORDS_DEST_BUCKET", value_name = "ID")]
+    dest_bucket: Option<String>,
+    /// Collection to copy records to [default: the source collection]
+    #[arg(long, env = "BACKPORT_RECORDS_DEST_COLLECTION", value_name = "ID")]
+    dest_collection: Option<String>,
+    /// Several pairs instead of the source/dest settings, one per line: `sbid/scid[?filters] -> dbid/dcid`
+    #[arg(long, env = "BACKPORT_RECORDS_MAPPINGS", value_name = "LINES")]
+    mappings: Option<String>,
+    /// Print the changes that would be made, and write nothing [default: 0]
+    #[arg(
+        long,
+        env = "DRY_RUN",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "1"
+    )]
+    dry_run: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Check that monitor/changes timestamps match each collection's records timestamp
@@ -211,6 +258,9 @@ pub enum CliCommand {
     /// Render the add-ons and plugins blocklists as HTML pages and upload them to S3
     #[command(name = "blockpages_generator", alias = "blockpages-generator")]
     BlockpagesGenerator(Box<BlockpagesArgs>),
+    /// Copy record creations, updates and deletions from one collection to another, then ask for signature
+    #[command(name = "backport_records", alias = "backport-records")]
+    BackportRecords(BackportArgs),
 }
 
 impl Cli {
@@ -227,6 +277,7 @@ impl Cli {
             CliCommand::ValidateChangesCollection(_) => "validate_changes_collection",
             CliCommand::UptakeHealth(_) => "uptake_health",
             CliCommand::BlockpagesGenerator(_) => "blockpages_generator",
+            CliCommand::BackportRecords(_) => "backport_records",
         };
         Command::from_name(name).expect("every CLI subcommand is a Command")
     }

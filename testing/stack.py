@@ -5,8 +5,10 @@ It runs, on free ports:
 - an Autograph-shaped signing service (in this process): `POST /sign/data` signs with ECDSA P-384
   like Autograph's content-signature signer, and `GET /chains/<name>.pem` serves x5u chains from a
   PKI generated for this run (RSA root, P-384 intermediate with a name constraint, P-384 leaves);
-- two Kinto 14.8 servers with kinto-signer and kinto-changes (memory backends): "main" and
-  "small pages" (`kinto.paginate_by = 3`), both signing through that service;
+- three Kinto 14.8 servers with kinto-signer and kinto-changes (memory backends): "main",
+  "small pages" (`kinto.paginate_by = 3`) and "bulk" (for tests and benchmarks that write thousands
+  of records: its own process, so they neither wait for nor slow down the others, and permissions
+  looked up through an index, see kinto_indexed_permission.py), all signing through that service;
 - an S3-compatible server (moto) for blockpages_generator.
 
 Negative signing cases are chosen by the data itself, so tests running in parallel never disturb
@@ -466,8 +468,10 @@ class Stack:
         autograph_url = f"http://127.0.0.1:{port_holder[0]}"
 
         servers = {}
-        for name, paginate_by in [("main", 10000), ("small-pages", 3)]:
-            servers[name] = self.start_kinto(name, paginate_by, autograph_url)
+        for name, paginate_by in [("main", 10000), ("small-pages", 3), ("bulk", 10000)]:
+            servers[name] = self.start_kinto(
+                name, paginate_by, autograph_url, indexed_permissions=(name == "bulk")
+            )
         s3_port = free_port()
         moto_log = open(os.path.join(self.workdir, "moto.log"), "wb")
         self.procs.append(("moto", subprocess.Popen(
@@ -482,6 +486,7 @@ class Stack:
         self.env = {
             "RSL_TEST_SERVER": servers["main"],
             "RSL_TEST_SMALL_PAGES_SERVER": servers["small-pages"],
+            "RSL_TEST_BULK_SERVER": servers["bulk"],
             "RSL_TEST_AUTOGRAPH_URL": autograph_url,
             "RSL_TEST_ROOT_HASH": self.pki.root_hash,
             "RSL_TEST_ROOT_PEM": os.path.join(self.workdir, "root.pem"),
@@ -492,21 +497,28 @@ class Stack:
             self.env[f"RSL_TEST_{user.upper()}_AUTH"] = f"{user}:{USERS[user]}"
             self.env[f"RSL_TEST_{user.upper()}_ID"] = userid(user)
         log(f"ready in {time.monotonic() - started:.1f}s: Kinto {servers['main']}, "
-            f"small pages {servers['small-pages']}, autograph {autograph_url}, "
+            f"small pages {servers['small-pages']}, bulk {servers['bulk']}, autograph {autograph_url}, "
             f"S3 http://127.0.0.1:{s3_port}; logs in {self.workdir}")
 
-    def start_kinto(self, name, paginate_by, autograph_url):
+    def start_kinto(self, name, paginate_by, autograph_url, indexed_permissions=False):
         port = free_port()
         ini = os.path.join(self.workdir, f"kinto-{name}.ini")
+        config = KINTO_INI.format(
+            hmac_secret=HMAC_SECRET, admin=userid("admin"), paginate_by=paginate_by,
+            autograph=autograph_url, hawk_secret=HAWK_SECRET, port=port,
+        )
+        env = None
+        if indexed_permissions:
+            stock = "kinto.permission_backend = kinto.core.permission.memory"
+            assert stock in config, "the Kinto settings no longer name the memory permission backend"
+            config = config.replace(stock, "kinto.permission_backend = kinto_indexed_permission")
+            env = dict(os.environ, PYTHONPATH=HERE)
         with open(ini, "w") as f:
-            f.write(KINTO_INI.format(
-                hmac_secret=HMAC_SECRET, admin=userid("admin"), paginate_by=paginate_by,
-                autograph=autograph_url, hawk_secret=HAWK_SECRET, port=port,
-            ))
+            f.write(config)
         logfile = open(os.path.join(self.workdir, f"kinto-{name}.log"), "wb")
         proc = subprocess.Popen(
             [os.path.join(VENV_BIN, "pserve"), ini], stdout=logfile, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, env=env,
         )
         self.procs.append((f"kinto-{name}", proc, logfile.name))
         return f"http://127.0.0.1:{port}/v1"

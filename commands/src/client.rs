@@ -1,9 +1,10 @@
 //! The one HTTP client every command uses. It owns timeouts, retries with exponential backoff and
 //! jitter (connection errors, timeouts, 5xx, 429, honouring `Retry-After` and Kinto's `Backoff`),
-//! `Next-Page` pagination, authentication (sent only to the server's origin), a global cap on
-//! requests in flight, and errors that carry the method and URL but never the credentials. Which
-//! failures are retried is a [`RetryPolicy`] chosen per client (Kinto's by default). URLs are
-//! shown (errors, logs) through [`display_url`], which hides credentials held in query strings.
+//! `Next-Page` pagination, `POST /batch` with its sub-responses, authentication (sent only to the
+//! server's origin), a global cap on requests in flight, and errors that carry the method and URL
+//! but never the credentials. Which failures are retried is a [`RetryPolicy`] chosen per client
+//! (Kinto's by default). URLs are shown (errors, logs) through [`display_url`], which hides
+//! credentials held in query strings.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -253,6 +254,9 @@ pub struct Request {
     /// A raw body (sent as is; give its `Content-Type` in `headers`). Ignored when `body` is set.
     pub bytes: Option<Vec<u8>>,
     pub headers: Vec<(&'static str, String)>,
+    /// A deadline for the whole request instead of the per-read timeout, for requests whose
+    /// server work grows with their size (a `/batch`).
+    pub deadline: Option<Duration>,
 }
 
 impl Request {
@@ -263,6 +267,7 @@ impl Request {
             body: None,
             bytes: None,
             headers: Vec::new(),
+            deadline: None,
         }
     }
     pub fn json(mut self, body: Value) -> Self {
@@ -277,12 +282,19 @@ impl Request {
         self.headers.push((name, value.into()));
         self
     }
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
 }
 
 /// The client. Cheap to clone: clones share the in-flight cap and the server's backoff.
 #[derive(Clone)]
 pub struct KintoClient {
     http: reqwest::Client,
+    /// The same without the per-read timeout, for requests with a [`Request::deadline`].
+    http_deadline: reqwest::Client,
+    timeout: Duration,
     server: Url,
     auth_header: Option<HeaderValue>,
     retries: u32,
@@ -328,12 +340,18 @@ fn auth_header(auth: &Auth) -> HeaderValue {
 /// Build the shared reqwest client: rustls, timeouts, User-Agent, and redirects followed only
 /// within the same origin (a redirect elsewhere is an error, so nothing leaks to another host).
 pub fn http_client(timeout: Duration) -> reqwest::Client {
+    http_client_builder(timeout)
+        .read_timeout(timeout)
+        .build()
+        .expect("the TLS backend initialises")
+}
+
+fn http_client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
     let mut headers = HeaderMap::new();
     headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     reqwest::Client::builder()
         .default_headers(headers)
-        .connect_timeout(timeout)
-        .read_timeout(timeout)
+        .connect_timeout(connect_timeout)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
             let same = attempt
                 .previous()
@@ -347,8 +365,6 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
                 attempt.stop()
             }
         }))
-        .build()
-        .expect("the TLS backend initialises")
 }
 
 /// Text of the innermost cause of a reqwest error, which names what went wrong (connection
@@ -425,6 +441,10 @@ impl KintoClient {
     pub fn new(settings: &HttpSettings) -> Self {
         KintoClient {
             http: http_client(settings.timeout),
+            http_deadline: http_client_builder(settings.timeout)
+                .build()
+                .expect("the TLS backend initialises"),
+            timeout: settings.timeout,
             server: settings.server.clone(),
             auth_header: settings.auth.as_ref().map(auth_header),
             retries: settings.retries,
@@ -561,9 +581,15 @@ impl KintoClient {
     }
 
     async fn attempt(&self, request: &Request) -> Attempt {
-        let mut builder = self
-            .http
-            .request(request.method.clone(), request.url.clone());
+        let mut builder = match request.deadline {
+            None => self
+                .http
+                .request(request.method.clone(), request.url.clone()),
+            Some(deadline) => self
+                .http_deadline
+                .request(request.method.clone(), request.url.clone())
+                .timeout(deadline),
+        };
         if let Some(auth) = &self.auth_header {
             if same_origin(&request.url, &self.server) {
                 builder = builder.header(AUTHORIZATION, auth.clone());
@@ -731,6 +757,109 @@ impl KintoClient {
             return Err(fail(ClientErrorKind::TooLarge(max_bytes)));
         }
         Ok(response.body)
+    }
+}
+
+/// One sub-request of `POST /batch`: method, API path without the version prefix (e.g.
+/// `/buckets/b/collections/c/records/r`), extra headers and an optional JSON body.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BatchRequest {
+    pub method: String,
+    pub path: String,
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "headers_object"
+    )]
+    pub headers: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+fn headers_object<S: serde::Serializer>(
+    headers: &[(String, String)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(headers.len()))?;
+    for (name, value) in headers {
+        map.serialize_entry(name, value)?;
+    }
+    map.end()
+}
+
+impl BatchRequest {
+    pub fn new(method: &str, path: impl Into<String>) -> Self {
+        BatchRequest {
+            method: method.to_string(),
+            path: path.into(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
+/// The answer to one sub-request: its own status and body (a Kinto error body for 4xx/5xx).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct BatchResponse {
+    pub status: u16,
+    #[serde(default)]
+    pub body: Value,
+}
+
+impl BatchResponse {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The `message` of a Kinto error body, bounded to one short line.
+    pub fn error_message(&self) -> Option<String> {
+        serde_json::to_vec(&self.body)
+            .ok()
+            .and_then(|bytes| error_detail(&bytes))
+    }
+}
+
+impl KintoClient {
+    /// Send sub-requests in one `POST /batch` (at most the server's `batch_max_requests`) and
+    /// return their responses, in order. Each sub-response carries its own status: the caller
+    /// checks them. The batch is retried like any request (and when the answer does not hold
+    /// one response per sub-request), so a lost answer means the server may see the same
+    /// sub-requests twice: give them preconditions (`If-Match`, `If-None-Match: *`) that make a
+    /// second application fail instead of applying again. The server works through the
+    /// sub-requests one by one, so the batch as a whole has the timeout of each of them added up.
+    pub async fn batch(
+        &self,
+        requests: &[BatchRequest],
+    ) -> Result<Vec<BatchResponse>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            responses: Vec<BatchResponse>,
+        }
+        let request = Request::new(Method::POST, self.url("/batch"))
+            .json(serde_json::json!({ "requests": requests }))
+            .deadline(self.timeout.saturating_mul(requests.len().max(1) as u32));
+        let (_, responses) = self
+            .send_checked(&request, |response| {
+                let answer: Answer = response.json()?;
+                if answer.responses.len() != requests.len() {
+                    return Err(ClientErrorKind::Shape(format!(
+                        "{} responses to {} batched requests",
+                        answer.responses.len(),
+                        requests.len()
+                    )));
+                }
+                Ok(answer.responses)
+            })
+            .await?;
+        Ok(responses)
     }
 }
 
@@ -981,5 +1110,170 @@ mod tests {
             "GET http://h/v1/x failed after 5 attempts: HTTP 503 (down)"
         );
         assert!(!e.is_client_status());
+    }
+
+    /// A loopback server answering each connection with the next canned `(status, body)` and
+    /// keeping the request bodies it received.
+    async fn canned_server(answers: Vec<(u16, String)>) -> (String, Arc<Mutex<Vec<String>>>) {
+        slow_canned_server(answers, Duration::ZERO).await
+    }
+
+    /// The same, answering each request after `delay`.
+    async fn slow_canned_server(
+        answers: Vec<(u16, String)>,
+        delay: Duration,
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let seen = received.clone();
+        tokio::spawn(async move {
+            for (status, body) in answers {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let body_start = loop {
+                    let n = socket.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..body_start]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse().unwrap())
+                    .unwrap_or(0);
+                while buf.len() < body_start + length {
+                    let n = socket.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[body_start..]).into_owned());
+                tokio::time::sleep(delay).await;
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                socket.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        (url, received)
+    }
+
+    fn fast_retry_client(server: &str) -> KintoClient {
+        let mut raw = RawSettings::new();
+        raw.set("SERVER", server);
+        raw.set("REQUESTS_NB_RETRIES", "2");
+        raw.set("REQUESTS_RETRY_BACKOFF_SECONDS", "0.001");
+        KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap())
+    }
+
+    fn two_requests() -> Vec<BatchRequest> {
+        vec![
+            BatchRequest::new("PUT", "/buckets/b/collections/c/records/r1")
+                .header("If-None-Match", "*")
+                .json(serde_json::json!({"data": {"id": "r1"}})),
+            BatchRequest::new("DELETE", "/buckets/b/collections/c/records/r2")
+                .header("If-Match", "\"12\""),
+        ]
+    }
+
+    #[tokio::test]
+    async fn batch_posts_kinto_sub_requests_and_returns_their_responses_in_order() {
+        let answer = r#"{"responses": [
+            {"status": 201, "path": "/v1/buckets/b/collections/c/records/r1", "body": {"data": {"id": "r1"}}},
+            {"status": 412, "path": "/v1/buckets/b/collections/c/records/r2", "body": {"code": 412, "message": "Resource was modified meanwhile"}}
+        ]}"#;
+        let (url, received) = canned_server(vec![(200, answer.into())]).await;
+        let responses = fast_retry_client(&url)
+            .batch(&two_requests())
+            .await
+            .unwrap();
+        assert_eq!(
+            responses.iter().map(|r| r.status).collect::<Vec<_>>(),
+            [201, 412]
+        );
+        assert!(responses[0].is_success() && !responses[1].is_success());
+        assert_eq!(
+            responses[1].error_message().as_deref(),
+            Some("Resource was modified meanwhile")
+        );
+        let sent: Value = serde_json::from_str(&received.lock().unwrap()[0]).unwrap();
+        assert_eq!(
+            sent,
+            serde_json::json!({"requests": [
+                {"method": "PUT", "path": "/buckets/b/collections/c/records/r1",
+                 "headers": {"If-None-Match": "*"}, "body": {"data": {"id": "r1"}}},
+                {"method": "DELETE", "path": "/buckets/b/collections/c/records/r2",
+                 "headers": {"If-Match": "\"12\""}},
+            ]})
+        );
+    }
+
+    #[tokio::test]
+    async fn batch_answers_missing_responses_are_retried_then_an_error() {
+        let short = r#"{"responses": [{"status": 201, "body": {}}]}"#.to_string();
+        let full = r#"{"responses": [{"status": 201, "body": {}}, {"status": 200, "body": {}}]}"#
+            .to_string();
+        let (url, received) = canned_server(vec![(200, short.clone()), (200, full)]).await;
+        let responses = fast_retry_client(&url)
+            .batch(&two_requests())
+            .await
+            .unwrap();
+        assert_eq!(responses.len(), 2);
+        assert_eq!(received.lock().unwrap().len(), 2);
+
+        let (url, _) = canned_server(vec![
+            (200, short.clone()),
+            (200, short.clone()),
+            (200, short),
+        ])
+        .await;
+        let err = fast_retry_client(&url)
+            .batch(&two_requests())
+            .await
+            .unwrap_err();
+        assert_eq!(err.attempts, 3);
+        assert_eq!(err.code(), "UNEXPECTED_RESPONSE");
+        assert!(
+            err.to_string()
+                .contains("1 responses to 2 batched requests"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn batch_refused_as_a_whole_is_not_retried() {
+        let refused = r#"{"code": 400, "message": "Number of requests is limited to 25"}"#;
+        let (url, received) = canned_server(vec![(400, refused.into())]).await;
+        let err = fast_retry_client(&url)
+            .batch(&two_requests())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(400));
+        assert!(err.to_string().contains("limited to 25"), "{err}");
+        assert_eq!(received.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_has_the_timeout_of_its_sub_requests_added_up() {
+        let mut raw = RawSettings::new();
+        raw.set("REQUESTS_TIMEOUT_SECONDS", "0.3");
+        raw.set("REQUESTS_NB_RETRIES", "0");
+        let requests = vec![BatchRequest::new("DELETE", "/buckets/b/collections/c/records/r"); 4];
+        let answer = r#"{"responses": [{"status": 200}, {"status": 200}, {"status": 200}, {"status": 200}]}"#;
+        // Answering after 0.7 s: past one request's timeout, within four's.
+        let delay = Duration::from_millis(700);
+        let (url, _) =
+            slow_canned_server(vec![(200, answer.into()), (200, "{}".into())], delay).await;
+        raw.set("SERVER", &url);
+        let client = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
+        assert_eq!(client.batch(&requests).await.unwrap().len(), 4);
+        let err = client.get_json::<Value>("/", &[]).await.unwrap_err();
+        assert_eq!(err.kind, ClientErrorKind::Timeout);
     }
 }

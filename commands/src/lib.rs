@@ -2,6 +2,7 @@
 //! reports and progress. Each command module exposes `Config::from_settings` and
 //! `run(&config, &ctx) -> Result<Report>`; [`Command`] lists the implemented ones.
 
+pub mod backport_records;
 pub mod blockpages_generator;
 pub mod client;
 pub mod error;
@@ -30,6 +31,7 @@ pub enum Command {
     ValidateChangesCollection,
     UptakeHealth,
     BlockpagesGenerator,
+    BackportRecords,
 }
 
 impl Command {
@@ -37,6 +39,7 @@ impl Command {
         Command::ValidateChangesCollection,
         Command::UptakeHealth,
         Command::BlockpagesGenerator,
+        Command::BackportRecords,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +47,7 @@ impl Command {
             Command::ValidateChangesCollection => "validate_changes_collection",
             Command::UptakeHealth => "uptake_health",
             Command::BlockpagesGenerator => "blockpages_generator",
+            Command::BackportRecords => "backport_records",
         }
     }
 
@@ -57,6 +61,9 @@ impl Command {
             }
             Command::BlockpagesGenerator => {
                 "Render the add-ons and plugins blocklists as HTML pages and upload them to S3"
+            }
+            Command::BackportRecords => {
+                "Copy record creations, updates and deletions from one collection to another, then ask for signature"
             }
         }
     }
@@ -107,6 +114,10 @@ impl Command {
             Command::BlockpagesGenerator => {
                 let config = blockpages_generator::Config::from_settings(raw)?;
                 Ok(Box::new(blockpages_generator::run(&config, ctx).await?))
+            }
+            Command::BackportRecords => {
+                let config = backport_records::Config::from_settings(raw)?;
+                Ok(Box::new(backport_records::run(&config, ctx).await?))
             }
         }
     }

@@ -23,6 +23,10 @@ pub enum Fault {
     Truncate,
     /// Answer 200 with this body instead of forwarding.
     Body(String),
+    /// Forward, wait for the server's answer, then reset the connection instead of answering:
+    /// the server applied the request but the client never hears it. The answer is kept (see
+    /// [`Proxy::lost_answers`]).
+    LoseAnswer,
 }
 
 struct Rule {
@@ -40,6 +44,7 @@ struct State {
     in_flight: usize,
     max_in_flight: usize,
     delay_all: Option<Duration>,
+    lost_answers: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -124,6 +129,11 @@ impl Proxy {
 
     pub fn max_in_flight(&self) -> usize {
         self.state.lock().unwrap().max_in_flight
+    }
+
+    /// The bodies of the answers withheld by [`Fault::LoseAnswer`], in order.
+    pub fn lost_answers(&self) -> Vec<String> {
+        self.state.lock().unwrap().lost_answers.clone()
     }
 }
 
@@ -253,7 +263,14 @@ async fn handle(
     if let Some(delay) = delay_all {
         tokio::time::sleep(delay).await;
     }
-    let reply = answer(fault, &method, &target, &headers, body, &client, &upstream).await;
+    let lose = matches!(fault, Some(Fault::LoseAnswer));
+    let mut reply = answer(fault, &method, &target, &headers, body, &client, &upstream).await;
+    if lose {
+        if let Some(r) = reply.take() {
+            let text = String::from_utf8_lossy(&r.body).into_owned();
+            state.lock().unwrap().lost_answers.push(text);
+        }
+    }
     // A request stops counting as in flight once its answer starts: the client may send its next
     // request as soon as it has read this answer, before this task gets to run again.
     drop(in_flight);

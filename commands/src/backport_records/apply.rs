@@ -1,0 +1,300 @@
+//! Writing a plan to the destination: one sub-request per change, `POST /batch` chunks of the
+//! server's `batch_max_requests`, several chunks in flight, and every sub-response checked.
+//!
+//! Each write carries a precondition: creations `If-None-Match: *`, updates and deletions
+//! `If-Match` on the destination record's timestamp as read. A record edited by someone else
+//! meanwhile makes the write fail (412) instead of overwriting the edit. The same preconditions
+//! make a chunk safe to send twice (the client retries a batch whose answer was lost): a write
+//! that already happened fails its precondition the second time, and is recognised as applied
+//! because the destination record holds the wanted content (or, for a deletion, is gone).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use serde_json::{Map, Value};
+
+use super::diff::{same_content, Change, Kind};
+use crate::client::{BatchRequest, BatchResponse, ClientError, KintoClient};
+use crate::kinto::CollectionRef;
+use crate::progress::Progress;
+
+/// What became of one change.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The server applied it (201 or 200).
+    Applied { status: u16 },
+    /// Its precondition failed because the destination already holds what it would write: an
+    /// earlier attempt of the same chunk applied it (or someone wrote the same content).
+    AlreadyApplied { status: u16 },
+    /// The destination record changed since it was read: left as it is, not overwritten.
+    Conflict {
+        status: u16,
+        existing: Option<Map<String, Value>>,
+    },
+    /// The server refused the sub-request (no permission, invalid record, ...).
+    Refused { status: u16, message: String },
+    /// The whole chunk failed after retries: the change may or may not have been applied.
+    BatchFailed(ClientError),
+    /// Not sent: an earlier chunk failed as a whole, so the run stopped writing.
+    NotSent,
+    /// `DRY_RUN`: nothing was sent.
+    DryRun,
+}
+
+impl Outcome {
+    /// The destination holds what this change wanted.
+    pub fn is_done(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Applied { .. } | Outcome::AlreadyApplied { .. }
+        )
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Outcome::Applied { status }
+            | Outcome::AlreadyApplied { status }
+            | Outcome::Conflict { status, .. }
+            | Outcome::Refused { status, .. } => Some(*status),
+            Outcome::BatchFailed(_) | Outcome::NotSent | Outcome::DryRun => None,
+        }
+    }
+
+    /// A stable code for failures.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            Outcome::Applied { .. } | Outcome::AlreadyApplied { .. } | Outcome::DryRun => None,
+            Outcome::Conflict { .. } => Some("CONCURRENT_EDIT"),
+            Outcome::Refused {
+                status: 401 | 403, ..
+            } => Some("FORBIDDEN"),
+            Outcome::Refused { status, .. } if *status >= 500 || *status == 429 => {
+                Some("SERVER_ERROR")
+            }
+            Outcome::Refused { .. } => Some("SUBREQUEST_FAILED"),
+            Outcome::BatchFailed(e) => Some(e.code()),
+            Outcome::NotSent => Some("NOT_SENT"),
+        }
+    }
+
+    /// A failure of the server or of reaching it (exit 3), rather than a refusal (exit 1).
+    pub fn is_runtime_failure(&self) -> bool {
+        match self {
+            Outcome::BatchFailed(e) => !e.is_client_status(),
+            Outcome::Refused { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+/// The API path of a destination record.
+pub fn record_path(destination: &CollectionRef, id: &str) -> String {
+    format!("{}/records/{id}", destination.path())
+}
+
+/// The sub-request of a change, with its precondition.
+pub fn sub_request(destination: &CollectionRef, change: &Change) -> BatchRequest {
+    let request = BatchRequest::new(change.method(), record_path(destination, &change.id));
+    let request = match change.read_timestamp {
+        Some(ts) => request.header("If-Match", format!("\"{ts}\"")),
+        None => request.header("If-None-Match", "*"),
+    };
+    match &change.content {
+        Some(content) => request.json(serde_json::json!({ "data": content })),
+        None => request,
+    }
+}
+
+/// Read a sub-response: success, a write that an earlier attempt already made, a concurrent
+/// edit, or a refusal.
+pub fn outcome(change: &Change, response: &BatchResponse) -> Outcome {
+    let status = response.status;
+    if response.is_success() {
+        return Outcome::Applied { status };
+    }
+    let existing = response
+        .body
+        .pointer("/details/existing")
+        .and_then(Value::as_object)
+        .filter(|e| !e.is_empty())
+        .cloned();
+    match (change.kind, status) {
+        (Kind::Create | Kind::Update, 412) => {
+            let wanted = change.content.as_ref();
+            match (&existing, wanted) {
+                (Some(e), Some(w)) if same_content(e, w) => Outcome::AlreadyApplied { status },
+                _ => Outcome::Conflict { status, existing },
+            }
+        }
+        // Already deleted, by an earlier attempt or by someone else: the record is gone either way.
+        (Kind::Delete, 404) => Outcome::AlreadyApplied { status },
+        (Kind::Delete, 412) => Outcome::Conflict { status, existing },
+        _ => Outcome::Refused {
+            status,
+            message: response
+                .error_message()
+                .unwrap_or_else(|| format!("HTTP {status}")),
+        },
+    }
+}
+
+/// Send the changes in chunks of `chunk_size`, up to `parallel` chunks in flight (the client
+/// caps requests in flight for the whole run). Outcomes come back in the changes' order. When a
+/// chunk fails as a whole, no further chunk is sent.
+pub async fn apply(
+    client: &KintoClient,
+    destination: &CollectionRef,
+    changes: &[Change],
+    chunk_size: usize,
+    parallel: usize,
+    progress: &Progress,
+) -> Vec<Outcome> {
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
+    let mut chunks: Vec<(usize, Vec<Outcome>)> =
+        futures::stream::iter(changes.chunks(chunk_size.max(1)).enumerate())
+            .map(|(index, chunk)| async move {
+                if stop.load(Ordering::SeqCst) {
+                    return (index, vec![Outcome::NotSent; chunk.len()]);
+                }
+                let requests: Vec<BatchRequest> =
+                    chunk.iter().map(|c| sub_request(destination, c)).collect();
+                let outcomes = match client.batch(&requests).await {
+                    Ok(responses) => chunk
+                        .iter()
+                        .zip(&responses)
+                        .map(|(change, response)| outcome(change, response))
+                        .collect(),
+                    Err(error) => {
+                        stop.store(true, Ordering::SeqCst);
+                        vec![Outcome::BatchFailed(error); chunk.len()]
+                    }
+                };
+                for _ in chunk {
+                    progress.inc();
+                }
+                (index, outcomes)
+            })
+            .buffer_unordered(parallel.max(1))
+            .collect()
+            .await;
+    chunks.sort_by_key(|(index, _)| *index);
+    chunks.into_iter().flat_map(|(_, o)| o).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn change(kind: Kind, content: Option<Value>, read_timestamp: Option<u64>) -> Change {
+        Change {
+            kind,
+            id: "r1".into(),
+            content: content.map(|c| c.as_object().unwrap().clone()),
+            read_timestamp,
+        }
+    }
+
+    fn response(status: u16, body: Value) -> BatchResponse {
+        BatchResponse { status, body }
+    }
+
+    fn precondition_failed(existing: Value) -> BatchResponse {
+        response(
+            412,
+            json!({"code": 412, "errno": 114, "message": "Resource was modified meanwhile",
+                   "details": {"existing": existing}}),
+        )
+    }
+
+    #[test]
+    fn sub_requests_carry_preconditions_and_the_content() {
+        let dest = CollectionRef::new("main-workspace", "old");
+        let create = sub_request(
+            &dest,
+            &change(Kind::Create, Some(json!({"id": "r1", "v": 1})), None),
+        );
+        assert_eq!(create.method, "PUT");
+        assert_eq!(
+            create.path,
+            "/buckets/main-workspace/collections/old/records/r1"
+        );
+        assert_eq!(
+            create.headers,
+            [("If-None-Match".to_string(), "*".to_string())]
+        );
+        assert_eq!(create.body, Some(json!({"data": {"id": "r1", "v": 1}})));
+        let update = sub_request(
+            &dest,
+            &change(Kind::Update, Some(json!({"id": "r1"})), Some(42)),
+        );
+        assert_eq!(
+            update.headers,
+            [("If-Match".to_string(), "\"42\"".to_string())]
+        );
+        let delete = sub_request(&dest, &change(Kind::Delete, None, Some(43)));
+        assert_eq!(delete.method, "DELETE");
+        assert_eq!(
+            delete.headers,
+            [("If-Match".to_string(), "\"43\"".to_string())]
+        );
+        assert_eq!(delete.body, None);
+    }
+
+    #[test]
+    fn a_repeated_write_is_recognised_by_the_content_it_left() {
+        let wanted = json!({"id": "r1", "v": 2});
+        for kind in [Kind::Create, Kind::Update] {
+            let c = change(
+                kind,
+                Some(wanted.clone()),
+                (kind == Kind::Update).then_some(5),
+            );
+            let same = precondition_failed(json!({"id": "r1", "v": 2, "last_modified": 9}));
+            assert!(matches!(
+                outcome(&c, &same),
+                Outcome::AlreadyApplied { status: 412 }
+            ));
+            let other = precondition_failed(json!({"id": "r1", "v": 3, "last_modified": 9}));
+            assert!(matches!(
+                outcome(&c, &other),
+                Outcome::Conflict {
+                    status: 412,
+                    existing: Some(_)
+                }
+            ));
+        }
+        // An update whose record was deleted meanwhile: 412 without an existing record.
+        let c = change(Kind::Update, Some(wanted), Some(5));
+        let gone = response(412, json!({"code": 412, "details": {}}));
+        assert!(matches!(
+            outcome(&c, &gone),
+            Outcome::Conflict { existing: None, .. }
+        ));
+    }
+
+    #[test]
+    fn deletions_of_missing_records_are_done_and_of_edited_ones_conflicts() {
+        let c = change(Kind::Delete, None, Some(5));
+        assert!(outcome(&c, &response(404, json!({}))).is_done());
+        let edited = precondition_failed(json!({"id": "r1", "v": 7, "last_modified": 9}));
+        assert_eq!(outcome(&c, &edited).code(), Some("CONCURRENT_EDIT"));
+        assert!(outcome(&c, &response(200, json!({"data": {"deleted": true}}))).is_done());
+    }
+
+    #[test]
+    fn refusals_keep_the_server_message_and_a_code() {
+        let c = change(Kind::Create, Some(json!({"id": "r1"})), None);
+        let forbidden = response(403, json!({"code": 403, "message": "Unauthorized"}));
+        let o = outcome(&c, &forbidden);
+        assert_eq!(o.code(), Some("FORBIDDEN"));
+        assert!(!o.is_runtime_failure());
+        assert!(matches!(&o, Outcome::Refused { message, .. } if message == "Unauthorized"));
+        let broken = outcome(&c, &response(503, json!({})));
+        assert_eq!(broken.code(), Some("SERVER_ERROR"));
+        assert!(broken.is_runtime_failure());
+        let created = outcome(&c, &response(201, json!({})));
+        assert!(created.is_done() && created.code().is_none());
+    }
+}
