@@ -54,6 +54,13 @@ def seed(server, auth, bid):
         assert all(r["status"] in (200, 201) for r in answer["responses"]), answer
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (Linux /proc), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def backport(binary, server, auth, bid, dest, parallel):
     kinto(server, auth, "PUT", f"/buckets/{bid}/collections/{dest}", {})
     env = {
@@ -90,11 +97,17 @@ def main():
     print(f"seeded {RECORDS} source records in {time.monotonic() - started:.1f}s "
           f"(load average {load:.1f} on {os.cpu_count()} CPUs)")
     times = {1: [], 4: []}
+    server_pid = int(os.environ["RSL_TEST_BULK_PID"])
     for run, parallel in enumerate([1, 4, 4, 1]):
+        server_cpu = cpu_seconds(server_pid)
         elapsed = backport(binary, server, auth, bid, f"dest-{run}", parallel)
+        server_cpu = cpu_seconds(server_pid) - server_cpu
         times[parallel].append(elapsed)
         mode = "one batch at a time  " if parallel == 1 else "4 batches in flight  "
-        print(f"{mode} PARALLEL_REQUESTS={parallel}: {elapsed:6.2f}s {RECORDS / elapsed:7.1f} records/s")
+        # Kinto is one Python process: when its CPU time is close to the wall time, the server is
+        # the bottleneck and batches in flight can only queue there.
+        print(f"{mode} PARALLEL_REQUESTS={parallel}: {elapsed:6.2f}s {RECORDS / elapsed:7.1f} records/s, "
+              f"Kinto CPU {server_cpu:5.2f}s ({100 * server_cpu / elapsed:.0f}% of wall time)")
     rate = {p: RECORDS * len(t) / sum(t) for p, t in times.items()}
     print(f"mean: sequential {rate[1]:.1f} records/s, parallel {rate[4]:.1f} records/s, "
           f"ratio {rate[4] / rate[1]:.2f}x (load average now {os.getloadavg()[0]:.1f})")
