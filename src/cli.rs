@@ -91,6 +91,32 @@ pub struct MonitorArgs {
     collection: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct RefreshSignatureArgs {
+    #[command(flatten)]
+    monitor: MonitorArgs,
+    /// Credentials allowed to write the source collections: `user:pass` (Basic) or a Bearer token
+    #[arg(
+        long,
+        env = "REFRESH_SIGNATURE_AUTH",
+        hide_env_values = true,
+        value_name = "CREDENTIALS"
+    )]
+    refresh_signature_auth: Option<String>,
+    /// Skip sources whose last signature is fewer than this many days old [default: 0, refresh all]
+    #[arg(long, env = "MAX_SIGNATURE_AGE", value_name = "DAYS")]
+    max_signature_age: Option<String>,
+    /// Say what would be refreshed, write nothing (`--dry-run`, or DRY_RUN=1)
+    #[arg(
+        long,
+        env = "DRY_RUN",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "1"
+    )]
+    dry_run: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Check that monitor/changes timestamps match each collection's records timestamp
@@ -99,6 +125,12 @@ pub enum CliCommand {
         alias = "validate-changes-collection"
     )]
     ValidateChangesCollection(MonitorArgs),
+    /// Re-sign every published collection as it is (writer server)
+    #[command(name = "refresh_signature", alias = "refresh-signature")]
+    RefreshSignature(RefreshSignatureArgs),
+    /// Check that source, preview and destination records agree with the review status (writer server)
+    #[command(name = "consistency_checks", alias = "consistency-checks")]
+    ConsistencyChecks(MonitorArgs),
 }
 
 impl Cli {
@@ -113,6 +145,8 @@ impl Cli {
     pub fn selected(&self) -> Command {
         let name = match &self.command {
             CliCommand::ValidateChangesCollection(_) => "validate_changes_collection",
+            CliCommand::RefreshSignature(_) => "refresh_signature",
+            CliCommand::ConsistencyChecks(_) => "consistency_checks",
         };
         Command::from_name(name).expect("every CLI subcommand is a Command")
     }
@@ -206,5 +240,23 @@ mod tests {
         assert_eq!(raw.get("PARALLEL_REQUESTS"), Some("7"));
         assert_eq!(raw.get("OUTPUT"), Some("json"));
         assert_eq!(raw.get("COLLECTION"), None);
+    }
+
+    #[test]
+    fn refresh_signature_flags_include_the_monitor_and_a_bare_dry_run() {
+        let matches = <Cli as CommandFactory>::command()
+            .try_get_matches_from([
+                "remote-settings-lambdas",
+                "refresh-signature",
+                "--collection",
+                "c",
+                "--dry-run",
+                "--max-signature-age=7",
+            ])
+            .unwrap();
+        let raw = raw_settings(&matches);
+        assert_eq!(raw.get("COLLECTION"), Some("c"));
+        assert_eq!(raw.get("DRY_RUN"), Some("1"));
+        assert_eq!(raw.get("MAX_SIGNATURE_AGE"), Some("7"));
     }
 }

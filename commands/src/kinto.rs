@@ -275,6 +275,19 @@ impl ServerInfo {
     }
 }
 
+/// What the original says when a command that drives the signer runs on a server without it.
+pub const NO_SIGNER_MESSAGE: &str = "No signer capabilities found. Run on *writer* server!";
+
+impl ServerInfo {
+    /// The signer capability, for commands that only make sense on a writer server: a server
+    /// without it is a usage error (exit 2) with the original's message.
+    pub fn require_signer(&self) -> Result<SignerCapability, crate::CommandError> {
+        self.signer()
+            .map_err(crate::CommandError::Runtime)?
+            .ok_or_else(|| crate::CommandError::Usage(NO_SIGNER_MESSAGE.into()))
+    }
+}
+
 /// Helper for commands that need a shape error on a URL.
 pub fn shape_error(client: &KintoClient, path: &str, message: impl Into<String>) -> ClientError {
     ClientError {

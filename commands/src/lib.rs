@@ -3,9 +3,11 @@
 //! `run(&config, &ctx) -> Result<Report>`; [`Command`] lists the implemented ones.
 
 pub mod client;
+pub mod consistency_checks;
 pub mod error;
 pub mod kinto;
 pub mod progress;
+pub mod refresh_signature;
 pub mod report;
 pub mod settings;
 pub mod signature;
@@ -26,14 +28,22 @@ pub struct Context {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     ValidateChangesCollection,
+    RefreshSignature,
+    ConsistencyChecks,
 }
 
 impl Command {
-    pub const ALL: &'static [Command] = &[Command::ValidateChangesCollection];
+    pub const ALL: &'static [Command] = &[
+        Command::ValidateChangesCollection,
+        Command::RefreshSignature,
+        Command::ConsistencyChecks,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Command::ValidateChangesCollection => "validate_changes_collection",
+            Command::RefreshSignature => "refresh_signature",
+            Command::ConsistencyChecks => "consistency_checks",
         }
     }
 
@@ -41,6 +51,12 @@ impl Command {
         match self {
             Command::ValidateChangesCollection => {
                 "Check that monitor/changes timestamps match each collection's records timestamp"
+            }
+            Command::RefreshSignature => {
+                "Re-sign every published collection as it is (writer server)"
+            }
+            Command::ConsistencyChecks => {
+                "Check that source, preview and destination records agree with the review status (writer server)"
             }
         }
     }
@@ -77,6 +93,14 @@ impl Command {
                 Ok(Box::new(
                     validate_changes_collection::run(&config, ctx).await?,
                 ))
+            }
+            Command::RefreshSignature => {
+                let config = refresh_signature::Config::from_settings(raw)?;
+                Ok(Box::new(refresh_signature::run(&config, ctx).await?))
+            }
+            Command::ConsistencyChecks => {
+                let config = consistency_checks::Config::from_settings(raw)?;
+                Ok(Box::new(consistency_checks::run(&config, ctx).await?))
             }
         }
     }

@@ -21,6 +21,8 @@ use serde_json::{json, Value};
 pub struct Stack {
     pub server: String,
     pub small_pages_server: String,
+    /// A Kinto with kinto-changes but without kinto-signer: no `capabilities.signer`.
+    pub reader_server: String,
     /// `user:pass` of the users: editor and reviewer write the workspace buckets, admin writes
     /// every bucket (destinations and previews too), nobody writes nothing.
     pub editor: String,
@@ -48,6 +50,7 @@ impl Stack {
         Stack {
             server: var("RSL_TEST_SERVER"),
             small_pages_server: var("RSL_TEST_SMALL_PAGES_SERVER"),
+            reader_server: var("RSL_TEST_READER_SERVER"),
             editor: var("RSL_TEST_EDITOR_AUTH"),
             reviewer: var("RSL_TEST_REVIEWER_AUTH"),
             admin: var("RSL_TEST_ADMIN_AUTH"),
