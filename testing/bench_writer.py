@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import seed_writer_bench  # noqa: E402
 
 REQUEST = re.compile(r"^\[DEBUG\] (GET|PATCH|POST|PUT|DELETE) (\S+)$")
+RETRY = re.compile(r"^\[INFO\] .*; retry \d+/\d+ in ")
 COLLECTION = re.compile(r"/buckets/([^/?]+)/collections/([^/?]+)")
 
 
@@ -69,13 +70,16 @@ def bench(binary, command, env, repeat, monitor):
     proc, *_ = run(binary, command, env, verbose=True)
     per_collection, other = request_counts(proc.stderr, monitor)
     total = sum(per_collection.values()) + other
+    retries = [line for line in proc.stderr.splitlines() if RETRY.match(line)]
     n = len(per_collection) or 1
     print(f"{command}: {len(per_collection)} collections, "
           f"median wall {statistics.median(walls):.2f}s (runs: "
           f"{', '.join(f'{w:.2f}' for w in walls)}), CPU {statistics.median(cpus):.2f}s, "
           f"peak RSS {rss:.0f} MiB; requests {total} "
           f"({other} shared, per collection mean {sum(per_collection.values()) / n:.2f}, "
-          f"max {max(per_collection.values(), default=0)})", flush=True)
+          f"max {max(per_collection.values(), default=0)}), {len(retries)} retried", flush=True)
+    for line in retries[:5]:
+        print(f"    {line}", flush=True)
     return proc
 
 
@@ -88,6 +92,7 @@ def main():
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--parallel", default="4")
+    parser.add_argument("--timeout", default="2", help="REQUESTS_TIMEOUT_SECONDS")
     args = parser.parse_args()
     if not args.server:
         parser.error("give --server or run under testing/stack.py (RSL_TEST_SERVER)")
@@ -95,9 +100,10 @@ def main():
         seed_writer_bench.seed(args.server, args.collections, args.records)
 
     base = {"PATH": os.environ.get("PATH", ""), "SERVER": args.server,
-            "PARALLEL_REQUESTS": args.parallel}
+            "PARALLEL_REQUESTS": args.parallel, "REQUESTS_TIMEOUT_SECONDS": args.timeout}
     monitor = ("monitor", "changes")
-    print(f"bench-writer on {args.server}, PARALLEL_REQUESTS={args.parallel}", flush=True)
+    print(f"bench-writer on {args.server}, PARALLEL_REQUESTS={args.parallel}, "
+          f"REQUESTS_TIMEOUT_SECONDS={args.timeout}", flush=True)
     bench(args.bin, "consistency_checks", dict(base, AUTH="editor:editor-pass"),
           args.repeat, monitor)
     bench(args.bin, "refresh_signature",
