@@ -13,7 +13,7 @@ use base64::Engine as _;
 use p384::ecdsa::signature::Verifier as _;
 use p384::ecdsa::{Signature, VerifyingKey};
 use serde_json::{json, Value};
-use support::proxy::Proxy;
+use support::proxy::{Fault, Proxy};
 use support::sentry::SentryListener;
 use support::{run_bin, unique, Kinto, Stack};
 
@@ -483,6 +483,36 @@ async fn dry_run_says_what_would_be_refreshed_and_writes_nothing() {
         source_metadata(&kinto, "staging", &cid).await,
         source_before
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signing_request_may_take_longer_than_the_request_timeout() {
+    // Re-signing a big collection keeps the server busy for seconds before it answers: the PATCH
+    // waits for that answer instead of timing out and making the server sign again.
+    let stack = Stack::get();
+    let kinto = stack.editor();
+    let cid = unique("rs-slow");
+    let ts = stack.publish("staging", &cid, &records(2)).await;
+    let (mon, _) = stack.scratch_monitor(&[("blocklists", &cid, ts)]).await;
+    let before = published(&kinto, "blocklists", &cid).await;
+    let proxy = Proxy::start(&stack.server).await;
+    let patch = format!("PATCH /v1/buckets/staging/collections/{cid}");
+    proxy.fail(
+        &format!("/buckets/staging/collections/{cid}"),
+        vec![Fault::Delay(std::time::Duration::ZERO)],
+    );
+    proxy.fail_always(
+        &format!("/buckets/staging/collections/{cid}"),
+        Fault::Delay(std::time::Duration::from_millis(1500)),
+    );
+    let mut e = env(&proxy.url, &mon, &stack.editor);
+    e.push(("REQUESTS_TIMEOUT_SECONDS", "0.5"));
+    let run = run_bin(&["refresh_signature"], &e).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    refreshed_at(run.lines()[1], "staging", &cid, "signed");
+    assert_eq!(proxy.count(&patch), 1, "{:#?}", proxy.requests());
+    let after = published(&kinto, "blocklists", &cid).await;
+    assert_ne!(after.signature["signature"], before.signature["signature"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

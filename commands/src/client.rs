@@ -113,6 +113,9 @@ pub struct Request {
     pub url: Url,
     pub body: Option<Value>,
     pub headers: Vec<(&'static str, String)>,
+    /// How long this request may wait for its answer when that is longer than the client's
+    /// timeout (a write that makes the server work before answering, e.g. sign a collection).
+    pub timeout: Option<Duration>,
 }
 
 impl Request {
@@ -122,6 +125,7 @@ impl Request {
             url,
             body: None,
             headers: Vec::new(),
+            timeout: None,
         }
     }
     pub fn json(mut self, body: Value) -> Self {
@@ -132,12 +136,20 @@ impl Request {
         self.headers.push((name, value.into()));
         self
     }
+    /// Let this request wait up to `timeout` (connect and read), when longer than the client's.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
 }
 
 /// The client. Cheap to clone: clones share the in-flight cap and the server's backoff.
 #[derive(Clone)]
 pub struct KintoClient {
     http: reqwest::Client,
+    timeout: Duration,
+    /// Clients with longer timeouts, built on first use by requests that ask for one.
+    slow_http: Arc<Mutex<Vec<(Duration, reqwest::Client)>>>,
     server: Url,
     auth_header: Option<HeaderValue>,
     retries: u32,
@@ -261,6 +273,8 @@ impl KintoClient {
     pub fn new(settings: &HttpSettings) -> Self {
         KintoClient {
             http: http_client(settings.timeout),
+            timeout: settings.timeout,
+            slow_http: Arc::new(Mutex::new(Vec::new())),
             server: settings.server.clone(),
             auth_header: settings.auth.as_ref().map(auth_header),
             retries: settings.retries,
@@ -388,9 +402,24 @@ impl KintoClient {
         }
     }
 
+    /// The reqwest client for a request: the shared one, or one with the longer timeout it asks
+    /// for (kept for the next requests that ask for the same).
+    fn http_for(&self, request: &Request) -> reqwest::Client {
+        let Some(timeout) = request.timeout.filter(|t| *t > self.timeout) else {
+            return self.http.clone();
+        };
+        let mut slow = self.slow_http.lock().expect("slow clients lock");
+        if let Some((_, client)) = slow.iter().find(|(t, _)| *t == timeout) {
+            return client.clone();
+        }
+        let client = http_client(timeout);
+        slow.push((timeout, client.clone()));
+        client
+    }
+
     async fn attempt(&self, request: &Request) -> Attempt {
         let mut builder = self
-            .http
+            .http_for(request)
             .request(request.method.clone(), request.url.clone());
         if let Some(auth) = &self.auth_header {
             if same_origin(&request.url, &self.server) {
@@ -579,6 +608,54 @@ mod tests {
         let mut raw = RawSettings::new();
         raw.set("SERVER", server);
         KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap())
+    }
+
+    /// A loopback server that answers every connection with `{}` after `delay`.
+    async fn slow_server(delay: Duration) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = socket.read(&mut buf).await;
+                    tokio::time::sleep(delay).await;
+                    let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                  Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        format!("http://127.0.0.1:{port}/v1")
+    }
+
+    #[tokio::test]
+    async fn a_request_may_wait_longer_than_the_client_timeout_when_it_asks() {
+        let server = slow_server(Duration::from_millis(600)).await;
+        let mut raw = RawSettings::new();
+        raw.set("SERVER", &server);
+        raw.set("REQUESTS_TIMEOUT_SECONDS", "0.2");
+        raw.set("REQUESTS_NB_RETRIES", "0");
+        let c = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
+        let plain = Request::new(Method::PATCH, c.url("/x"));
+        let err = c.send(&plain).await.unwrap_err();
+        assert_eq!(err.kind, ClientErrorKind::Timeout);
+        let patient = plain.clone().timeout(Duration::from_secs(5));
+        assert_eq!(c.send(&patient).await.unwrap().body, b"{}");
+        assert_eq!(c.send(&patient).await.unwrap().body, b"{}");
+        assert_eq!(
+            c.slow_http.lock().unwrap().len(),
+            1,
+            "one slow client, reused"
+        );
+        // A shorter timeout than the client's does not shorten it.
+        let shorter = plain.timeout(Duration::from_millis(50));
+        assert_eq!(
+            c.send(&shorter).await.unwrap_err().kind,
+            ClientErrorKind::Timeout
+        );
+        assert_eq!(c.slow_http.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! (two requests each: read the metadata, then PATCH); a failure is reported for its collection and
 //! the others go on.
 
+use std::time::Duration;
+
 use futures::StreamExt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,12 @@ use crate::{CommandError, Context};
 
 /// The variable holding the credentials that may write the source collections.
 pub const AUTH_SETTING: &str = "REFRESH_SIGNATURE_AUTH";
+
+/// How long the request that asks for a new signature may wait for its answer (when longer than
+/// `REQUESTS_TIMEOUT_SECONDS`): the server signs the preview and the destination before it
+/// answers, which takes seconds for collections of thousands of records. Cutting it short would
+/// only make the server sign again on every retry.
+pub const SIGNING_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -217,7 +225,8 @@ async fn refresh_one(client: &KintoClient, config: &Config, source: &CollectionR
     // No If-Match: asking for `to-resign` twice only signs twice, whereas a precondition would
     // turn a retried success into a failure.
     let request = Request::new(Method::PATCH, client.url(&path))
-        .json(json!({"data": {"status": "to-resign"}}));
+        .json(json!({"data": {"status": "to-resign"}}))
+        .timeout(SIGNING_TIMEOUT);
     match client
         .send_checked(&request, Response::json::<CollectionBody>)
         .await
