@@ -16,7 +16,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | 
 LAMBDA_ZIP := dist/remote-settings-lambdas-$(VERSION)-lambda-al2023-x86_64.zip
 CHECK_ZIP := dist/lambda-check.zip
 
-.PHONY: test lint demo venv clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport
+.PHONY: test lint demo venv clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer
 
 ## The Python side of the test stack (Kinto + signer + changes, moto), from PyPI.
 $(VENV)/.installed: testing/requirements.txt
@@ -83,6 +83,12 @@ bench-blockpages: venv
 bench-backport: venv
 	cargo build --release
 	$(STACK) run -- $(VENV)/bin/python testing/bench_backport.py $(BIN)
+
+## The writer-side commands (consistency_checks, refresh_signature) on a seeded stack of 150
+## collections / 50,000 records: wall time, CPU and requests per collection.
+bench-writer: venv
+	cargo build --release
+	$(STACK) run -- $(VENV)/bin/python testing/bench_writer.py --bin $(BIN) --seed
 
 clean-stack:
 	rm -rf .stack

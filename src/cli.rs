@@ -244,6 +244,32 @@ pub struct BackportArgs {
     dry_run: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct RefreshSignatureArgs {
+    #[command(flatten)]
+    monitor: MonitorArgs,
+    /// Credentials allowed to write the source collections: `user:pass` (Basic) or a Bearer token
+    #[arg(
+        long,
+        env = "REFRESH_SIGNATURE_AUTH",
+        hide_env_values = true,
+        value_name = "CREDENTIALS"
+    )]
+    refresh_signature_auth: Option<String>,
+    /// Skip sources whose last signature is fewer than this many days old [default: 0, refresh all]
+    #[arg(long, env = "MAX_SIGNATURE_AGE", value_name = "DAYS")]
+    max_signature_age: Option<String>,
+    /// Say what would be refreshed, write nothing (`--dry-run`, or DRY_RUN=1)
+    #[arg(
+        long,
+        env = "DRY_RUN",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "1"
+    )]
+    dry_run: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Check that monitor/changes timestamps match each collection's records timestamp
@@ -261,6 +287,12 @@ pub enum CliCommand {
     /// Copy record creations, updates and deletions from one collection to another, then ask for signature
     #[command(name = "backport_records", alias = "backport-records")]
     BackportRecords(BackportArgs),
+    /// Re-sign every published collection as it is (writer server)
+    #[command(name = "refresh_signature", alias = "refresh-signature")]
+    RefreshSignature(RefreshSignatureArgs),
+    /// Check that source, preview and destination records agree with the review status (writer server)
+    #[command(name = "consistency_checks", alias = "consistency-checks")]
+    ConsistencyChecks(MonitorArgs),
 }
 
 impl Cli {
@@ -278,6 +310,8 @@ impl Cli {
             CliCommand::UptakeHealth(_) => "uptake_health",
             CliCommand::BlockpagesGenerator(_) => "blockpages_generator",
             CliCommand::BackportRecords(_) => "backport_records",
+            CliCommand::RefreshSignature(_) => "refresh_signature",
+            CliCommand::ConsistencyChecks(_) => "consistency_checks",
         };
         Command::from_name(name).expect("every CLI subcommand is a Command")
     }
@@ -411,5 +445,23 @@ mod tests {
             .unwrap();
         let raw = raw_settings(&matches);
         assert_eq!(raw.get("VERBOSE"), Some("1"));
+    }
+
+    #[test]
+    fn refresh_signature_flags_include_the_monitor_and_a_bare_dry_run() {
+        let matches = <Cli as CommandFactory>::command()
+            .try_get_matches_from([
+                "remote-settings-lambdas",
+                "refresh-signature",
+                "--collection",
+                "c",
+                "--dry-run",
+                "--max-signature-age=7",
+            ])
+            .unwrap();
+        let raw = raw_settings(&matches);
+        assert_eq!(raw.get("COLLECTION"), Some("c"));
+        assert_eq!(raw.get("DRY_RUN"), Some("1"));
+        assert_eq!(raw.get("MAX_SIGNATURE_AGE"), Some("7"));
     }
 }

@@ -9,6 +9,8 @@ It runs, on free ports:
   "small pages" (`kinto.paginate_by = 3`) and "bulk" (for tests and benchmarks that write thousands
   of records: its own process, so they neither wait for nor slow down the others, and permissions
   looked up through an index, see kinto_indexed_permission.py), all signing through that service;
+- a fourth Kinto, "reader", with kinto-changes only: a server without `capabilities.signer`, like a
+  Remote Settings reader node;
 - an S3-compatible server (moto) for blockpages_generator.
 
 Negative signing cases are chosen by the data itself, so tests running in parallel never disturb
@@ -427,6 +429,11 @@ format = %(asctime)s %(levelname)s [%(name)s] %(message)s
 
 # Workspace buckets: writable by editor and reviewer (restricted-workspace: by admin only).
 WORKSPACES = ["main-workspace", "staging", "security-state-staging", "pinning-workspace"]
+# Preview and destination buckets: created before kinto-signer creates them on a first signature
+# (it then keeps their permissions), readable by everyone and writable by admin only, so that tests
+# can create real inconsistencies by writing where only the signer should.
+PUBLISHED = ["main-preview", "main", "blocklists", "security-state-preview", "security-state",
+             "pinning", "restricted"]
 
 
 def http(method, url, auth=None, body=None, timeout=10):
@@ -472,13 +479,14 @@ class Stack:
             servers[name] = self.start_kinto(
                 name, paginate_by, autograph_url, indexed_permissions=(name == "bulk")
             )
+        reader = self.start_kinto("reader", 10000, autograph_url, signer=False)
         s3_port = free_port()
         moto_log = open(os.path.join(self.workdir, "moto.log"), "wb")
         self.procs.append(("moto", subprocess.Popen(
             [os.path.join(VENV_BIN, "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
             stdout=moto_log, stderr=subprocess.STDOUT, start_new_session=True,
         ), moto_log.name))
-        for name, url in servers.items():
+        for name, url in [*servers.items(), ("reader", reader)]:
             self.wait_ready(name, url + "/")
         self.wait_ready("moto", f"http://127.0.0.1:{s3_port}/moto-api/")
         for url in servers.values():
@@ -489,6 +497,7 @@ class Stack:
             "RSL_TEST_BULK_SERVER": servers["bulk"],
             # For benchmarks that account for the server's CPU time (/proc/<pid>/stat).
             "RSL_TEST_BULK_PID": str(next(p.pid for n, p, _ in self.procs if n == "kinto-bulk")),
+            "RSL_TEST_READER_SERVER": reader,
             "RSL_TEST_AUTOGRAPH_URL": autograph_url,
             "RSL_TEST_ROOT_HASH": self.pki.root_hash,
             "RSL_TEST_ROOT_PEM": os.path.join(self.workdir, "root.pem"),
@@ -499,10 +508,10 @@ class Stack:
             self.env[f"RSL_TEST_{user.upper()}_AUTH"] = f"{user}:{USERS[user]}"
             self.env[f"RSL_TEST_{user.upper()}_ID"] = userid(user)
         log(f"ready in {time.monotonic() - started:.1f}s: Kinto {servers['main']}, "
-            f"small pages {servers['small-pages']}, bulk {servers['bulk']}, autograph {autograph_url}, "
-            f"S3 http://127.0.0.1:{s3_port}; logs in {self.workdir}")
+            f"small pages {servers['small-pages']}, bulk {servers['bulk']}, reader {reader}, "
+            f"autograph {autograph_url}, S3 http://127.0.0.1:{s3_port}; logs in {self.workdir}")
 
-    def start_kinto(self, name, paginate_by, autograph_url, indexed_permissions=False):
+    def start_kinto(self, name, paginate_by, autograph_url, indexed_permissions=False, signer=True):
         port = free_port()
         ini = os.path.join(self.workdir, f"kinto-{name}.ini")
         config = KINTO_INI.format(
@@ -515,6 +524,10 @@ class Stack:
             assert stock in config, "the Kinto settings no longer name the memory permission backend"
             config = config.replace(stock, "kinto.permission_backend = kinto_indexed_permission")
             env = dict(os.environ, PYTHONPATH=HERE)
+        if not signer:
+            # Without the plugin its settings are ignored.
+            config = config.replace("kinto.includes = kinto_changes kinto_signer",
+                                    "kinto.includes = kinto_changes")
         with open(ini, "w") as f:
             f.write(config)
         logfile = open(os.path.join(self.workdir, f"kinto-{name}.log"), "wb")
@@ -558,6 +571,9 @@ class Stack:
             http("PUT", f"{server}/buckets/{bid}", auth="editor",
                  body={"permissions": {"write": writers, "read": ["system.Everyone"]}})
         http("PUT", f"{server}/buckets/restricted-workspace", auth="admin", body={})
+        for bid in PUBLISHED:
+            http("PUT", f"{server}/buckets/{bid}", auth="admin",
+                 body={"permissions": {"write": [userid("admin")], "read": ["system.Everyone"]}})
 
     def stop(self):
         for _, proc, _ in self.procs:

@@ -585,10 +585,11 @@ impl KintoClient {
             None => self
                 .http
                 .request(request.method.clone(), request.url.clone()),
+            // A deadline lets a request wait longer than the client's timeout, never shorter.
             Some(deadline) => self
                 .http_deadline
                 .request(request.method.clone(), request.url.clone())
-                .timeout(deadline),
+                .timeout(deadline.max(self.timeout)),
         };
         if let Some(auth) = &self.auth_header {
             if same_origin(&request.url, &self.server) {
@@ -872,6 +873,49 @@ mod tests {
         let mut raw = RawSettings::new();
         raw.set("SERVER", server);
         KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap())
+    }
+
+    /// A loopback server that answers every connection with `{}` after `delay`.
+    async fn slow_server(delay: Duration) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = socket.read(&mut buf).await;
+                    tokio::time::sleep(delay).await;
+                    let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                  Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        format!("http://127.0.0.1:{port}/v1")
+    }
+
+    #[tokio::test]
+    async fn a_deadline_lets_a_request_wait_longer_than_the_client_timeout_never_shorter() {
+        let server = slow_server(Duration::from_millis(600)).await;
+        let mut raw = RawSettings::new();
+        raw.set("SERVER", &server);
+        raw.set("REQUESTS_TIMEOUT_SECONDS", "0.2");
+        raw.set("REQUESTS_NB_RETRIES", "0");
+        let c = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
+        let plain = Request::new(Method::PATCH, c.url("/x"));
+        let err = c.send(&plain).await.unwrap_err();
+        assert_eq!(err.kind, ClientErrorKind::Timeout);
+        let patient = plain.clone().deadline(Duration::from_secs(5));
+        assert_eq!(c.send(&patient).await.unwrap().body, b"{}");
+        // A deadline shorter than the client's timeout does not shorten it: 0.2 s still applies.
+        let shorter = plain.deadline(Duration::from_millis(50));
+        let started = Instant::now();
+        assert_eq!(
+            c.send(&shorter).await.unwrap_err().kind,
+            ClientErrorKind::Timeout
+        );
+        assert!(started.elapsed() >= Duration::from_millis(190));
     }
 
     #[test]

@@ -115,6 +115,12 @@ impl ServerInfo {
     }
 }
 
+/// How long a request that makes kinto-signer sign (a collection PATCHed to `to-review`, `to-sign`
+/// or `to-resign`) may wait for its answer, when longer than `REQUESTS_TIMEOUT_SECONDS`: the server
+/// signs the preview and the destination before it answers, which takes seconds for collections
+/// of thousands of records. Cutting it short would only make the server sign again on every retry.
+pub const SIGNING_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A bucket, or one collection of it, as named in a signer resource (`collection: None` means
 /// every collection of the bucket).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -272,6 +278,19 @@ impl ServerInfo {
                 .map(Some)
                 .map_err(|e| format!("capabilities.signer is not as expected: {e}")),
         }
+    }
+}
+
+/// What the original says when a command that drives the signer runs on a server without it.
+pub const NO_SIGNER_MESSAGE: &str = "No signer capabilities found. Run on *writer* server!";
+
+impl ServerInfo {
+    /// The signer capability, for commands that only make sense on a writer server: a server
+    /// without it is a usage error (exit 2) with the original's message.
+    pub fn require_signer(&self) -> Result<SignerCapability, crate::CommandError> {
+        self.signer()
+            .map_err(crate::CommandError::Runtime)?
+            .ok_or_else(|| crate::CommandError::Usage(NO_SIGNER_MESSAGE.into()))
     }
 }
 

@@ -5,9 +5,11 @@
 pub mod backport_records;
 pub mod blockpages_generator;
 pub mod client;
+pub mod consistency_checks;
 pub mod error;
 pub mod kinto;
 pub mod progress;
+pub mod refresh_signature;
 pub mod report;
 pub mod settings;
 pub mod signature;
@@ -32,6 +34,8 @@ pub enum Command {
     UptakeHealth,
     BlockpagesGenerator,
     BackportRecords,
+    RefreshSignature,
+    ConsistencyChecks,
 }
 
 impl Command {
@@ -40,6 +44,8 @@ impl Command {
         Command::UptakeHealth,
         Command::BlockpagesGenerator,
         Command::BackportRecords,
+        Command::RefreshSignature,
+        Command::ConsistencyChecks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +54,8 @@ impl Command {
             Command::UptakeHealth => "uptake_health",
             Command::BlockpagesGenerator => "blockpages_generator",
             Command::BackportRecords => "backport_records",
+            Command::RefreshSignature => "refresh_signature",
+            Command::ConsistencyChecks => "consistency_checks",
         }
     }
 
@@ -64,6 +72,12 @@ impl Command {
             }
             Command::BackportRecords => {
                 "Copy record creations, updates and deletions from one collection to another, then ask for signature"
+            }
+            Command::RefreshSignature => {
+                "Re-sign every published collection as it is (writer server)"
+            }
+            Command::ConsistencyChecks => {
+                "Check that source, preview and destination records agree with the review status (writer server)"
             }
         }
     }
@@ -118,6 +132,14 @@ impl Command {
             Command::BackportRecords => {
                 let config = backport_records::Config::from_settings(raw)?;
                 Ok(Box::new(backport_records::run(&config, ctx).await?))
+            }
+            Command::RefreshSignature => {
+                let config = refresh_signature::Config::from_settings(raw)?;
+                Ok(Box::new(refresh_signature::run(&config, ctx).await?))
+            }
+            Command::ConsistencyChecks => {
+                let config = consistency_checks::Config::from_settings(raw)?;
+                Ok(Box::new(consistency_checks::run(&config, ctx).await?))
             }
         }
     }

@@ -30,6 +30,8 @@ pub const EVENT_KEYS: &[(&str, &str)] = &[
         "BACKPORT_RECORDS_SOURCE_FILTERS",
     ),
     ("backport_records_dest_auth", "BACKPORT_RECORDS_DEST_AUTH"),
+    // Not in SPEC.md §5, but the original lambda read it from its event too.
+    ("backport_records_mappings", "BACKPORT_RECORDS_MAPPINGS"),
     (
         "backport_records_dest_bucket",
         "BACKPORT_RECORDS_DEST_BUCKET",
@@ -137,7 +139,8 @@ mod tests {
         for (key, name) in EVENT_KEYS {
             assert_eq!(raw.get(name), Some(format!("value of {key}").as_str()));
         }
-        assert_eq!(EVENT_KEYS.len(), 16);
+        // The 16 keys of SPEC.md §5, and the original's backport_records_mappings.
+        assert_eq!(EVENT_KEYS.len(), 17);
         assert_eq!(
             EVENT_KEYS.iter().find(|(k, _)| *k == "addons-collection"),
             Some(&("addons-collection", "ADDONS_COLLECTION"))

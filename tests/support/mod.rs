@@ -26,6 +26,8 @@ pub struct Stack {
     pub small_pages_server: String,
     /// A server of its own for tests that write thousands of records.
     pub bulk_server: String,
+    /// A Kinto with kinto-changes but without kinto-signer: no `capabilities.signer`.
+    pub reader_server: String,
     /// `user:pass` of the users: editor and reviewer write the workspace buckets, admin writes
     /// every bucket (destinations and previews too), nobody writes nothing.
     pub editor: String,
@@ -54,6 +56,7 @@ impl Stack {
             server: var("RSL_TEST_SERVER"),
             small_pages_server: var("RSL_TEST_SMALL_PAGES_SERVER"),
             bulk_server: var("RSL_TEST_BULK_SERVER"),
+            reader_server: var("RSL_TEST_READER_SERVER"),
             editor: var("RSL_TEST_EDITOR_AUTH"),
             reviewer: var("RSL_TEST_REVIEWER_AUTH"),
             admin: var("RSL_TEST_ADMIN_AUTH"),

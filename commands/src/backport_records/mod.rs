@@ -207,8 +207,9 @@ impl Backport<'_> {
         status: &str,
     ) -> Result<(), ClientError> {
         let url = self.destination.url(&dest.path());
-        let request =
-            Request::new(reqwest::Method::PATCH, url).json(json!({"data": {"status": status}}));
+        let request = Request::new(reqwest::Method::PATCH, url)
+            .json(json!({"data": {"status": status}}))
+            .deadline(crate::kinto::SIGNING_DEADLINE);
         self.destination.send(&request).await.map(|_| ())
     }
 }
