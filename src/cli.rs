@@ -91,6 +91,23 @@ pub struct MonitorArgs {
     collection: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct ValidateSignatureArgs {
+    #[command(flatten)]
+    monitor: MonitorArgs,
+    /// Colon-hex SHA-256 of the only root certificate accepted [default: any self-signed root]
+    #[arg(long, env = "ROOT_HASH", value_name = "HEX")]
+    root_hash: Option<String>,
+    /// The name the leaf certificate must carry, for every bucket [default:
+    /// onecrl.content-signature.mozilla.org for security-state(-preview),
+    /// remote-settings.content-signature.mozilla.org elsewhere]
+    #[arg(long, env = "SIGNER_NAME", value_name = "DNS_NAME")]
+    signer_name: Option<String>,
+    /// Check certificates at this time, in seconds since the epoch [default: now]
+    #[arg(long = "at", env = "CHECK_AT", value_name = "EPOCH_SECONDS")]
+    check_at: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Check that monitor/changes timestamps match each collection's records timestamp
@@ -99,6 +116,9 @@ pub enum CliCommand {
         alias = "validate-changes-collection"
     )]
     ValidateChangesCollection(MonitorArgs),
+    /// Verify the content signature and certificate chain of every published collection
+    #[command(name = "validate_signature", alias = "validate-signature")]
+    ValidateSignature(ValidateSignatureArgs),
 }
 
 impl Cli {
@@ -113,6 +133,7 @@ impl Cli {
     pub fn selected(&self) -> Command {
         let name = match &self.command {
             CliCommand::ValidateChangesCollection(_) => "validate_changes_collection",
+            CliCommand::ValidateSignature(_) => "validate_signature",
         };
         Command::from_name(name).expect("every CLI subcommand is a Command")
     }
@@ -206,5 +227,28 @@ mod tests {
         assert_eq!(raw.get("PARALLEL_REQUESTS"), Some("7"));
         assert_eq!(raw.get("OUTPUT"), Some("json"));
         assert_eq!(raw.get("COLLECTION"), None);
+    }
+
+    #[test]
+    fn validate_signature_flags_become_their_variables() {
+        let matches = <Cli as CommandFactory>::command()
+            .try_get_matches_from([
+                "remote-settings-lambdas",
+                "validate-signature",
+                "--bucket",
+                "b",
+                "--root-hash",
+                "AA:BB",
+                "--signer-name",
+                "x.example",
+                "--at",
+                "1615559719",
+            ])
+            .unwrap();
+        let raw = raw_settings(&matches);
+        assert_eq!(raw.get("BUCKET"), Some("b"));
+        assert_eq!(raw.get("ROOT_HASH"), Some("AA:BB"));
+        assert_eq!(raw.get("SIGNER_NAME"), Some("x.example"));
+        assert_eq!(raw.get("CHECK_AT"), Some("1615559719"));
     }
 }

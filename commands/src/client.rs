@@ -113,6 +113,8 @@ pub struct Request {
     pub url: Url,
     pub body: Option<Value>,
     pub headers: Vec<(&'static str, String)>,
+    /// Refuse answers whose body grows beyond this many bytes (default [`MAX_BODY_BYTES`]).
+    pub max_body: usize,
 }
 
 impl Request {
@@ -122,6 +124,7 @@ impl Request {
             url,
             body: None,
             headers: Vec::new(),
+            max_body: MAX_BODY_BYTES,
         }
     }
     pub fn json(mut self, body: Value) -> Self {
@@ -130,6 +133,12 @@ impl Request {
     }
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
+        self
+    }
+    /// Cap this answer's body (at most [`MAX_BODY_BYTES`]): reading stops as soon as it is
+    /// exceeded, and the request fails without retry.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes.min(MAX_BODY_BYTES);
         self
     }
 }
@@ -423,8 +432,8 @@ impl KintoClient {
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY_BYTES {
-                        return Attempt::Fail(ClientErrorKind::TooLarge(MAX_BODY_BYTES));
+                    if body.len() + chunk.len() > request.max_body {
+                        return Attempt::Fail(ClientErrorKind::TooLarge(request.max_body));
                     }
                     body.extend_from_slice(&chunk);
                 }
@@ -561,11 +570,8 @@ impl KintoClient {
             ..self.clone()
         };
         let response = external
-            .send(&Request::new(Method::GET, url.clone()))
+            .send(&Request::new(Method::GET, url.clone()).max_body(max_bytes))
             .await?;
-        if response.body.len() > max_bytes {
-            return Err(fail(ClientErrorKind::TooLarge(max_bytes)));
-        }
         Ok(response.body)
     }
 }
@@ -628,6 +634,25 @@ mod tests {
         let c = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!format!("{c:?}").contains("dTpodW50ZXIy"));
+    }
+
+    #[test]
+    fn a_body_cap_is_per_request_and_never_above_the_global_one() {
+        let url = Url::parse("http://h/x").unwrap();
+        assert_eq!(
+            Request::new(Method::GET, url.clone()).max_body,
+            MAX_BODY_BYTES
+        );
+        assert_eq!(
+            Request::new(Method::GET, url.clone())
+                .max_body(1024)
+                .max_body,
+            1024
+        );
+        assert_eq!(
+            Request::new(Method::GET, url).max_body(usize::MAX).max_body,
+            MAX_BODY_BYTES
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod report;
 pub mod settings;
 pub mod signature;
 pub mod validate_changes_collection;
+pub mod validate_signature;
 
 pub use error::CommandError;
 pub use report::{Failure, Outcome, Report};
@@ -26,14 +27,19 @@ pub struct Context {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     ValidateChangesCollection,
+    ValidateSignature,
 }
 
 impl Command {
-    pub const ALL: &'static [Command] = &[Command::ValidateChangesCollection];
+    pub const ALL: &'static [Command] = &[
+        Command::ValidateChangesCollection,
+        Command::ValidateSignature,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Command::ValidateChangesCollection => "validate_changes_collection",
+            Command::ValidateSignature => "validate_signature",
         }
     }
 
@@ -41,6 +47,9 @@ impl Command {
         match self {
             Command::ValidateChangesCollection => {
                 "Check that monitor/changes timestamps match each collection's records timestamp"
+            }
+            Command::ValidateSignature => {
+                "Verify the content signature and certificate chain of every published collection"
             }
         }
     }
@@ -77,6 +86,10 @@ impl Command {
                 Ok(Box::new(
                     validate_changes_collection::run(&config, ctx).await?,
                 ))
+            }
+            Command::ValidateSignature => {
+                let config = validate_signature::Config::from_settings(raw)?;
+                Ok(Box::new(validate_signature::run(&config, ctx).await?))
             }
         }
     }
