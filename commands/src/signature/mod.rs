@@ -1,10 +1,11 @@
 //! Content-signature verification (Mozilla's Content-Signature protocol, as Firefox applies it to
-//! Remote Settings): the canonical payload of a changeset ([`payload`]), the x5u certificate chain
+//! Remote Settings): the canonical payload of a changeset ([`payload`], [`canonical`]), the x5u certificate chain
 //! ([`chain`]), the ECDSA P-384 signature ([`content`]), the signer name expected per bucket, and
 //! the stable error codes every failure carries. Everything here is pure and synchronous: no I/O,
 //! no clock (the check time is a parameter), so it is unit-tested directly; the command module
 //! downloads, caches and schedules.
 
+pub mod canonical;
 pub mod chain;
 #[cfg(test)]
 mod conformance;

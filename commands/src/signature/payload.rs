@@ -1,6 +1,7 @@
 //! The signed payload of a changeset: its records without tombstones, sorted by `id`, as
 //! `{"data": records, "last_modified": "<timestamp>"}` in Mozilla's canonical JSON (the
-//! `canonical_json` crate, the signer's own serializer), prefixed with `Content-Signature:\0`.
+//! `canonical_json` crate's formatter, the signer's own serializer, see [`super::canonical`]),
+//! prefixed with `Content-Signature:\0`.
 //!
 //! A changeset can hold tens of megabytes, so it is never turned into one `serde_json::Value`
 //! tree: records stay borrowed slices of the response body, are canonicalized one at a time, and
@@ -15,7 +16,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha384};
 
-use super::{ErrorCode, VerifyError, Warning, WarningCode};
+use super::{canonical, ErrorCode, VerifyError, Warning, WarningCode};
 
 /// What Content-Signature puts before the signed data.
 pub const PREFIX: &[u8] = b"Content-Signature:\x00";
@@ -182,6 +183,8 @@ struct PayloadWriter<W: Write> {
     len: usize,
     records: usize,
     numbers: NumberScan,
+    /// One record's canonical JSON, reused.
+    buffer: Vec<u8>,
 }
 
 impl<W: Write> PayloadWriter<W> {
@@ -191,6 +194,7 @@ impl<W: Write> PayloadWriter<W> {
             len: 0,
             records: 0,
             numbers: NumberScan::default(),
+            buffer: Vec::new(),
         };
         writer.put(PREFIX);
         writer.put(b"{\"data\":[");
@@ -206,12 +210,15 @@ impl<W: Write> PayloadWriter<W> {
 
     fn record(&mut self, id: &str, value: &Value) -> Result<(), VerifyError> {
         self.numbers.record(id, value);
-        let canonical = canonical_json::to_string(value)
-            .map_err(|e| invalid(format!("record {id:?} cannot be serialized: {e}")))?;
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.clear();
         if self.records > 0 {
-            self.put(b",");
+            buffer.push(b',');
         }
-        self.put(canonical.as_bytes());
+        canonical::write(value, &mut buffer)
+            .map_err(|e| invalid(format!("record {id:?} cannot be serialized: {e}")))?;
+        self.put(&buffer);
+        self.buffer = buffer;
         self.records += 1;
         Ok(())
     }
