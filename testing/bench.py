@@ -35,8 +35,8 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -192,6 +192,24 @@ def seed(server, collections, records, seed_value, workers):
 # --- Running and measuring -------------------------------------------------------------------------
 
 
+# Forks and execs the measured command, then writes "wall user system max_rss_kb exit_code".
+LAUNCHER = """
+import os, sys, time
+out, argv = sys.argv[1], sys.argv[2:]
+started = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+wall = time.monotonic() - started
+with open(out, "w") as f:
+    f.write(f"{wall} {usage.ru_utime} {usage.ru_stime} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
 class Result:
     def __init__(self, argv, code, wall, user, system, max_rss_kb, stdout, stderr):
         self.argv, self.code, self.wall = argv, code, wall
@@ -228,28 +246,23 @@ class Bench:
         return env
 
     def run(self, argv, env):
-        """Run a child process; wall time, CPU seconds and peak RSS are its own (os.wait4)."""
-        started = time.monotonic()
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out_chunks, err_chunks = [], []
-        import threading
+        """Run a child process; wall time, CPU seconds and peak RSS are its own.
 
-        def drain(stream, sink):
-            for chunk in iter(lambda: stream.read(65536), b""):
-                sink.append(chunk)
-
-        readers = [threading.Thread(target=drain, args=(proc.stdout, out_chunks)),
-                   threading.Thread(target=drain, args=(proc.stderr, err_chunks))]
-        for t in readers:
-            t.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.monotonic() - started
-        for t in readers:
-            t.join()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        return Result(argv, proc.returncode, wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss,
-                      b"".join(out_chunks).decode(errors="replace"),
-                      b"".join(err_chunks).decode(errors="replace"))
+        The child is started by a small `python3 -S` launcher rather than by this process: the
+        peak RSS the kernel reports for a child (ru_maxrss) includes the memory of the process it
+        was forked from, and this one holds the whole test stack's libraries. The launcher's own
+        footprint (about 9 MB) is the floor of what can be measured."""
+        with tempfile.NamedTemporaryFile("r", suffix=".rusage") as usage_file:
+            proc = subprocess.run(
+                [sys.executable, "-S", "-E", "-c", LAUNCHER, usage_file.name, *argv],
+                env=env, capture_output=True,
+            )
+            fields = usage_file.read().split()
+        if proc.returncode != 0 or len(fields) != 5:
+            raise RuntimeError(f"the launcher failed for {argv}: {proc.stderr[-2000:]!r}")
+        wall, user, system, max_rss_kb, code = fields
+        return Result(argv, int(code), float(wall), float(user), float(system), int(max_rss_kb),
+                      proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
 
     def alternate(self, runs):
         """Run each `(name, argv, env)` once per round, alternating; returns name -> [Result]."""

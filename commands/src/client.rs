@@ -428,7 +428,14 @@ impl KintoClient {
                 status.as_u16()
             )));
         }
-        let mut body = Vec::new();
+        // Sized once from Content-Length (within the cap) rather than grown by doubling, which
+        // would hold up to twice a large body in memory while copying.
+        let declared =
+            usize::try_from(response.content_length().unwrap_or(0)).unwrap_or(usize::MAX);
+        if declared > request.max_body {
+            return Attempt::Fail(ClientErrorKind::TooLarge(request.max_body));
+        }
+        let mut body = Vec::with_capacity(declared);
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {

@@ -2,13 +2,13 @@
 //! sink. Two things differ from calling `canonical_json::to_string`, neither in its output:
 //!
 //! - no intermediate `String`: bytes go to the caller's writer (the payload hasher);
-//! - runs of printable ASCII (0x20..=0x7E) inside string fragments are written as they are; only
-//!   the other runs (non-ASCII, DEL) go through the crate's `write_string_fragment`, which costs
-//!   one allocation per character. This is exact: the crate transforms each character on its own
-//!   (Rust's `escape_default`, then `\'` back to `'`, then `\u{..}` to `\uXXXX`, and a `\u{..}`
-//!   only ever comes from one non-ASCII character since serde_json never hands it `"`, `\` or
-//!   control characters, which go through `write_char_escape`), so a fragment can be cut anywhere;
-//!   and printable ASCII other than those comes out unchanged.
+//! - string fragments are escaped character by character without the crate's per-character
+//!   `String`s: printable ASCII (0x20..=0x7E) as is, every other character as `\uXXXX` with
+//!   lower-case hex, and characters beyond the BMP as a surrogate pair. That is exactly what the
+//!   crate's `write_string_fragment` produces (Rust's `escape_default`, `\'` turned back into `'`,
+//!   `\u{..}` normalized to 4 digits or a surrogate pair); serde_json never hands it `"`, `\` or
+//!   control characters, which go through the crate's `write_char_escape`. Numbers go through the
+//!   crate's `write_f64`.
 //!
 //! Keys are sorted here as the crate sorts them, whatever serde_json's map order. The tests below
 //! compare the output with `canonical_json::to_string` on the conformance document and on
@@ -52,13 +52,31 @@ impl Formatter for CanonicalFormatter {
             rest = &rest[ascii..];
             // ASCII bytes are character boundaries.
             let other = rest.bytes().position(printable_ascii).unwrap_or(rest.len());
-            if other > 0 {
-                JsonFormatter.write_string_fragment(writer, &rest[..other])?;
+            for c in rest[..other].chars() {
+                escape_char(writer, c)?;
             }
             rest = &rest[other..];
         }
         Ok(())
     }
+}
+
+/// `\uXXXX` (lower-case hex), or a surrogate pair beyond the BMP.
+fn escape_char<W: ?Sized + Write>(writer: &mut W, c: char) -> io::Result<()> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut units = [0u16; 2];
+    for unit in c.encode_utf16(&mut units) {
+        let u = *unit as usize;
+        writer.write_all(&[
+            b'\\',
+            b'u',
+            HEX[(u >> 12) & 0xf],
+            HEX[(u >> 8) & 0xf],
+            HEX[(u >> 4) & 0xf],
+            HEX[u & 0xf],
+        ])?;
+    }
+    Ok(())
 }
 
 /// A value serialized with its object keys sorted (as `canonical_json` does).
