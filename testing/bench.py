@@ -264,20 +264,40 @@ class Bench:
         return Result(argv, int(code), float(wall), float(user), float(system), int(max_rss_kb),
                       proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
 
+    def server_cpu(self):
+        """CPU seconds used so far by the Kinto server process, when it runs on this machine."""
+        pid = self.dataset.get("server_pid")
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError, TypeError):
+            return None
+
     def alternate(self, runs):
-        """Run each `(name, argv, env)` once per round, alternating; returns name -> [Result]."""
+        """Run each `(name, argv, env)` once per round, alternating; returns name -> [Result].
+        Each result also carries `server_cpu`: the Kinto server's CPU seconds during the run (the
+        server shares this machine's cores with the measured command)."""
         results = {name: [] for name, _, _ in runs}
         for i in range(self.rounds):
             for name, argv, env in runs:
+                before = self.server_cpu()
                 result = self.run(argv, env).check()
+                after = self.server_cpu()
+                result.server_cpu = None if before is None or after is None else after - before
                 results[name].append(result)
+                server = "" if result.server_cpu is None else f", server {result.server_cpu:.2f}s CPU"
                 log(f"  round {i + 1}/{self.rounds} {name}: {result.wall:.2f}s wall, "
-                    f"{result.cpu:.2f}s CPU, {result.max_rss_bytes / 2**20:.1f} MiB peak RSS")
+                    f"{result.cpu:.2f}s CPU, {result.max_rss_bytes / 2**20:.1f} MiB peak RSS{server}")
         return results
 
 
 def median(values):
     return statistics.median(values)
+
+
+def median_or_none(values):
+    return None if None in values else round(statistics.median(values), 3)
 
 
 # --- Measurements ----------------------------------------------------------------------------------
@@ -312,6 +332,8 @@ def bench_validate_signature(bench):
         "ratios_per_round": [round(v.wall / f.wall, 3) for v, f in zip(validate, floor)],
         "cpu_seconds": round(median([r.cpu for r in validate]), 3),
         "floor_cpu_seconds": round(median([r.cpu for r in floor]), 3),
+        "server_cpu_seconds": median_or_none([r.server_cpu for r in validate]),
+        "floor_server_cpu_seconds": median_or_none([r.server_cpu for r in floor]),
         "peak_rss_mib": round(rss / 2**20, 1),
         "rss_budget_mib": round((4 * largest + 30 * 2**20) / 2**20, 1),
         "rss_over_largest_changeset": round(rss / largest, 2),
@@ -397,6 +419,7 @@ def main():
     try:
         dataset = seed(the_stack.env["RSL_TEST_SERVER"], args.collections, args.records, args.seed,
                        args.writers)
+        dataset["server_pid"] = next(p.pid for name, p, _ in the_stack.procs if name == "kinto-main")
         log(f"seeded {dataset['source_records']} records in {len(dataset['collections'])} collections "
             f"({dataset['published_records']} published records in {len(dataset['published'])} "
             f"collections) in {dataset['seconds']}s ({dataset['records_per_second']} records/s)")

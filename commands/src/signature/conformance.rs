@@ -52,7 +52,7 @@ fn the_production_changeset_serializes_byte_for_byte() {
 fn the_production_signature_verifies_over_our_payload() {
     let doc: Value = serde_json::from_slice(CHANGESET).unwrap();
     let key = prod_key(&doc);
-    let digest = digest_changeset(CHANGESET).unwrap();
+    let digest = digest_changeset(CHANGESET.to_vec()).unwrap();
     assert_eq!(digest.timestamp, 1_774_874_010_729);
     assert_eq!(digest.records, 156);
     assert_eq!(digest.payload_len, PREFIX.len() + 105_410);

@@ -4,15 +4,18 @@
 //! prefixed with `Content-Signature:\0`.
 //!
 //! A changeset can hold tens of megabytes, so it is never turned into one `serde_json::Value`
-//! tree: records stay borrowed slices of the response body, are canonicalized one at a time, and
-//! the bytes go straight into the SHA-384 hasher. Canonical JSON of an array or object is its
-//! members' canonical forms joined with `,` (no whitespace, keys sorted), so this streaming form is
-//! byte for byte the crate's output for the whole payload (unit-tested below).
+//! tree: each record is parsed, canonicalized and dropped as the body is read, keeping only its
+//! canonical bytes; those are then fed in id order to the SHA-384 hasher. Canonical JSON of an
+//! array or object is its members' canonical forms joined with `,` (no whitespace, keys sorted),
+//! so this form is byte for byte the crate's output for the whole payload (unit-tested below).
 
 use std::io::Write;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use std::ops::Range;
+
+use serde::de::{
+    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha384};
 
@@ -177,117 +180,166 @@ impl NumberScan {
     }
 }
 
-/// Writes the payload piece by piece into any sink (a hasher, or a buffer in tests).
-struct PayloadWriter<W: Write> {
-    out: W,
-    len: usize,
-    records: usize,
+/// The canonical JSON of a payload's records, collected in the order received and written in id
+/// order. Each record is parsed and canonicalized once; only its canonical bytes are kept.
+struct CanonicalRecords {
+    bytes: Vec<u8>,
+    index: Vec<(String, Range<usize>)>,
     numbers: NumberScan,
-    /// One record's canonical JSON, reused.
-    buffer: Vec<u8>,
 }
 
-impl<W: Write> PayloadWriter<W> {
-    fn new(out: W) -> Self {
-        let mut writer = PayloadWriter {
-            out,
-            len: 0,
-            records: 0,
+impl CanonicalRecords {
+    fn with_capacity(bytes: usize) -> Self {
+        CanonicalRecords {
+            bytes: Vec::with_capacity(bytes),
+            index: Vec::new(),
             numbers: NumberScan::default(),
-            buffer: Vec::new(),
-        };
-        writer.put(PREFIX);
-        writer.put(b"{\"data\":[");
-        writer
-    }
-
-    fn put(&mut self, bytes: &[u8]) {
-        self.len += bytes.len();
-        self.out
-            .write_all(bytes)
-            .expect("payload sinks are in memory and do not fail");
-    }
-
-    fn record(&mut self, id: &str, value: &Value) -> Result<(), VerifyError> {
-        self.numbers.record(id, value);
-        let mut buffer = std::mem::take(&mut self.buffer);
-        buffer.clear();
-        if self.records > 0 {
-            buffer.push(b',');
         }
-        canonical::write(value, &mut buffer)
+    }
+
+    /// Add one record as received (`position` for messages); tombstones are dropped.
+    fn add(&mut self, position: usize, record: &Value) -> Result<(), VerifyError> {
+        let id = record.get("id").and_then(Value::as_str).ok_or_else(|| {
+            invalid(format!(
+                "record #{position} is not an object with a string id"
+            ))
+        })?;
+        if is_deleted(record.get("deleted")) {
+            return Ok(());
+        }
+        self.numbers.record(id, record);
+        let start = self.bytes.len();
+        canonical::write(record, &mut self.bytes)
             .map_err(|e| invalid(format!("record {id:?} cannot be serialized: {e}")))?;
-        self.put(&buffer);
-        self.buffer = buffer;
-        self.records += 1;
+        self.index.push((id.to_string(), start..self.bytes.len()));
         Ok(())
     }
 
-    fn finish(mut self, timestamp: u64) -> (W, usize, usize, Vec<Warning>) {
-        self.put(format!("],\"last_modified\":\"{timestamp}\"}}").as_bytes());
-        (self.out, self.len, self.records, self.numbers.warnings())
-    }
-}
-
-#[derive(Deserialize)]
-struct RawChangeset<'a> {
-    #[serde(default)]
-    metadata: Value,
-    timestamp: u64,
-    #[serde(borrow)]
-    changes: Vec<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct RecordHead {
-    id: String,
-    #[serde(default)]
-    deleted: Option<Value>,
-}
-
-/// The records of the payload, in payload order: tombstones out, sorted by id.
-fn payload_order<'a>(changes: &[&'a RawValue]) -> Result<Vec<(String, &'a RawValue)>, VerifyError> {
-    let mut kept = Vec::with_capacity(changes.len());
-    for (i, raw) in changes.iter().enumerate() {
-        let head: RecordHead = serde_json::from_str(raw.get()).map_err(|e| {
-            invalid(format!(
-                "record #{i} is not an object with a string id: {e}"
-            ))
-        })?;
-        if !is_deleted(head.deleted.as_ref()) {
-            kept.push((head.id, *raw));
+    /// Write the payload into `out`: prefix, records sorted by id (Python's `sorted()` by id:
+    /// code point order, which is UTF-8 byte order; stable), timestamp. Returns the sink, the
+    /// payload's length, its record count and the number warnings.
+    fn write_payload<W: Write>(
+        mut self,
+        timestamp: u64,
+        mut out: W,
+    ) -> (W, usize, usize, Vec<Warning>) {
+        self.index.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut len = 0;
+        let mut put = |bytes: &[u8]| {
+            len += bytes.len();
+            out.write_all(bytes)
+                .expect("payload sinks are in memory and do not fail");
+        };
+        put(PREFIX);
+        put(b"{\"data\":[");
+        for (i, (_, range)) in self.index.iter().enumerate() {
+            if i > 0 {
+                put(b",");
+            }
+            put(&self.bytes[range.clone()]);
         }
+        put(format!("],\"last_modified\":\"{timestamp}\"}}").as_bytes());
+        (out, len, self.index.len(), self.numbers.warnings())
     }
-    // Python's sorted() by id: code point order, which is UTF-8 byte order; stable.
-    kept.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(kept)
 }
 
-/// Parse a changeset response body and hash its payload. The body is only borrowed: the caller
-/// drops it as soon as this returns.
-pub fn digest_changeset(body: &[u8]) -> Result<ChangesetDigest, VerifyError> {
-    let text = std::str::from_utf8(body).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
-    let changeset: RawChangeset = serde_json::from_str(text).map_err(|e| {
-        invalid(format!(
-            "not a changeset ({{metadata, timestamp, changes}}): {e}"
-        ))
-    })?;
-    let ordered = payload_order(&changeset.changes)?;
-    let mut writer = PayloadWriter::new(Sha384::new());
-    for (id, raw) in &ordered {
-        let value: Value =
-            serde_json::from_str(raw.get()).map_err(|e| invalid(format!("record {id:?}: {e}")))?;
-        writer.record(id, &value)?;
+/// Reads `{metadata, timestamp, changes}`, handing each record of `changes` to the collector as
+/// it is parsed (the records are never all held as JSON values).
+struct ChangesetVisitor<'r> {
+    records: &'r mut CanonicalRecords,
+}
+
+struct ChangesSeed<'r> {
+    records: &'r mut CanonicalRecords,
+}
+
+impl<'de> DeserializeSeed<'de> for ChangesSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
     }
-    let (hasher, payload_len, records, warnings) = writer.finish(changeset.timestamp);
+}
+
+impl<'de> Visitor<'de> for ChangesSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut position = 0;
+        while let Some(record) = seq.next_element::<Value>()? {
+            self.records
+                .add(position, &record)
+                .map_err(|e| A::Error::custom(e.detail))?;
+            position += 1;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for ChangesetVisitor<'_> {
+    type Value = (Value, u64);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a changeset {metadata, timestamp, changes}")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(Value, u64), A::Error> {
+        let (mut metadata, mut timestamp, mut changes) = (None, None, false);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "metadata" if metadata.is_none() => metadata = Some(map.next_value::<Value>()?),
+                "timestamp" if timestamp.is_none() => timestamp = Some(map.next_value::<u64>()?),
+                "changes" if !changes => {
+                    map.next_value_seed(ChangesSeed {
+                        records: &mut *self.records,
+                    })?;
+                    changes = true;
+                }
+                "metadata" | "timestamp" | "changes" => {
+                    return Err(A::Error::custom(format!("duplicate field `{key}`")))
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let timestamp = timestamp.ok_or_else(|| A::Error::missing_field("timestamp"))?;
+        if !changes {
+            return Err(A::Error::missing_field("changes"));
+        }
+        Ok((metadata.unwrap_or(Value::Null), timestamp))
+    }
+}
+
+/// Parse a changeset response body and hash its payload. The body is dropped as soon as it is
+/// parsed, before hashing.
+pub fn digest_changeset(body: Vec<u8>) -> Result<ChangesetDigest, VerifyError> {
+    let mut records = CanonicalRecords::with_capacity(body.len());
+    let (metadata, timestamp) = {
+        let text = std::str::from_utf8(&body).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let parsed = deserializer
+            .deserialize_map(ChangesetVisitor {
+                records: &mut records,
+            })
+            .and_then(|parsed| deserializer.end().map(|()| parsed));
+        parsed.map_err(|e| {
+            invalid(format!(
+                "not a changeset ({{metadata, timestamp, changes}}): {e}"
+            ))
+        })?
+    };
+    drop(body);
+    let (hasher, payload_len, count, warnings) = records.write_payload(timestamp, Sha384::new());
     Ok(ChangesetDigest {
-        timestamp: changeset.timestamp,
-        metadata_last_modified: changeset
-            .metadata
-            .get("last_modified")
-            .and_then(Value::as_u64),
-        signatures: signature_entries(&changeset.metadata),
-        records,
+        timestamp,
+        metadata_last_modified: metadata.get("last_modified").and_then(Value::as_u64),
+        signatures: signature_entries(&metadata),
+        records: count,
         payload_len,
         digest: hasher.finalize().into(),
         warnings,
@@ -297,22 +349,11 @@ pub fn digest_changeset(body: &[u8]) -> Result<ChangesetDigest, VerifyError> {
 /// The whole payload, prefix included, for records as a client holds them (tombstones are
 /// dropped, order does not matter). Same code path as [`digest_changeset`].
 pub fn payload_bytes(records: &[Value], timestamp: u64) -> Result<Vec<u8>, VerifyError> {
-    let mut kept: Vec<(&str, &Value)> = Vec::with_capacity(records.len());
-    for (i, record) in records.iter().enumerate() {
-        let id = record
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(format!("record #{i} has no string id")))?;
-        if !is_deleted(record.get("deleted")) {
-            kept.push((id, record));
-        }
+    let mut collected = CanonicalRecords::with_capacity(0);
+    for (position, record) in records.iter().enumerate() {
+        collected.add(position, record)?;
     }
-    kept.sort_by(|a, b| a.0.cmp(b.0));
-    let mut writer = PayloadWriter::new(Vec::new());
-    for (id, record) in kept {
-        writer.record(id, record)?;
-    }
-    Ok(writer.finish(timestamp).0)
+    Ok(collected.write_payload(timestamp, Vec::new()).0)
 }
 
 #[cfg(test)]
@@ -387,7 +428,7 @@ mod tests {
         ];
         let bytes = payload_bytes(&records, 1774874010729).unwrap();
         assert_eq!(bytes, reference(&records, 1774874010729));
-        let digest = digest_changeset(&changeset(&records, 1774874010729)).unwrap();
+        let digest = digest_changeset(changeset(&records, 1774874010729)).unwrap();
         assert_eq!(digest.digest, <[u8; 48]>::from(Sha384::digest(&bytes)));
         assert_eq!(digest.payload_len, bytes.len());
         assert_eq!(digest.records, 3);
@@ -446,7 +487,7 @@ mod tests {
             json!({"id": "c", "n": 9007199254740992u64, "f": 0.5}),
             json!({"id": "d", "m": -9007199254740993i64}),
         ];
-        let d = digest_changeset(&changeset(&records, 1)).unwrap();
+        let d = digest_changeset(changeset(&records, 1)).unwrap();
         let codes: Vec<_> = d.warnings.iter().map(|w| w.code).collect();
         assert_eq!(
             codes,
@@ -461,7 +502,7 @@ mod tests {
             "2 integer(s) beyond 2^53-1, not exact in Firefox, e.g. record \"c\" at /n: 9007199254740992"
         );
         // Safe integers alone: no warning.
-        let d = digest_changeset(&changeset(&records[..1], 1)).unwrap();
+        let d = digest_changeset(changeset(&records[..1], 1)).unwrap();
         assert!(d.warnings.is_empty());
     }
 
@@ -498,7 +539,7 @@ mod tests {
             br#"{"metadata": {}, "timestamp": 12, "changes": [[]]}"#,
             b"{\"metadata\": {}, \"timestamp\": 12, \"changes\": [{\"id\": \"\xff\"}]}",
         ] {
-            let err = digest_changeset(body).unwrap_err();
+            let err = digest_changeset(body.to_vec()).unwrap_err();
             assert_eq!(err.code, ErrorCode::ChangesetInvalid, "{err}");
         }
     }

@@ -12,6 +12,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use reqwest::Method;
+use tokio::sync::Semaphore;
 
 use crate::client::{ClientError, KintoClient, Request};
 use crate::kinto::{read_changes, ChangesEntry};
@@ -97,17 +98,23 @@ impl Config {
 pub async fn run(config: &Config, ctx: &Context) -> Result<SignatureReport, CommandError> {
     let client = KintoClient::new(&config.http);
     let (entries, invalid) = read_changes(&client, &config.bucket, &config.collection).await?;
-    let chains = ChainCache::new(client.clone(), config.policy());
     let progress = Progress::new(ctx.progress, entries.len() as u64, "Verifying signatures");
     // More collections in progress than requests in flight, so that verification of some
-    // overlaps the downloads of others; the client's semaphore still caps the requests.
+    // overlaps the downloads of others; the client's semaphore still caps the requests, and
+    // verification runs at most one collection per core.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let in_progress = config.http.parallel.get() + cpus;
-    let (client, chains_ref, progress_ref) = (&client, &chains, &progress);
+    let run = Run {
+        client: &client,
+        chains: ChainCache::new(client.clone(), config.policy()),
+        cpu: Semaphore::new(cpus),
+        config,
+    };
+    let (run_ref, progress_ref) = (&run, &progress);
     let mut results: Vec<(usize, CollectionResult)> =
         futures::stream::iter(entries.into_iter().enumerate())
             .map(|(index, entry)| async move {
-                let result = check_collection(client, chains_ref, config, entry).await;
+                let result = run_ref.check_collection(entry).await;
                 progress_ref.inc();
                 (index, result)
             })
@@ -123,7 +130,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<SignatureReport, Comm
         ),
         results: results.into_iter().map(|(_, r)| r).collect(),
         invalid,
-        chains: chains.infos(),
+        chains: run.chains.infos(),
         root_pinned: config.root_hash.is_some(),
     })
 }
@@ -154,50 +161,63 @@ async fn ever_held_records(
     Ok(!page.data.is_empty())
 }
 
-async fn check_collection(
-    client: &KintoClient,
-    chains: &ChainCache,
-    config: &Config,
-    entry: ChangesEntry,
-) -> CollectionResult {
-    let body = match fetch_changeset(client, &entry).await {
-        Ok(body) => body,
-        Err(error) => return CollectionResult::new(entry, Verdict::Unreadable(error)),
-    };
-    let started = Instant::now();
-    // The body moves to the blocking pool and is dropped there once hashed.
-    let digest = off_executor(move || payload::digest_changeset(&body)).await;
-    let mut result = match digest {
-        Ok(digest) => verify_changeset(client, chains, config, entry, digest).await,
-        Err(error) => CollectionResult::new(entry, Verdict::Bad(error)),
-    };
-    result.duration = started.elapsed();
-    result
+/// What the checks of one run share.
+struct Run<'a> {
+    client: &'a KintoClient,
+    chains: ChainCache,
+    /// One permit per core for CPU-bound work.
+    cpu: Semaphore,
+    config: &'a Config,
 }
 
-async fn verify_changeset(
-    client: &KintoClient,
-    chains: &ChainCache,
-    config: &Config,
-    entry: ChangesEntry,
-    digest: ChangesetDigest,
-) -> CollectionResult {
-    let mut result = CollectionResult::new(entry, Verdict::Ok);
-    result.records = Some(digest.records);
-    result.records_timestamp = Some(digest.timestamp);
-    result.signed_on = digest.metadata_last_modified;
-    result.warnings = digest.warnings.clone();
-    if digest.signatures.is_empty() {
-        result.verdict = if digest.records > 0 {
-            Verdict::Bad(VerifyError::new(
-                ErrorCode::MetadataMissingSignature,
-                format!(
-                    "the collection holds {} record(s) but its metadata has no signature",
-                    digest.records
-                ),
-            ))
-        } else {
-            match ever_held_records(client, &result.entry).await {
+impl Run<'_> {
+    /// Run CPU-bound work on the blocking pool, at most one task per core.
+    async fn cpu_work<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
+        let _permit = self
+            .cpu
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        off_executor(work).await
+    }
+
+    async fn check_collection(&self, entry: ChangesEntry) -> CollectionResult {
+        let body = match fetch_changeset(self.client, &entry).await {
+            Ok(body) => body,
+            Err(error) => return CollectionResult::new(entry, Verdict::Unreadable(error)),
+        };
+        let started = Instant::now();
+        // The body moves to the blocking pool and is dropped there once parsed.
+        let digest = self.cpu_work(move || payload::digest_changeset(body)).await;
+        let mut result = match digest {
+            Ok(digest) => self.verify_changeset(entry, digest).await,
+            Err(error) => CollectionResult::new(entry, Verdict::Bad(error)),
+        };
+        result.duration = started.elapsed();
+        result
+    }
+
+    async fn verify_changeset(
+        &self,
+        entry: ChangesEntry,
+        digest: ChangesetDigest,
+    ) -> CollectionResult {
+        let mut result = CollectionResult::new(entry, Verdict::Ok);
+        result.records = Some(digest.records);
+        result.records_timestamp = Some(digest.timestamp);
+        result.signed_on = digest.metadata_last_modified;
+        result.warnings = digest.warnings.clone();
+        if digest.signatures.is_empty() {
+            result.verdict = if digest.records > 0 {
+                Verdict::Bad(VerifyError::new(
+                    ErrorCode::MetadataMissingSignature,
+                    format!(
+                        "the collection holds {} record(s) but its metadata has no signature",
+                        digest.records
+                    ),
+                ))
+            } else {
+                match ever_held_records(self.client, &result.entry).await {
                 Ok(false) => Verdict::Skip,
                 Ok(true) => Verdict::Bad(VerifyError::new(
                     ErrorCode::MetadataMissingSignature,
@@ -205,70 +225,73 @@ async fn verify_changeset(
                 )),
                 Err(error) => Verdict::Unreadable(error),
             }
-        };
-        return result;
-    }
-
-    // Chains first (downloaded once per URL for the whole run), then the CPU work in one go.
-    let mut planned = Vec::with_capacity(digest.signatures.len());
-    for sig in &digest.signatures {
-        let chain = match (&sig.x5u, &sig.signature) {
-            (_, None) => Err(VerifyError::new(
-                ErrorCode::SignatureEncoding,
-                "the signature entry has no signature value",
-            )),
-            (None, _) => Err(VerifyError::new(
-                ErrorCode::X5uMissing,
-                "the signature entry has no x5u",
-            )),
-            (Some(x5u), Some(_)) => chains.get(x5u).await,
-        };
-        planned.push((sig.clone(), chain));
-    }
-    let expected =
-        signature::signer_name(&result.entry.bucket, config.signer_name.as_deref()).to_string();
-    let at = config.check_at;
-    let checks: Vec<(SignatureCheck, Option<Warning>)> = off_executor(move || {
-        planned
-            .into_iter()
-            .map(|(sig, chain)| {
-                let warning = chain.as_ref().ok().and_then(|c| c.expiry_warning(at));
-                let outcome = chain.and_then(|chain| {
-                    verify_entry(
-                        &chain,
-                        &expected,
-                        sig.signature.as_deref().unwrap_or_default(),
-                        &digest.digest,
-                    )
-                    .map(|()| Arc::clone(&chain))
-                });
-                let check = SignatureCheck {
-                    x5u: sig.x5u,
-                    root_sha256: outcome.as_ref().ok().map(|c| c.root_sha256),
-                    error: outcome.err(),
-                };
-                (check, warning)
-            })
-            .collect()
-    })
-    .await;
-    for (check, warning) in checks {
-        if let Some(w) = warning {
-            if !result.warnings.contains(&w) {
-                result.warnings.push(w);
-            }
+            };
+            return result;
         }
-        result.signatures.push(check);
+
+        // Chains first (downloaded once per URL for the whole run), then the CPU work in one go.
+        let mut planned = Vec::with_capacity(digest.signatures.len());
+        for sig in &digest.signatures {
+            let chain = match (&sig.x5u, &sig.signature) {
+                (_, None) => Err(VerifyError::new(
+                    ErrorCode::SignatureEncoding,
+                    "the signature entry has no signature value",
+                )),
+                (None, _) => Err(VerifyError::new(
+                    ErrorCode::X5uMissing,
+                    "the signature entry has no x5u",
+                )),
+                (Some(x5u), Some(_)) => self.chains.get(x5u).await,
+            };
+            planned.push((sig.clone(), chain));
+        }
+        let expected =
+            signature::signer_name(&result.entry.bucket, self.config.signer_name.as_deref())
+                .to_string();
+        let at = self.config.check_at;
+        let checks: Vec<(SignatureCheck, Option<Warning>)> = self
+            .cpu_work(move || {
+                planned
+                    .into_iter()
+                    .map(|(sig, chain)| {
+                        let warning = chain.as_ref().ok().and_then(|c| c.expiry_warning(at));
+                        let outcome = chain.and_then(|chain| {
+                            verify_entry(
+                                &chain,
+                                &expected,
+                                sig.signature.as_deref().unwrap_or_default(),
+                                &digest.digest,
+                            )
+                            .map(|()| Arc::clone(&chain))
+                        });
+                        let check = SignatureCheck {
+                            x5u: sig.x5u,
+                            root_sha256: outcome.as_ref().ok().map(|c| c.root_sha256),
+                            error: outcome.err(),
+                        };
+                        (check, warning)
+                    })
+                    .collect()
+            })
+            .await;
+        for (check, warning) in checks {
+            if let Some(w) = warning {
+                if !result.warnings.contains(&w) {
+                    result.warnings.push(w);
+                }
+            }
+            result.signatures.push(check);
+        }
+        // Any signature that verifies is enough; otherwise the first one's error is the verdict.
+        if !result.signatures.iter().any(|s| s.error.is_none()) {
+            let first = result.signatures[0]
+                .error
+                .clone()
+                .expect("every check failed");
+            result.verdict = Verdict::Bad(first);
+        }
+        result
     }
-    // Any signature that verifies is enough; otherwise the first one's error is the verdict.
-    if !result.signatures.iter().any(|s| s.error.is_none()) {
-        let first = result.signatures[0]
-            .error
-            .clone()
-            .expect("every check failed");
-        result.verdict = Verdict::Bad(first);
-    }
-    result
 }
 
 #[cfg(test)]

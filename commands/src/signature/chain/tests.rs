@@ -194,7 +194,7 @@ fn pem_problems_are_pem_invalid() {
     let good = std::str::from_utf8(fixture!("good")).unwrap();
     // Truncated in the middle of a block.
     assert_eq!(
-        code(good[..good.len() / 2].as_bytes(), &p),
+        code(&good.as_bytes()[..good.len() / 2], &p),
         ErrorCode::PemInvalid
     );
     // A block that is base64 but not a certificate.
