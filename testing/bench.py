@@ -406,7 +406,8 @@ def main():
 
     if args.mode == "all":
         build()
-    the_stack = stack_module.Stack(os.path.join(BENCH_DIR, "stack"))
+    the_stack = stack_module.Stack(os.path.join(BENCH_DIR, "stack"),
+                                   extra_includes=["kinto_bench_speedups"])
 
     def on_signal(signum, frame):
         the_stack.stop()

@@ -368,7 +368,7 @@ kinto.bucket_create_principals = system.Authenticated
 kinto.bucket_write_principals = {admin}
 kinto.paginate_by = {paginate_by}
 kinto.batch_max_requests = 25
-kinto.includes = kinto_changes kinto_signer
+kinto.includes = kinto_changes kinto_signer{extra_includes}
 kinto.changes.resources =
     /buckets/main
     /buckets/main-preview
@@ -445,10 +445,13 @@ def http(method, url, auth=None, body=None, timeout=10):
 
 
 class Stack:
-    def __init__(self, workdir):
+    def __init__(self, workdir, extra_includes=()):
+        """`extra_includes`: more Kinto includes, importable from this directory (the benchmark
+        stack adds `kinto_bench_speedups`)."""
         self.workdir = workdir
         self.procs = []
         self.env = {}
+        self.extra_includes = tuple(extra_includes)
 
     def start(self):
         os.makedirs(self.workdir, exist_ok=True)
@@ -502,11 +505,13 @@ class Stack:
             f.write(KINTO_INI.format(
                 hmac_secret=HMAC_SECRET, admin=userid("admin"), paginate_by=paginate_by,
                 autograph=autograph_url, hawk_secret=HAWK_SECRET, port=port,
+                extra_includes="".join(f" {i}" for i in self.extra_includes),
             ))
         logfile = open(os.path.join(self.workdir, f"kinto-{name}.log"), "wb")
         proc = subprocess.Popen(
             [os.path.join(VENV_BIN, "pserve"), ini], stdout=logfile, stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=dict(os.environ, PYTHONPATH=HERE) if self.extra_includes else None,
         )
         self.procs.append((f"kinto-{name}", proc, logfile.name))
         return f"http://127.0.0.1:{port}/v1"
