@@ -20,8 +20,10 @@ module `testing/bench_<name>.py` (imported automatically). `Bench` gives the see
 (`bench.stack_env`, users' credentials included), the release binary (`bench.bin`) and examples
 (`bench.example(name)`), `bench.command_env(**settings)` for the commands' settings, and
 `bench.run(argv, env)`, which returns wall time, CPU seconds and peak RSS of the child process. Run
-the command and its floor alternately for `bench.rounds` rounds (`bench.alternate`) so that load
-on the machine hits both alike, and report medians.
+the command and its floor alternately for `bench.rounds` rounds (`bench.alternate`, which also
+records the Kinto server's CPU seconds during each run) so that load on the machine hits both
+alike, and report medians. Seeding goes through `/batch` like a real client; the benchmark's
+Kinto loads `kinto_bench_speedups` (see that module) so that it takes about two minutes.
 """
 
 import argparse
@@ -363,7 +365,8 @@ def measure(stack_env, dataset, args):
         sys.exit(f"unknown measurement(s): {', '.join(unknown)}; see `bench.py list`")
     bench = Bench(stack_env, dataset, args.rounds, args.parallel)
     load = os.getloadavg()
-    results = {"dataset": {k: v for k, v in dataset.items() if k not in ("collections", "published")},
+    results = {"dataset": {k: v for k, v in dataset.items()
+                           if k not in ("collections", "published", "server_pid")},
                "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in load]},
                "measurements": {}}
     for name in names:
