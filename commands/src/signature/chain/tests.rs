@@ -1,7 +1,10 @@
 //! Unit tests of chain validation, on the fixtures of `tests/data/chains/` (made by
 //! `testing/make_chain_fixtures.py`: valid from 2024-01-01 to 2034-01-01 unless named otherwise).
 
+use super::cert::{pem_certificates, tbs_bytes};
 use super::*;
+use x509_cert::der::{Decode, Encode};
+use x509_cert::Certificate;
 use crate::signature::{parse_root_hash, DEFAULT_SIGNER_NAME};
 
 macro_rules! fixture {
