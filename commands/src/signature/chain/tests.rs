@@ -3,9 +3,9 @@
 
 use super::cert::{pem_certificates, tbs_bytes};
 use super::*;
+use crate::signature::{parse_root_hash, DEFAULT_SIGNER_NAME};
 use x509_cert::der::{Decode, Encode};
 use x509_cert::Certificate;
-use crate::signature::{parse_root_hash, DEFAULT_SIGNER_NAME};
 
 macro_rules! fixture {
     ($name:literal) => {
