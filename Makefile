@@ -16,7 +16,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | 
 LAMBDA_ZIP := dist/remote-settings-lambdas-$(VERSION)-lambda-al2023-x86_64.zip
 CHECK_ZIP := dist/lambda-check.zip
 
-.PHONY: test lint demo venv clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer
+.PHONY: test lint demo bench venv clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer
 
 ## The Python side of the test stack (Kinto + signer + changes, moto), from PyPI.
 $(VENV)/.installed: testing/requirements.txt
@@ -72,7 +72,12 @@ test: venv lint lint-docker lambda-zip-check $(CHROMIUM)
 ## Start a local stack, publish a few signed collections, and run the main job against it.
 demo: venv
 	cargo build --release
-	$(STACK) demo -- $(BIN) validate_changes_collection
+	$(STACK) demo -- $(BIN) validate_signature
+
+## Benchmarks on a stack seeded with 160 collections / 52,000 records (not part of `make test`):
+## see testing/bench.py for the options and how to add a measurement. Results in .bench/.
+bench: venv
+	$(VENV)/bin/python testing/bench.py $(BENCH_ARGS)
 
 ## Time blockpages_generator rendering and uploading 10,000 records (release build, local stack).
 bench-blockpages: venv

@@ -270,29 +270,49 @@ pub struct RefreshSignatureArgs {
     dry_run: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct ValidateSignatureArgs {
+    #[command(flatten)]
+    monitor: MonitorArgs,
+    /// Colon-hex SHA-256 of the only root certificate accepted [default: any self-signed root]
+    #[arg(long, env = "ROOT_HASH", value_name = "HEX")]
+    root_hash: Option<String>,
+    /// The name the leaf certificate must carry, for every bucket [default:
+    /// onecrl.content-signature.mozilla.org for security-state(-preview),
+    /// remote-settings.content-signature.mozilla.org elsewhere]
+    #[arg(long, env = "SIGNER_NAME", value_name = "DNS_NAME")]
+    signer_name: Option<String>,
+    /// Check certificates at this time, in seconds since the epoch [default: now]
+    #[arg(long = "at", env = "CHECK_AT", value_name = "EPOCH_SECONDS")]
+    check_at: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
-    /// Check that monitor/changes timestamps match each collection's records timestamp
-    #[command(
-        name = "validate_changes_collection",
-        alias = "validate-changes-collection"
-    )]
-    ValidateChangesCollection(MonitorArgs),
-    /// Alert when the clients' uptake error rates in Redash telemetry are over threshold
-    #[command(name = "uptake_health", alias = "uptake-health")]
-    UptakeHealth(UptakeHealthArgs),
-    /// Render the add-ons and plugins blocklists as HTML pages and upload them to S3
-    #[command(name = "blockpages_generator", alias = "blockpages-generator")]
-    BlockpagesGenerator(Box<BlockpagesArgs>),
-    /// Copy record creations, updates and deletions from one collection to another, then ask for signature
-    #[command(name = "backport_records", alias = "backport-records")]
-    BackportRecords(BackportArgs),
+    /// Verify the content signature and certificate chain of every published collection
+    #[command(name = "validate_signature", alias = "validate-signature")]
+    ValidateSignature(ValidateSignatureArgs),
     /// Re-sign every published collection as it is (writer server)
     #[command(name = "refresh_signature", alias = "refresh-signature")]
     RefreshSignature(RefreshSignatureArgs),
     /// Check that source, preview and destination records agree with the review status (writer server)
     #[command(name = "consistency_checks", alias = "consistency-checks")]
     ConsistencyChecks(MonitorArgs),
+    /// Copy record creations, updates and deletions from one collection to another, then ask for signature
+    #[command(name = "backport_records", alias = "backport-records")]
+    BackportRecords(BackportArgs),
+    /// Check that monitor/changes timestamps match each collection's records timestamp
+    #[command(
+        name = "validate_changes_collection",
+        alias = "validate-changes-collection"
+    )]
+    ValidateChangesCollection(MonitorArgs),
+    /// Render the add-ons and plugins blocklists as HTML pages and upload them to S3
+    #[command(name = "blockpages_generator", alias = "blockpages-generator")]
+    BlockpagesGenerator(Box<BlockpagesArgs>),
+    /// Alert when the clients' uptake error rates in Redash telemetry are over threshold
+    #[command(name = "uptake_health", alias = "uptake-health")]
+    UptakeHealth(UptakeHealthArgs),
 }
 
 impl Cli {
@@ -312,6 +332,7 @@ impl Cli {
             CliCommand::BackportRecords(_) => "backport_records",
             CliCommand::RefreshSignature(_) => "refresh_signature",
             CliCommand::ConsistencyChecks(_) => "consistency_checks",
+            CliCommand::ValidateSignature(_) => "validate_signature",
         };
         Command::from_name(name).expect("every CLI subcommand is a Command")
     }
@@ -463,5 +484,28 @@ mod tests {
         assert_eq!(raw.get("COLLECTION"), Some("c"));
         assert_eq!(raw.get("DRY_RUN"), Some("1"));
         assert_eq!(raw.get("MAX_SIGNATURE_AGE"), Some("7"));
+    }
+
+    #[test]
+    fn validate_signature_flags_become_their_variables() {
+        let matches = <Cli as CommandFactory>::command()
+            .try_get_matches_from([
+                "remote-settings-lambdas",
+                "validate-signature",
+                "--bucket",
+                "b",
+                "--root-hash",
+                "AA:BB",
+                "--signer-name",
+                "x.example",
+                "--at",
+                "1615559719",
+            ])
+            .unwrap();
+        let raw = raw_settings(&matches);
+        assert_eq!(raw.get("BUCKET"), Some("b"));
+        assert_eq!(raw.get("ROOT_HASH"), Some("AA:BB"));
+        assert_eq!(raw.get("SIGNER_NAME"), Some("x.example"));
+        assert_eq!(raw.get("CHECK_AT"), Some("1615559719"));
     }
 }

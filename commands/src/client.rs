@@ -23,6 +23,8 @@ pub const USER_AGENT_VALUE: &str = concat!("remote-settings-lambdas/", env!("CAR
 pub const MAX_SERVER_WAIT: Duration = Duration::from_secs(60);
 /// The longest backoff between two attempts computed by the client itself.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// At most this much is allocated up front for a body, from its `Content-Length`.
+const PREALLOCATE_MAX: usize = 32 * 1024 * 1024;
 /// Bodies larger than this are refused (a changeset of 50,000 records is about 25 MB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 
@@ -257,6 +259,8 @@ pub struct Request {
     /// A deadline for the whole request instead of the per-read timeout, for requests whose
     /// server work grows with their size (a `/batch`).
     pub deadline: Option<Duration>,
+    /// Refuse answers whose body grows beyond this many bytes (default [`MAX_BODY_BYTES`]).
+    pub max_body: usize,
 }
 
 impl Request {
@@ -268,6 +272,7 @@ impl Request {
             bytes: None,
             headers: Vec::new(),
             deadline: None,
+            max_body: MAX_BODY_BYTES,
         }
     }
     pub fn json(mut self, body: Value) -> Self {
@@ -284,6 +289,12 @@ impl Request {
     }
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
+        self
+    }
+    /// Cap this answer's body (at most [`MAX_BODY_BYTES`]): reading stops as soon as it is
+    /// exceeded, and the request fails without retry.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes.min(MAX_BODY_BYTES);
         self
     }
 }
@@ -620,12 +631,20 @@ impl KintoClient {
                 status.as_u16()
             )));
         }
-        let mut body = Vec::new();
+        // Sized once from Content-Length (within the cap) rather than grown by doubling, which
+        // would hold up to twice a large body in memory while copying; but never more than
+        // PREALLOCATE_MAX on the server's word alone.
+        let declared =
+            usize::try_from(response.content_length().unwrap_or(0)).unwrap_or(usize::MAX);
+        if declared > request.max_body {
+            return Attempt::Fail(ClientErrorKind::TooLarge(request.max_body));
+        }
+        let mut body = Vec::with_capacity(declared.min(PREALLOCATE_MAX));
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY_BYTES {
-                        return Attempt::Fail(ClientErrorKind::TooLarge(MAX_BODY_BYTES));
+                    if body.len() + chunk.len() > request.max_body {
+                        return Attempt::Fail(ClientErrorKind::TooLarge(request.max_body));
                     }
                     body.extend_from_slice(&chunk);
                 }
@@ -752,11 +771,8 @@ impl KintoClient {
             ..self.clone()
         };
         let response = external
-            .send(&Request::new(Method::GET, url.clone()))
+            .send(&Request::new(Method::GET, url.clone()).max_body(max_bytes))
             .await?;
-        if response.body.len() > max_bytes {
-            return Err(fail(ClientErrorKind::TooLarge(max_bytes)));
-        }
         Ok(response.body)
     }
 }
@@ -1135,6 +1151,25 @@ mod tests {
             "SignatureDoesNotMatch: The signature does not match."
         );
         assert_eq!(error_detail(b"<html>oops</html>"), None);
+    }
+
+    #[test]
+    fn a_body_cap_is_per_request_and_never_above_the_global_one() {
+        let url = Url::parse("http://h/x").unwrap();
+        assert_eq!(
+            Request::new(Method::GET, url.clone()).max_body,
+            MAX_BODY_BYTES
+        );
+        assert_eq!(
+            Request::new(Method::GET, url.clone())
+                .max_body(1024)
+                .max_body,
+            1024
+        );
+        assert_eq!(
+            Request::new(Method::GET, url).max_body(usize::MAX).max_body,
+            MAX_BODY_BYTES
+        );
     }
 
     #[test]

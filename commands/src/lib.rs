@@ -15,6 +15,7 @@ pub mod settings;
 pub mod signature;
 pub mod uptake_health;
 pub mod validate_changes_collection;
+pub mod validate_signature;
 
 pub use error::CommandError;
 pub use report::{Alert, Failure, Outcome, Report};
@@ -30,22 +31,24 @@ pub struct Context {
 /// The implemented commands, named as the original lambdas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
-    ValidateChangesCollection,
-    UptakeHealth,
-    BlockpagesGenerator,
-    BackportRecords,
+    ValidateSignature,
     RefreshSignature,
     ConsistencyChecks,
+    BackportRecords,
+    ValidateChangesCollection,
+    BlockpagesGenerator,
+    UptakeHealth,
 }
 
 impl Command {
     pub const ALL: &'static [Command] = &[
-        Command::ValidateChangesCollection,
-        Command::UptakeHealth,
-        Command::BlockpagesGenerator,
-        Command::BackportRecords,
+        Command::ValidateSignature,
         Command::RefreshSignature,
         Command::ConsistencyChecks,
+        Command::BackportRecords,
+        Command::ValidateChangesCollection,
+        Command::BlockpagesGenerator,
+        Command::UptakeHealth,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +59,7 @@ impl Command {
             Command::BackportRecords => "backport_records",
             Command::RefreshSignature => "refresh_signature",
             Command::ConsistencyChecks => "consistency_checks",
+            Command::ValidateSignature => "validate_signature",
         }
     }
 
@@ -78,6 +82,9 @@ impl Command {
             }
             Command::ConsistencyChecks => {
                 "Check that source, preview and destination records agree with the review status (writer server)"
+            }
+            Command::ValidateSignature => {
+                "Verify the content signature and certificate chain of every published collection"
             }
         }
     }
@@ -140,6 +147,10 @@ impl Command {
             Command::ConsistencyChecks => {
                 let config = consistency_checks::Config::from_settings(raw)?;
                 Ok(Box::new(consistency_checks::run(&config, ctx).await?))
+            }
+            Command::ValidateSignature => {
+                let config = validate_signature::Config::from_settings(raw)?;
+                Ok(Box::new(validate_signature::run(&config, ctx).await?))
             }
         }
     }

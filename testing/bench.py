@@ -1,0 +1,446 @@
+#!/usr/bin/env python3
+"""Benchmarks of the commands on a seeded Remote Settings stack (`make bench`; not part of `make test`).
+
+It starts the test stack (testing/stack.py), seeds it with a dataset shaped like production (150+
+signed collections, 50,000+ records, collections of 1 to 5,000 records, some published through
+review into preview buckets, some signed by the onecrl signer), builds the release binary and the
+examples, runs every registered measurement, prints a report and writes .bench/results.json.
+
+Usage:
+  testing/bench.py [--only NAME[,NAME]] [--rounds N] [--parallel N]   seed, measure, stop
+  testing/bench.py serve                      seed, print the stack's environment, wait (Ctrl-C)
+  testing/bench.py measure [--only ...]       measure against a stack started by `serve`
+                                              (reads RSL_TEST_* and .bench/dataset.json)
+  testing/bench.py list                       the registered measurements
+
+Adding a measurement: write a function taking the `Bench` context and returning a dict of figures,
+decorated with `@measurement("name", "one line saying what it compares")`, in this file or in a
+module `testing/bench_<name>.py` (imported automatically). `Bench` gives the seeded dataset
+(`bench.dataset`: collections with bucket, source bucket, id, records), the stack's environment
+(`bench.stack_env`, users' credentials included), the release binary (`bench.bin`) and examples
+(`bench.example(name)`), `bench.command_env(**settings)` for the commands' settings, and
+`bench.run(argv, env)`, which returns wall time, CPU seconds and peak RSS of the child process. Run
+the command and its floor alternately for `bench.rounds` rounds (`bench.alternate`, which also
+records the Kinto server's CPU seconds during each run) so that load on the machine hits both
+alike, and report medians. Seeding goes through `/batch` like a real client, into the stack's
+"bulk" Kinto, whose permission backend is indexed (see kinto_indexed_permission.py: the stock
+memory backend makes seeding quadratic), so that it takes about two minutes.
+"""
+
+import argparse
+import concurrent.futures
+import glob
+import importlib
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import stack as stack_module  # noqa: E402
+
+BENCH_DIR = os.path.join(ROOT, ".bench")
+MEASUREMENTS = {}
+
+
+def measurement(name, description):
+    """Register a benchmark: `fn(bench) -> dict` of figures."""
+
+    def register(fn):
+        MEASUREMENTS[name] = (fn, description)
+        return fn
+
+    return register
+
+
+def log(message):
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# --- The dataset -----------------------------------------------------------------------------------
+
+# Source bucket -> (published buckets, review needed).
+SOURCES = {
+    "main-workspace": (["main", "main-preview"], True),
+    "staging": (["blocklists"], False),
+    "security-state-staging": (["security-state", "security-state-preview"], True),
+}
+WORDS = ("remote settings signer collection record preview review firefox blocklist certificate "
+         "intermediate engine search partner locale region channel telemetry experiment").split()
+UNICODE_WORDS = ["données", "Größe", "日本語", "русский", "مرحبا", "🦊", "𝄞", "naïve", "café", "ß"]
+
+
+def collection_sizes(count, total, seed):
+    """`count` sizes from 1 to 5,000 (both present), skewed small like production, summing to
+    about `total`."""
+    rng = random.Random(seed)
+    raw = sorted(rng.lognormvariate(0, 1.5) for _ in range(count - 2))
+    scale = (total - 5001) / sum(raw)
+    sizes = [max(1, min(5000, round(r * scale))) for r in raw]
+    # Clipping loses records: give them back to the mid-sized collections.
+    missing = total - 5001 - sum(sizes)
+    i = len(sizes) // 2
+    while missing > 0:
+        room = 5000 - sizes[i]
+        take = min(room, missing)
+        sizes[i] += take
+        missing -= take
+        i = (i + 1) % len(sizes)
+    return [1] + sizes + [5000]
+
+
+def make_record(rng, index):
+    words = lambda n: " ".join(rng.choice(WORDS + UNICODE_WORDS) for _ in range(n))  # noqa: E731
+    record = {
+        "id": f"{index:06d}-{rng.getrandbits(48):012x}",
+        "title": words(rng.randint(2, 8)),
+        "enabled": rng.random() < 0.8,
+        "weight": rng.randint(0, 10_000),
+        "tags": [rng.choice(WORDS) for _ in range(rng.randint(0, 5))],
+        "details": {
+            "created": f"20{rng.randint(10, 25)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+            "url": f"https://example.com/{rng.choice(WORDS)}/{rng.getrandbits(32):08x}",
+            "bug": rng.randint(1_000_000, 2_000_000),
+        },
+    }
+    # Sizes from about 200 bytes to 2.5 KB.
+    if rng.random() < 0.7:
+        record["description"] = words(rng.randint(5, 60 if rng.random() < 0.9 else 300))
+    return record
+
+
+class Seeder:
+    def __init__(self, server):
+        self.server = server.rstrip("/")
+        info = stack_module.http("GET", self.server + "/")
+        self.batch_size = int(info.get("settings", {}).get("batch_max_requests", 25))
+
+    def request(self, method, path, user, body=None):
+        return stack_module.http(method, self.server + path, auth=user, body=body, timeout=120)
+
+    def put_records(self, bucket, cid, records):
+        for start in range(0, len(records), self.batch_size):
+            chunk = records[start:start + self.batch_size]
+            answer = self.request("POST", "/batch", "editor", {
+                "defaults": {"method": "PUT"},
+                "requests": [{"path": f"/buckets/{bucket}/collections/{cid}/records/{r['id']}",
+                              "body": {"data": r}} for r in chunk],
+            })
+            bad = [r for r in answer["responses"] if not 200 <= r["status"] < 300]
+            if bad:
+                raise RuntimeError(f"batch write to {bucket}/{cid} failed: {bad[0]}")
+
+    def publish(self, spec):
+        bucket, cid = spec["source"], spec["id"]
+        self.request("PUT", f"/buckets/{bucket}/collections/{cid}", "editor", {})
+        rng = random.Random(spec["seed"])
+        records = [make_record(rng, i) for i in range(spec["records"])]
+        self.put_records(bucket, cid, records)
+        path = f"/buckets/{bucket}/collections/{cid}"
+        if SOURCES[bucket][1]:
+            self.request("PATCH", path, "editor", {"data": {"status": "to-review"}})
+            self.request("PATCH", path, "reviewer", {"data": {"status": "to-sign"}})
+        else:
+            self.request("PATCH", path, "editor", {"data": {"status": "to-sign"}})
+        return len(json.dumps(records))
+
+
+def seed(server, collections, records, seed_value, workers):
+    sizes = collection_sizes(collections, records, seed_value)
+    rng = random.Random(seed_value)
+    rng.shuffle(sizes)
+    specs = []
+    for i, size in enumerate(sizes):
+        # About a quarter reviewed into main-preview, a few for the onecrl signer.
+        source = "security-state-staging" if i % 40 == 7 else "main-workspace" if i % 4 == 1 else "staging"
+        specs.append({"id": f"bench-{i:03d}", "source": source, "records": size,
+                      "seed": seed_value * 1000 + i,
+                      "published": SOURCES[source][0]})
+    seeder = Seeder(server)
+    started = time.monotonic()
+    done = 0
+    written = 0
+    log(f"seeding {len(specs)} collections, {sum(sizes)} records, /batch of {seeder.batch_size}, "
+        f"{workers} writers")
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for spec, size in zip(specs, pool.map(seeder.publish, specs)):
+            done += 1
+            written += spec["records"]
+            spec["json_bytes"] = size
+            if done % 20 == 0 or done == len(specs):
+                elapsed = time.monotonic() - started
+                log(f"  {done}/{len(specs)} collections, {written} records, {elapsed:.0f}s "
+                    f"({written / elapsed:.0f} records/s)")
+    elapsed = time.monotonic() - started
+    published = [{"bucket": b, "collection": s["id"], "records": s["records"]}
+                 for s in specs for b in s["published"]]
+    return {
+        "seed": seed_value,
+        "collections": specs,
+        "published": published,
+        "source_records": sum(sizes),
+        "published_records": sum(p["records"] for p in published),
+        "seconds": round(elapsed, 1),
+        "records_per_second": round(sum(sizes) / elapsed),
+    }
+
+
+# --- Running and measuring -------------------------------------------------------------------------
+
+
+# Forks and execs the measured command, then writes "wall user system max_rss_kb exit_code".
+LAUNCHER = """
+import os, sys, time
+out, argv = sys.argv[1], sys.argv[2:]
+started = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+wall = time.monotonic() - started
+with open(out, "w") as f:
+    f.write(f"{wall} {usage.ru_utime} {usage.ru_stime} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
+class Result:
+    def __init__(self, argv, code, wall, user, system, max_rss_kb, stdout, stderr):
+        self.argv, self.code, self.wall = argv, code, wall
+        self.user, self.system, self.cpu = user, system, user + system
+        self.max_rss_bytes = max_rss_kb * 1024
+        self.stdout, self.stderr = stdout, stderr
+
+    def check(self):
+        if self.code != 0:
+            raise RuntimeError(f"{' '.join(self.argv)} exited {self.code}:\n{self.stdout[-2000:]}\n"
+                               f"{self.stderr[-2000:]}")
+        return self
+
+
+class Bench:
+    def __init__(self, stack_env, dataset, rounds, parallel):
+        self.stack_env = stack_env
+        self.server = stack_env["RSL_TEST_BULK_SERVER"]
+        self.dataset = dataset
+        self.rounds = rounds
+        self.parallel = parallel
+        self.bin = os.path.join(ROOT, "target", "release", "remote-settings-lambdas")
+
+    def example(self, name):
+        return os.path.join(ROOT, "target", "release", "examples", name)
+
+    def command_env(self, **settings):
+        """Settings for a command run against the seeded server (only what is given, plus PATH)."""
+        env = {"PATH": os.environ.get("PATH", ""), "SERVER": self.server,
+               "PARALLEL_REQUESTS": str(self.parallel),
+               # Kinto may take seconds to serialize a 5,000-record changeset on a busy machine.
+               "REQUESTS_TIMEOUT_SECONDS": "120"}
+        env.update({k: str(v) for k, v in settings.items()})
+        return env
+
+    def run(self, argv, env):
+        """Run a child process; wall time, CPU seconds and peak RSS are its own.
+
+        The child is started by a small `python3 -S` launcher rather than by this process: the
+        peak RSS the kernel reports for a child (ru_maxrss) includes the memory of the process it
+        was forked from, and this one holds the whole test stack's libraries. The launcher's own
+        footprint (about 9 MB) is the floor of what can be measured."""
+        with tempfile.NamedTemporaryFile("r", suffix=".rusage") as usage_file:
+            proc = subprocess.run(
+                [sys.executable, "-S", "-E", "-c", LAUNCHER, usage_file.name, *argv],
+                env=env, capture_output=True,
+            )
+            fields = usage_file.read().split()
+        if proc.returncode != 0 or len(fields) != 5:
+            raise RuntimeError(f"the launcher failed for {argv}: {proc.stderr[-2000:]!r}")
+        wall, user, system, max_rss_kb, code = fields
+        return Result(argv, int(code), float(wall), float(user), float(system), int(max_rss_kb),
+                      proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+
+    def server_cpu(self):
+        """CPU seconds used so far by the Kinto server process, when it runs on this machine."""
+        pid = self.dataset.get("server_pid")
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError, TypeError):
+            return None
+
+    def alternate(self, runs):
+        """Run each `(name, argv, env)` once per round, alternating; returns name -> [Result].
+        Each result also carries `server_cpu`: the Kinto server's CPU seconds during the run (the
+        server shares this machine's cores with the measured command)."""
+        results = {name: [] for name, _, _ in runs}
+        for i in range(self.rounds):
+            for name, argv, env in runs:
+                before = self.server_cpu()
+                result = self.run(argv, env).check()
+                after = self.server_cpu()
+                result.server_cpu = None if before is None or after is None else after - before
+                results[name].append(result)
+                server = "" if result.server_cpu is None else f", server {result.server_cpu:.2f}s CPU"
+                log(f"  round {i + 1}/{self.rounds} {name}: {result.wall:.2f}s wall, "
+                    f"{result.cpu:.2f}s CPU, {result.max_rss_bytes / 2**20:.1f} MiB peak RSS{server}")
+        return results
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def median_or_none(values):
+    return None if None in values else round(statistics.median(values), 3)
+
+
+# --- Measurements ----------------------------------------------------------------------------------
+
+
+@measurement("validate_signature",
+             "validate_signature vs a plain parallel download of the same changesets (same PARALLEL_REQUESTS)")
+def bench_validate_signature(bench):
+    env = bench.command_env(ROOT_HASH=bench.stack_env["RSL_TEST_ROOT_HASH"], OUTPUT="json")
+    results = bench.alternate([
+        ("floor", [bench.example("download_changesets")], env),
+        ("validate_signature", [bench.bin, "validate_signature"], env),
+    ])
+    floor, validate = results["floor"], results["validate_signature"]
+    report = json.loads(validate[-1].stdout)
+    sizes = json.loads(floor[-1].stdout)
+    if report["totals"]["ok"] != report["totals"]["entries"]:
+        raise RuntimeError(f"not every collection verified: {report['totals']}")
+    wall = median([r.wall for r in validate])
+    floor_wall = median([r.wall for r in floor])
+    rss = max(r.max_rss_bytes for r in validate)
+    largest = sizes["largest_bytes"]
+    return {
+        "collections_verified": report["totals"]["entries"],
+        "changeset_bytes_total": sizes["bytes"],
+        "largest_changeset_bytes": largest,
+        "rounds": bench.rounds,
+        "parallel_requests": bench.parallel,
+        "wall_seconds": round(wall, 3),
+        "floor_wall_seconds": round(floor_wall, 3),
+        "ratio": round(wall / floor_wall, 3),
+        "ratios_per_round": [round(v.wall / f.wall, 3) for v, f in zip(validate, floor)],
+        "cpu_seconds": round(median([r.cpu for r in validate]), 3),
+        "floor_cpu_seconds": round(median([r.cpu for r in floor]), 3),
+        "server_cpu_seconds": median_or_none([r.server_cpu for r in validate]),
+        "floor_server_cpu_seconds": median_or_none([r.server_cpu for r in floor]),
+        "peak_rss_mib": round(rss / 2**20, 1),
+        "rss_budget_mib": round((4 * largest + 30 * 2**20) / 2**20, 1),
+        "rss_over_largest_changeset": round(rss / largest, 2),
+        "targets_met": {"ratio <= 1.25": wall / floor_wall <= 1.25,
+                        "peak RSS < 4 x largest + 30 MB": rss < 4 * largest + 30 * 2**20},
+    }
+
+
+def load_plugins():
+    for path in sorted(glob.glob(os.path.join(HERE, "bench_*.py"))):
+        importlib.import_module(os.path.splitext(os.path.basename(path))[0])
+
+
+# --- Main ------------------------------------------------------------------------------------------
+
+
+def build():
+    log("building the release binary and examples")
+    subprocess.run(["cargo", "build", "--release", "--workspace", "--bins", "--examples"],
+                   cwd=ROOT, check=True)
+
+
+def measure(stack_env, dataset, args):
+    names = args.only.split(",") if args.only else list(MEASUREMENTS)
+    unknown = [n for n in names if n not in MEASUREMENTS]
+    if unknown:
+        sys.exit(f"unknown measurement(s): {', '.join(unknown)}; see `bench.py list`")
+    bench = Bench(stack_env, dataset, args.rounds, args.parallel)
+    load = os.getloadavg()
+    results = {"dataset": {k: v for k, v in dataset.items()
+                           if k not in ("collections", "published", "server_pid")},
+               "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in load]},
+               "measurements": {}}
+    for name in names:
+        fn, description = MEASUREMENTS[name]
+        log(f"measuring {name}: {description}")
+        results["measurements"][name] = fn(bench)
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    os.makedirs(BENCH_DIR, exist_ok=True)
+    with open(os.path.join(BENCH_DIR, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print(json.dumps(results, indent=2))
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", nargs="?", default="all", choices=["all", "serve", "measure", "list"])
+    parser.add_argument("--only", help="comma-separated measurement names")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--parallel", type=int, default=4, help="PARALLEL_REQUESTS (default 4)")
+    parser.add_argument("--collections", type=int, default=160)
+    parser.add_argument("--records", type=int, default=52_000)
+    parser.add_argument("--seed", type=int, default=20261122)
+    parser.add_argument("--writers", type=int, default=2, help="parallel seeding requests")
+    args = parser.parse_args()
+    load_plugins()
+    if args.mode == "list":
+        for name, (_, description) in MEASUREMENTS.items():
+            print(f"{name:30} {description}")
+        return 0
+    if args.mode == "measure":
+        stack_env = {k: v for k, v in os.environ.items() if k.startswith("RSL_TEST_")}
+        if "RSL_TEST_BULK_SERVER" not in stack_env:
+            sys.exit("RSL_TEST_* is not set: start the seeded stack with `bench.py serve` and export its lines")
+        with open(os.path.join(BENCH_DIR, "dataset.json")) as f:
+            dataset = json.load(f)
+        build()
+        measure(stack_env, dataset, args)
+        return 0
+
+    if args.mode == "all":
+        build()
+    the_stack = stack_module.Stack(os.path.join(BENCH_DIR, "stack"))
+
+    def on_signal(signum, frame):
+        the_stack.stop()
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    os.makedirs(BENCH_DIR, exist_ok=True)
+    the_stack.start()
+    try:
+        dataset = seed(the_stack.env["RSL_TEST_BULK_SERVER"], args.collections, args.records, args.seed,
+                       args.writers)
+        dataset["server_pid"] = int(the_stack.env["RSL_TEST_BULK_PID"])
+        log(f"seeded {dataset['source_records']} records in {len(dataset['collections'])} collections "
+            f"({dataset['published_records']} published records in {len(dataset['published'])} "
+            f"collections) in {dataset['seconds']}s ({dataset['records_per_second']} records/s)")
+        with open(os.path.join(BENCH_DIR, "dataset.json"), "w") as f:
+            json.dump(dataset, f, indent=1)
+        if args.mode == "serve":
+            for k, v in the_stack.env.items():
+                print(f"export {k}={v}")
+            sys.stdout.flush()
+            log("serving the seeded stack; run `testing/bench.py measure` with these variables; Ctrl-C stops")
+            while True:
+                time.sleep(3600)
+        measure(the_stack.env, dataset, args)
+        return 0
+    finally:
+        the_stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
