@@ -2,9 +2,9 @@
 //!
 //! Every test lists its own collections in a scratch monitor collection (`BUCKET`/`COLLECTION`),
 //! so it refreshes only those while other tests publish in parallel. A refresh is proven on the
-//! server: the destination's signature changed, its records did not, and the new signature
-//! verifies over those records (with the key the signer returned: until `validate_signature` can
-//! run here, which also checks the x5u chain, `signature_verifies` below stands in for it).
+//! server: the destination's signature changed, its records did not, the new signature verifies
+//! over those records (with the key the signer returned, `signature_verifies` below), and
+//! `validate_signature`, which also checks the x5u chain, passes afterwards.
 
 mod support;
 
@@ -221,6 +221,25 @@ async fn destinations_and_previews_are_re_signed_and_their_records_left_alone() 
             "{bid}/{cid} new signature verifies"
         );
     }
+    // And the whole check Firefox would make passes: validate_signature, chains and all.
+    let check = run_bin(
+        &["validate_signature", "--json"],
+        &[
+            ("SERVER", stack.server.as_str()),
+            ("BUCKET", mon.as_str()),
+            ("COLLECTION", "changes"),
+            ("ROOT_HASH", stack.root_hash.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(check.code, 0, "{check:?}");
+    let doc: Value = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(
+        doc["totals"]["entries"],
+        json!(published_sides.len()),
+        "{doc}"
+    );
+    assert_eq!(doc["totals"]["ok"], json!(published_sides.len()), "{doc}");
     // Sources are back to their status, with a newer signature date.
     for old in &sources_before {
         let bid = match old["id"].as_str().unwrap() {
