@@ -75,25 +75,19 @@ demo: venv
 	$(STACK) demo -- $(BIN) validate_signature
 
 ## Benchmarks on a stack seeded with 160 collections / 52,000 records (not part of `make test`):
-## see testing/bench.py for the options and how to add a measurement. Results in .bench/.
+## validate_signature against its download floor, backport_records, blockpages_generator,
+## consistency_checks, refresh_signature. See testing/bench.py for the options and how to add a
+## measurement. Results in .bench/results.json.
 bench: venv
 	$(VENV)/bin/python testing/bench.py $(BENCH_ARGS)
 
-## Time blockpages_generator rendering and uploading 10,000 records (release build, local stack).
-bench-blockpages: venv
-	cargo build --release
-	$(STACK) run -- $(VENV)/bin/python testing/bench_blockpages.py $(BIN) 10000
-
-## backport_records: 5,000 records into an empty destination, 4 batches in flight vs one at a time.
-bench-backport: venv
-	cargo build --release
-	$(STACK) run -- $(VENV)/bin/python testing/bench_backport.py $(BIN)
-
-## The writer-side commands (consistency_checks, refresh_signature) on a seeded stack of 150
-## collections / 50,000 records: wall time, CPU and requests per collection.
-bench-writer: venv
-	cargo build --release
-	$(STACK) run -- $(VENV)/bin/python testing/bench_writer.py --bin $(BIN) --seed
+## One command's measurements only (each still seeds the dataset, about two minutes).
+bench-blockpages:
+	$(MAKE) bench BENCH_ARGS="--only blockpages_generator $(BENCH_ARGS)"
+bench-backport:
+	$(MAKE) bench BENCH_ARGS="--only backport_records $(BENCH_ARGS)"
+bench-writer:
+	$(MAKE) bench BENCH_ARGS="--only consistency_checks,refresh_signature $(BENCH_ARGS)"
 
 clean-stack:
 	rm -rf .stack

@@ -346,6 +346,9 @@ def bench_validate_signature(bench):
 
 
 def load_plugins():
+    # The plugins `from bench import measurement`: when this file runs as a script, make that name
+    # this very module, or they would register into a second copy of it.
+    sys.modules.setdefault("bench", sys.modules[__name__])
     for path in sorted(glob.glob(os.path.join(HERE, "bench_*.py"))):
         importlib.import_module(os.path.splitext(os.path.basename(path))[0])
 

@@ -1,117 +1,87 @@
-#!/usr/bin/env python3
-"""Benchmark the writer-side commands (consistency_checks, refresh_signature) on a seeded stack.
+"""`make bench` measurements of the writer-side commands on the seeded dataset: consistency_checks
+and refresh_signature (issue 4).
 
-Runs each command REPEAT times against SERVER and reports the median wall time, the CPU time
-(user + system) and peak memory of the binary, then runs it once more with `-vv` to count the
-requests it sent (every attempt is logged as `[DEBUG] METHOD URL`), per collection. Every run must
-succeed (exit 0): the dataset is consistent, and the reviewer may write every source.
-
-Usage, under `testing/stack.py run --` (which exports RSL_TEST_SERVER):
-  bench_writer.py --bin target/release/remote-settings-lambdas [--seed] [--repeat 3] [--parallel 4]
-`--seed` first publishes the dataset of seed_writer_bench.py (150 collections, 50,000 records);
-without it the bench runs on whatever the server's monitor/changes lists (e.g. `make bench`'s data).
+Each command runs `bench.rounds` times (median wall time, CPU seconds, peak RSS of the binary), then
+once more with `-vv`, whose log names every request attempt (`[DEBUG] METHOD URL`): the requests
+sent per collection are counted from it. Every run must succeed: the seeded dataset is consistent,
+and the reviewer may write every source. refresh_signature re-signs every collection; it is
+registered after the read-only measurements so that they run first, and consistency_checks runs
+once more afterwards (re-signing moves no record).
 """
 
-import argparse
 import collections
-import os
 import re
-import resource
 import statistics
-import subprocess
-import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import seed_writer_bench  # noqa: E402
+from bench import measurement
 
 REQUEST = re.compile(r"^\[DEBUG\] (GET|PATCH|POST|PUT|DELETE) (\S+)$")
 RETRY = re.compile(r"^\[INFO\] .*; retry \d+/\d+ in ")
 COLLECTION = re.compile(r"/buckets/([^/?]+)/collections/([^/?]+)")
+MONITOR = ("monitor", "changes")
 
 
-def run(binary, command, env, verbose=False):
-    args = [binary, command] + (["-vv"] if verbose else [])
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.monotonic()
-    proc = subprocess.run(args, env=env, capture_output=True, text=True)
-    wall = time.monotonic() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
-        raise SystemExit(f"{command} exited with {proc.returncode}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return proc, wall, cpu, after.ru_maxrss / 1024
-
-
-def request_counts(stderr, monitor):
-    """Requests per collection id (sides of one per-bucket resource share it), and the others."""
+def request_counts(stderr):
+    """Requests per collection id (the sides of one signer resource share it), record reads (GET of
+    records or changeset) per collection id, and the other requests (server info, monitor/changes)."""
     per_collection = collections.Counter()
+    reads = collections.Counter()
     other = 0
     for line in stderr.splitlines():
         m = REQUEST.match(line)
         if not m:
             continue
         c = COLLECTION.search(m.group(2))
-        if c and (c.group(1), c.group(2)) != monitor:
+        if c and (c.group(1), c.group(2)) != MONITOR:
             per_collection[c.group(2)] += 1
+            if m.group(1) == "GET" and re.search(r"/(records|changeset)\b", m.group(2)):
+                reads[c.group(2)] += 1
         else:
             other += 1
-    return per_collection, other
+    return per_collection, reads, other
 
 
-def bench(binary, command, env, repeat, monitor):
-    walls, cpus, rss = [], [], 0.0
-    for _ in range(repeat):
-        proc, wall, cpu, maxrss = run(binary, command, env)
-        walls.append(wall)
-        cpus.append(cpu)
-        rss = max(rss, maxrss)
-    proc, *_ = run(binary, command, env, verbose=True)
-    per_collection, other = request_counts(proc.stderr, monitor)
-    total = sum(per_collection.values()) + other
-    retries = [line for line in proc.stderr.splitlines() if RETRY.match(line)]
+def measure_command(bench, command, env):
+    runs = bench.alternate([(command, [bench.bin, command], env)])[command]
+    verbose = bench.run([bench.bin, command, "-vv"], env).check()
+    per_collection, reads, other = request_counts(verbose.stderr)
+    retries = [line for line in verbose.stderr.splitlines() if RETRY.match(line)]
     n = len(per_collection) or 1
-    print(f"{command}: {len(per_collection)} collections, "
-          f"median wall {statistics.median(walls):.2f}s (runs: "
-          f"{', '.join(f'{w:.2f}' for w in walls)}), CPU {statistics.median(cpus):.2f}s, "
-          f"peak RSS {rss:.0f} MiB; requests {total} "
-          f"({other} shared, per collection mean {sum(per_collection.values()) / n:.2f}, "
-          f"max {max(per_collection.values(), default=0)}), {len(retries)} retried", flush=True)
-    for line in retries[:5]:
-        print(f"    {line}", flush=True)
-    return proc
+    return {
+        "collections": len(per_collection),
+        "rounds": bench.rounds,
+        "parallel_requests": bench.parallel,
+        "wall_seconds": round(statistics.median(r.wall for r in runs), 3),
+        "walls_per_round": [round(r.wall, 3) for r in runs],
+        "cpu_seconds": round(statistics.median(r.cpu for r in runs), 3),
+        "peak_rss_mib": round(max(r.max_rss_bytes for r in runs) / 2**20, 1),
+        "server_cpu_seconds": None if None in [r.server_cpu for r in runs]
+        else round(statistics.median(r.server_cpu for r in runs), 3),
+        "requests_total": sum(per_collection.values()) + other,
+        "requests_shared": other,
+        "requests_per_collection_mean": round(sum(per_collection.values()) / n, 2),
+        "requests_per_collection_max": max(per_collection.values(), default=0),
+        "record_reads_per_collection_max": max(reads.values(), default=0),
+        "retries": len(retries),
+    }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--bin", required=True)
-    parser.add_argument("--server", default=os.environ.get("RSL_TEST_SERVER"))
-    parser.add_argument("--seed", action="store_true")
-    parser.add_argument("--collections", type=int, default=150)
-    parser.add_argument("--records", type=int, default=50_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--parallel", default="4")
-    parser.add_argument("--timeout", default="2", help="REQUESTS_TIMEOUT_SECONDS")
-    args = parser.parse_args()
-    if not args.server:
-        parser.error("give --server or run under testing/stack.py (RSL_TEST_SERVER)")
-    if args.seed:
-        seed_writer_bench.seed(args.server, args.collections, args.records)
-
-    base = {"PATH": os.environ.get("PATH", ""), "SERVER": args.server,
-            "PARALLEL_REQUESTS": args.parallel, "REQUESTS_TIMEOUT_SECONDS": args.timeout}
-    monitor = ("monitor", "changes")
-    print(f"bench-writer on {args.server}, PARALLEL_REQUESTS={args.parallel}, "
-          f"REQUESTS_TIMEOUT_SECONDS={args.timeout}", flush=True)
-    bench(args.bin, "consistency_checks", dict(base, AUTH="editor:editor-pass"),
-          args.repeat, monitor)
-    bench(args.bin, "refresh_signature",
-          dict(base, REFRESH_SIGNATURE_AUTH="reviewer:reviewer-pass"), args.repeat, monitor)
-    # Re-signing moved no record: everything is still consistent.
-    proc, *_ = run(args.bin, "consistency_checks", dict(base, AUTH="editor:editor-pass"))
-    print(f"consistency_checks after the refreshes: {proc.stdout.count(' OK')} OK", flush=True)
+@measurement("consistency_checks",
+             "consistency_checks on every seeded collection: wall, CPU, requests per collection")
+def bench_consistency_checks(bench):
+    env = bench.command_env(AUTH=bench.stack_env["RSL_TEST_EDITOR_AUTH"])
+    figures = measure_command(bench, "consistency_checks", env)
+    figures["targets_met"] = {
+        "<= 3 record reads per collection": figures["record_reads_per_collection_max"] <= 3}
+    return figures
 
 
-if __name__ == "__main__":
-    main()
+@measurement("refresh_signature",
+             "refresh_signature re-signing every seeded collection: wall, CPU, requests per collection")
+def bench_refresh_signature(bench):
+    env = bench.command_env(REFRESH_SIGNATURE_AUTH=bench.stack_env["RSL_TEST_REVIEWER_AUTH"])
+    figures = measure_command(bench, "refresh_signature", env)
+    after = bench.run([bench.bin, "consistency_checks"],
+                      bench.command_env(AUTH=bench.stack_env["RSL_TEST_EDITOR_AUTH"])).check()
+    figures["consistency_checks_ok_afterwards"] = after.stdout.count(" OK")
+    return figures
