@@ -9,7 +9,6 @@ its wall time, CPU seconds and peak RSS.
 import json
 import os
 import shutil
-import statistics
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -65,40 +64,33 @@ def seed(bench, bid):
 def bench_blockpages_generator(bench):
     bid = f"bench-blocklists-{os.getpid()}"
     seed(bench, bid)
-    runs = []
-    for i in range(1):
-        target = tempfile.mkdtemp(prefix="rsl-bench-blockpages-")
-        env = bench.command_env(
-            BUCKET=bid,
-            BUCKET_NAME=f"bench-pages-{os.getpid()}-{i}",
-            AWS_ENDPOINT_URL=bench.stack_env["RSL_TEST_S3_ENDPOINT"],
-            AWS_ACCESS_KEY_ID="AKIARSLBENCH",
-            AWS_SECRET_ACCESS_KEY="rsl-bench-secret",
-            TARGET_DIR=target,
-        )
-        try:
-            result = bench.run([bench.bin, "blockpages_generator", "--json"], env).check()
-        finally:
-            shutil.rmtree(target, ignore_errors=True)
-        doc = json.loads(result.stdout)
-        runs.append((result, doc))
-    med = lambda values: round(statistics.median(values), 3)  # noqa: E731
-    timings = [doc["timings"] for _, doc in runs]
-    totals = runs[-1][1]["totals"]
-    upload = med(t["upload_seconds"] for t in timings)
+    target = tempfile.mkdtemp(prefix="rsl-bench-blockpages-")
+    env = bench.command_env(
+        BUCKET=bid,
+        BUCKET_NAME=f"bench-pages-{os.getpid()}",
+        AWS_ENDPOINT_URL=bench.stack_env["RSL_TEST_S3_ENDPOINT"],
+        AWS_ACCESS_KEY_ID="AKIARSLBENCH",
+        AWS_SECRET_ACCESS_KEY="rsl-bench-secret",
+        TARGET_DIR=target,
+    )
+    try:
+        result = bench.run([bench.bin, "blockpages_generator", "--json"], env).check()
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+    doc = json.loads(result.stdout)
+    t, totals = doc["timings"], doc["totals"]
     return {
         "records": totals["records"],
         "pages": totals["pages"],
         "uploaded": totals["uploaded"],
         "parallel_requests": bench.parallel,
-        "read_seconds": med(t["read_seconds"] for t in timings),
-        "render_seconds": med(t["render_seconds"] for t in timings),
-        "render_microseconds_per_page": round(med(t["render_seconds"] for t in timings)
-                                              / totals["pages"] * 1e6),
-        "write_seconds": med(t["write_seconds"] for t in timings),
-        "upload_seconds": upload,
-        "pages_uploaded_per_second": round(totals["uploaded"] / max(upload, 1e-9)),
-        "wall_seconds": med(r.wall for r, _ in runs),
-        "cpu_seconds": med(r.cpu for r, _ in runs),
-        "peak_rss_mib": round(max(r.max_rss_bytes for r, _ in runs) / 2**20, 1),
+        "read_seconds": round(t["read_seconds"], 3),
+        "render_seconds": round(t["render_seconds"], 3),
+        "render_microseconds_per_page": round(t["render_seconds"] / totals["pages"] * 1e6),
+        "write_seconds": round(t["write_seconds"], 3),
+        "upload_seconds": round(t["upload_seconds"], 3),
+        "pages_uploaded_per_second": round(totals["uploaded"] / max(t["upload_seconds"], 1e-9)),
+        "wall_seconds": round(result.wall, 3),
+        "cpu_seconds": round(result.cpu, 3),
+        "peak_rss_mib": round(result.max_rss_bytes / 2**20, 1),
     }
