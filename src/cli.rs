@@ -186,6 +186,31 @@ pub struct BlockpagesArgs {
         hide_env_values = true
     )]
     aws_session_token: Option<String>,
+    /// ECS container credentials path on 169.254.170.2, used when AWS_ACCESS_KEY_ID is unset [default: none]
+    #[arg(
+        long,
+        env = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        value_name = "PATH"
+    )]
+    aws_container_credentials_relative_uri: Option<String>,
+    /// Container credentials URL (https, or http to loopback / the ECS and EKS agents) [default: none]
+    #[arg(long, env = "AWS_CONTAINER_CREDENTIALS_FULL_URI", value_name = "URL")]
+    aws_container_credentials_full_uri: Option<String>,
+    /// Authorization header value for the container credentials URL [default: none]
+    #[arg(
+        long,
+        env = "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    aws_container_authorization_token: Option<String>,
+    /// File holding that token, read at each run (EKS Pod Identity) [default: none]
+    #[arg(
+        long,
+        env = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    aws_container_authorization_token_file: Option<String>,
     /// Also write the pages into this directory (created when missing) [default: none]
     #[arg(long, env = "TARGET_DIR", value_name = "DIR")]
     target_dir: Option<String>,

@@ -8,6 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
+use support::container_credentials::CredentialsEndpoint;
 use support::proxy::{Fault, Proxy};
 use support::s3::{ACCESS_KEY_ID, S3, SECRET_ACCESS_KEY};
 use support::{run_bin, unique, Run, Stack};
@@ -37,6 +38,7 @@ fn addon(id: &str, block_id: &str, name: &str, created: &str, severity: u8) -> V
     })
 }
 
+#[derive(Clone)]
 struct Env(Vec<(String, String)>);
 
 impl Env {
@@ -766,4 +768,126 @@ async fn the_pages_render_in_a_real_browser() {
         "{soft}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_credentials_are_fetched_once_with_the_token_and_sign_the_uploads() {
+    let stack = Stack::get();
+    let bid = blocklist(
+        &stack,
+        &[addon("a", "i1", "One", "2020-01-01T00:00:00Z", 3)],
+        &[],
+    )
+    .await;
+    let bucket = s3_bucket();
+    let (key_id, secret, session) = (
+        "ASIARSLCONTAINERKEY01",
+        "rsl-container-secret-DO-NOT-PRINT",
+        "rsl-container-session-DO-NOT-PRINT",
+    );
+    let token = "rsl-task-token-DO-NOT-PRINT";
+    let endpoint = CredentialsEndpoint::start(Some(token), key_id, secret, session).await;
+    let proxy = Proxy::start(&stack.s3_endpoint).await;
+    let run = Env::new(&stack, &bid, &bucket, &proxy.url)
+        .without("AWS_ACCESS_KEY_ID")
+        .without("AWS_SECRET_ACCESS_KEY")
+        .with("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint.url)
+        .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", token)
+        .run(&["-vv"])
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        endpoint.requests(),
+        [(
+            format!("GET {} HTTP/1.1", support::container_credentials::PATH),
+            Some(token.to_string())
+        )],
+        "one request, with the token"
+    );
+    // Every S3 request is signed with the fetched key and carries its session token.
+    let s3_requests = proxy.requests();
+    assert!(s3_requests.len() >= 3, "{s3_requests:?}");
+    for line in &s3_requests {
+        assert!(
+            line.contains(&format!("X-Amz-Credential={key_id}"))
+                && line.contains("X-Amz-Security-Token="),
+            "{line}"
+        );
+    }
+    let s3 = S3::new(&stack.s3_endpoint);
+    assert_eq!(s3.keys(&bucket).await, ["i1.html", "index.html"]);
+    for shown in [secret, session, token] {
+        assert!(
+            !run.stdout.contains(shown) && !run.stderr.contains(shown),
+            "{shown} shown: {run:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_credentials_endpoint_is_exit_3_naming_it_and_nothing_reaches_s3() {
+    let stack = Stack::get();
+    let bid = blocklist(
+        &stack,
+        &[addon("a", "i1", "One", "2020-01-01T00:00:00Z", 3)],
+        &[],
+    )
+    .await;
+    let bucket = s3_bucket();
+    let endpoint =
+        CredentialsEndpoint::start(Some("right-token"), "ASIAX", "sekrit-value", "tok").await;
+    let proxy = Proxy::start(&stack.s3_endpoint).await;
+    let env = Env::new(&stack, &bid, &bucket, &proxy.url)
+        .without("AWS_ACCESS_KEY_ID")
+        .without("AWS_SECRET_ACCESS_KEY")
+        .with("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint.url)
+        .with("REQUESTS_NB_RETRIES", "1");
+
+    // A wrong token: 401, not retried.
+    let run = env
+        .clone()
+        .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong-token")
+        .run(&[])
+        .await;
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "Could not prepare Amazon S3 bucket {bucket}: GET {} failed: HTTP 401",
+            endpoint.url
+        )),
+        "{run:?}"
+    );
+    // An answer that is not credentials: retried, then named without quoting it.
+    let body = r#"{"AccessKeyId": "ASIAX", "SecretAccessKey": "", "leaked": "sekrit-value"}"#;
+    endpoint.script(vec![
+        support::container_credentials::Scripted::Body(body.into()),
+        support::container_credentials::Scripted::Body(body.into()),
+    ]);
+    let run = env
+        .clone()
+        .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", "right-token")
+        .run(&[])
+        .await;
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "GET {} failed after 2 attempts: unexpected response: the answer is not AWS credentials",
+            endpoint.url
+        )),
+        "{run:?}"
+    );
+    assert!(!run.stderr.contains("sekrit-value") && !run.stdout.contains("sekrit-value"));
+    assert_eq!(proxy.requests(), Vec::<String>::new(), "nothing reached S3");
+
+    // No credentials at all: a configuration error naming the variables, exit 2.
+    let run = env
+        .without("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .run(&[])
+        .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
+        "{run:?}"
+    );
 }

@@ -35,6 +35,7 @@ pub fn is_secret_name(name: &str) -> bool {
         || name.ends_with("API_KEY")
         || name == "AWS_SECRET_ACCESS_KEY"
         || name == "AWS_SESSION_TOKEN"
+        || name == "AWS_CONTAINER_AUTHORIZATION_TOKEN"
         || name == "SENTRY_DSN"
 }
 

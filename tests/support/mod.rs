@@ -7,6 +7,7 @@
     reason = "each test binary uses a different part of the support code"
 )]
 
+pub mod container_credentials;
 pub mod lambda;
 pub mod proxy;
 pub mod redash;

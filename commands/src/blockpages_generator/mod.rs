@@ -6,6 +6,7 @@
 //! escaping templates ([`render`]), writes them, uploads them in parallel through the shared
 //! client ([`s3`]), and with `--delete-stale` removes the `.html` pages it no longer produces.
 
+pub mod credentials;
 pub mod records;
 pub mod render;
 pub mod report;
@@ -155,10 +156,23 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<BlockpagesReport, Com
         }
     } else {
         let started = Instant::now();
-        // S3 gets no Kinto credentials, but shares the in-flight cap of the run.
-        let bucket =
-            S3Bucket::new(&config.s3, client.with_auth(None)).map_err(CommandError::Runtime)?;
-        let phase = upload(&bucket, pages, &mut outcomes, config, ctx, &mut timings).await;
+        // S3 (and the container credentials endpoint) get no Kinto credentials, but share the
+        // in-flight cap of the run.
+        let s3_client = client.with_auth(None);
+        let source = config.s3.credentials.as_ref().ok_or_else(|| {
+            CommandError::Runtime("AWS credentials are required to upload".into())
+        })?;
+        let phase = match source.resolve(&s3_client).await {
+            Ok(creds) => {
+                let bucket =
+                    S3Bucket::new(&config.s3, &creds, s3_client).map_err(CommandError::Runtime)?;
+                upload(&bucket, pages, &mut outcomes, config, ctx, &mut timings).await
+            }
+            Err(error) => UploadPhase::BucketFailed {
+                bucket: config.s3.bucket_name.clone(),
+                error,
+            },
+        };
         timings.upload = started.elapsed() - timings.delete;
         phase
     };

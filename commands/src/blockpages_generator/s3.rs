@@ -9,6 +9,7 @@ use reqwest::{Method, Url};
 use rusty_s3::actions::{ListObjectsV2, S3Action};
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 
+use super::credentials::CredentialSource;
 use crate::client::{ClientError, ClientErrorKind, KintoClient, Request, Response};
 use crate::settings::{quote, RawSettings, Secret, SettingError};
 
@@ -16,7 +17,7 @@ use crate::settings::{quote, RawSettings, Secret, SettingError};
 const SIGNATURE_TTL: Duration = Duration::from_secs(15 * 60);
 pub const HTML_CONTENT_TYPE: &str = "text/html; charset=utf-8";
 
-/// AWS credentials from the standard environment variables.
+/// AWS credentials, from the environment or the container credentials endpoint.
 #[derive(Clone, Debug)]
 pub struct AwsCredentials {
     pub access_key_id: String,
@@ -32,7 +33,7 @@ pub struct S3Settings {
     /// `AWS_ENDPOINT_URL`: an S3-compatible server (path-style requests); `None` is AWS.
     pub endpoint: Option<Url>,
     /// `None` only in a dry run.
-    pub credentials: Option<AwsCredentials>,
+    pub credentials: Option<CredentialSource>,
 }
 
 impl S3Settings {
@@ -61,27 +62,7 @@ impl S3Settings {
             Some(_) => Some(raw.server_url("AWS_ENDPOINT_URL", "")?),
             None => None,
         };
-        let access_key_id = raw.get("AWS_ACCESS_KEY_ID").map(|v| v.trim().to_string());
-        let secret_access_key = raw.secret("AWS_SECRET_ACCESS_KEY");
-        let credentials =
-            match (access_key_id, secret_access_key) {
-                (Some(access_key_id), Some(secret_access_key)) => Some(AwsCredentials {
-                    access_key_id,
-                    secret_access_key,
-                    session_token: raw.secret("AWS_SESSION_TOKEN"),
-                }),
-                (None, None) if !required_credentials => None,
-                (None, _) => return Err(SettingError::new(
-                    "AWS_ACCESS_KEY_ID",
-                    "is required to upload to S3 (with AWS_SECRET_ACCESS_KEY), unless DRY_RUN=1",
-                )),
-                (Some(_), None) => {
-                    return Err(SettingError::new(
-                        "AWS_SECRET_ACCESS_KEY",
-                        "is required with AWS_ACCESS_KEY_ID",
-                    ))
-                }
-            };
+        let credentials = CredentialSource::from_settings(raw, required_credentials)?;
         Ok(S3Settings {
             region,
             bucket_name,
@@ -137,12 +118,13 @@ pub struct S3Bucket {
 }
 
 impl S3Bucket {
-    /// `client` must carry no credentials of its own (see [`KintoClient::with_auth`]).
-    pub fn new(settings: &S3Settings, client: KintoClient) -> Result<Self, String> {
-        let creds = settings
-            .credentials
-            .as_ref()
-            .ok_or("AWS credentials are required to upload")?;
+    /// `client` must carry no credentials of its own (see [`KintoClient::with_auth`]); `creds`
+    /// come from [`CredentialSource::resolve`].
+    pub fn new(
+        settings: &S3Settings,
+        creds: &AwsCredentials,
+        client: KintoClient,
+    ) -> Result<Self, String> {
         let credentials = match &creds.session_token {
             Some(token) => Credentials::new_with_token(
                 creds.access_key_id.clone(),
@@ -299,6 +281,13 @@ mod tests {
         ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret"),
     ];
 
+    fn env_creds(settings: &S3Settings) -> AwsCredentials {
+        match &settings.credentials {
+            Some(CredentialSource::Environment(creds)) => creds.clone(),
+            other => panic!("not environment credentials: {other:?}"),
+        }
+    }
+
     #[test]
     fn defaults_are_the_originals() {
         let s = S3Settings::from_settings(&raw(&KEYS), true).unwrap();
@@ -357,7 +346,7 @@ mod tests {
             let raw = raw_for(name);
             let settings = S3Settings::from_settings(&raw, true).unwrap();
             let client = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
-            let bucket = S3Bucket::new(&settings, client).unwrap();
+            let bucket = S3Bucket::new(&settings, &env_creds(&settings), client).unwrap();
             let url = bucket
                 .bucket
                 .put_object(Some(&bucket.credentials), "i1.html")
@@ -375,7 +364,8 @@ mod tests {
         let raw = raw(&pairs);
         let settings = S3Settings::from_settings(&raw, true).unwrap();
         let client = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
-        let bucket = S3Bucket::new(&settings, client.with_auth(None)).unwrap();
+        let bucket =
+            S3Bucket::new(&settings, &env_creds(&settings), client.with_auth(None)).unwrap();
         let put = bucket
             .bucket
             .put_object(Some(&bucket.credentials), "i1.html");
