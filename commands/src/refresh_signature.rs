@@ -441,17 +441,9 @@ mod tests {
         assert_eq!(age_in_days("not a date", now), None);
     }
 
-    fn raw(pairs: &[(&str, &str)]) -> RawSettings {
-        let mut r = RawSettings::new();
-        for (k, v) in pairs {
-            r.set(k, *v);
-        }
-        r
-    }
-
     #[test]
     fn settings_are_checked_up_front() {
-        let ok = Config::from_settings(&raw(&[(AUTH_SETTING, "u:p")])).unwrap();
+        let ok = Config::from_settings(&RawSettings::from_pairs(&[(AUTH_SETTING, "u:p")])).unwrap();
         assert_eq!(ok.max_signature_age_days, 0);
         assert!(!ok.dry_run);
         assert_eq!(
@@ -459,7 +451,7 @@ mod tests {
             ("monitor", "changes")
         );
         // AUTH is not what this command writes with.
-        let err = Config::from_settings(&raw(&[("AUTH", "u:p")])).unwrap_err();
+        let err = Config::from_settings(&RawSettings::from_pairs(&[("AUTH", "u:p")])).unwrap_err();
         assert_eq!(err.name, AUTH_SETTING);
         for (name, value) in [
             ("MAX_SIGNATURE_AGE", "-1"),
@@ -467,8 +459,11 @@ mod tests {
             ("DRY_RUN", "maybe"),
             ("BUCKET", "../x"),
         ] {
-            let err =
-                Config::from_settings(&raw(&[(AUTH_SETTING, "u:p"), (name, value)])).unwrap_err();
+            let err = Config::from_settings(&RawSettings::from_pairs(&[
+                (AUTH_SETTING, "u:p"),
+                (name, value),
+            ]))
+            .unwrap_err();
             assert_eq!(err.name, name);
         }
     }

@@ -65,6 +65,15 @@ impl RawSettings {
         Self::default()
     }
 
+    /// Settings holding these values (tests, and callers that have pairs rather than flags).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let mut raw = Self::new();
+        for (name, value) in pairs {
+            raw.set(name, *value);
+        }
+        raw
+    }
+
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         self.values.insert(name.to_string(), value.into());
     }
@@ -367,14 +376,6 @@ impl HttpSettings {
 mod tests {
     use super::*;
 
-    fn raw(pairs: &[(&str, &str)]) -> RawSettings {
-        let mut r = RawSettings::new();
-        for (k, v) in pairs {
-            r.set(k, *v);
-        }
-        r
-    }
-
     #[test]
     fn defaults_match_the_original() {
         let s = HttpSettings::from_settings(&RawSettings::new(), "AUTH").unwrap();
@@ -396,7 +397,9 @@ mod tests {
             ("SERVER", "ftp://example.com"),
             ("SERVER", "not a url"),
         ] {
-            let err = HttpSettings::from_settings(&raw(&[(name, value)]), "AUTH").unwrap_err();
+            let err =
+                HttpSettings::from_settings(&RawSettings::from_pairs(&[(name, value)]), "AUTH")
+                    .unwrap_err();
             assert_eq!(err.name, name);
             assert!(!err.to_string().contains('\n'));
         }
@@ -404,7 +407,7 @@ mod tests {
 
     #[test]
     fn server_with_credentials_is_refused_without_echoing_them() {
-        let err = raw(&[("SERVER", "http://u:hunter2@h/v1")])
+        let err = RawSettings::from_pairs(&[("SERVER", "http://u:hunter2@h/v1")])
             .server_url("SERVER", DEFAULT_SERVER)
             .unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
@@ -424,13 +427,14 @@ mod tests {
             Auth::Bearer(Secret::new("tok"))
         );
         assert_eq!(format!("{:?}", Secret::new("x")), "(redacted)");
-        let dbg = format!("{:?}", raw(&[("AUTH", "user:hunter2")]));
+        let dbg = format!("{:?}", RawSettings::from_pairs(&[("AUTH", "user:hunter2")]));
         assert!(!dbg.contains("hunter2"), "{dbg}");
     }
 
     #[test]
     fn secret_values_cover_header_forms() {
-        let v = raw(&[("AUTH", "user:hunter2"), ("SERVER", "http://x")]).secret_values();
+        let v = RawSettings::from_pairs(&[("AUTH", "user:hunter2"), ("SERVER", "http://x")])
+            .secret_values();
         assert!(v.contains(&"hunter2".to_string()));
         assert!(v.contains(&"dXNlcjpodW50ZXIy".to_string()));
         assert!(!v.iter().any(|s| s == "http://x"));
@@ -438,7 +442,7 @@ mod tests {
 
     #[test]
     fn service_settings_ignore_server_and_auth() {
-        let r = raw(&[
+        let r = RawSettings::from_pairs(&[
             ("SERVER", "not a url"),
             ("AUTH", "u:p"),
             ("REQUESTS_NB_RETRIES", "2"),
@@ -452,7 +456,8 @@ mod tests {
 
     #[test]
     fn http_urls_keep_their_query_and_refuse_credentials() {
-        let r = raw(&[("U", "https://h/api/q.json?x=1"), ("P", "https://u:pw@h/")]);
+        let r =
+            RawSettings::from_pairs(&[("U", "https://h/api/q.json?x=1"), ("P", "https://u:pw@h/")]);
         assert_eq!(
             r.http_url("U", "").unwrap().as_str(),
             "https://h/api/q.json?x=1"
@@ -462,7 +467,7 @@ mod tests {
 
     #[test]
     fn lists_are_trimmed_without_empty_items() {
-        let r = raw(&[("L", " a/* , b ,, c ")]);
+        let r = RawSettings::from_pairs(&[("L", " a/* , b ,, c ")]);
         assert_eq!(r.list("L", "", ','), vec!["a/*", "b", "c"]);
         assert_eq!(r.list("MISSING", "x;y", ';'), vec!["x", "y"]);
     }

@@ -223,14 +223,6 @@ fn check_filters(pairs: &[(String, String)]) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn raw(pairs: &[(&str, &str)]) -> RawSettings {
-        let mut r = RawSettings::new();
-        for (k, v) in pairs {
-            r.set(k, *v);
-        }
-        r
-    }
-
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -239,7 +231,7 @@ mod tests {
 
     #[test]
     fn one_pair_defaults_the_destination_to_the_source_ids() {
-        let (m, from_lines) = from_settings(&raw(&[
+        let (m, from_lines) = from_settings(&RawSettings::from_pairs(&[
             (SOURCE_BUCKET, "main-workspace"),
             (SOURCE_COLLECTION, "new"),
             (DEST_COLLECTION, "old"),
@@ -268,14 +260,20 @@ mod tests {
 
     #[test]
     fn source_equal_to_destination_or_missing_ids_are_config_errors() {
-        let err =
-            from_settings(&raw(&[(SOURCE_BUCKET, "b"), (SOURCE_COLLECTION, "c")])).unwrap_err();
+        let err = from_settings(&RawSettings::from_pairs(&[
+            (SOURCE_BUCKET, "b"),
+            (SOURCE_COLLECTION, "c"),
+        ]))
+        .unwrap_err();
         assert_eq!(err.name, DEST_COLLECTION);
         assert!(err.to_string().contains("is the source"), "{err}");
-        let err = from_settings(&raw(&[(SOURCE_BUCKET, "b")])).unwrap_err();
+        let err = from_settings(&RawSettings::from_pairs(&[(SOURCE_BUCKET, "b")])).unwrap_err();
         assert_eq!(err.name, SOURCE_COLLECTION);
-        let err =
-            from_settings(&raw(&[(SOURCE_BUCKET, "../b"), (SOURCE_COLLECTION, "c")])).unwrap_err();
+        let err = from_settings(&RawSettings::from_pairs(&[
+            (SOURCE_BUCKET, "../b"),
+            (SOURCE_COLLECTION, "c"),
+        ]))
+        .unwrap_err();
         assert_eq!(err.name, SOURCE_BUCKET);
     }
 
@@ -288,7 +286,7 @@ mod tests {
             "not json",
             "{\"_fields\": \"id\"}",
         ] {
-            let err = from_settings(&raw(&[
+            let err = from_settings(&RawSettings::from_pairs(&[
                 (SOURCE_BUCKET, "b"),
                 (SOURCE_COLLECTION, "c"),
                 (DEST_BUCKET, "d"),
@@ -343,8 +341,11 @@ mod tests {
 
     #[test]
     fn mappings_win_over_the_single_pair() {
-        let (m, from_lines) =
-            from_settings(&raw(&[(MAPPINGS, "a/b -> c/d"), (SOURCE_BUCKET, "x")])).unwrap();
+        let (m, from_lines) = from_settings(&RawSettings::from_pairs(&[
+            (MAPPINGS, "a/b -> c/d"),
+            (SOURCE_BUCKET, "x"),
+        ]))
+        .unwrap();
         assert!(from_lines);
         assert_eq!(m.len(), 1);
     }

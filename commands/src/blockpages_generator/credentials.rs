@@ -221,16 +221,8 @@ fn check_token(token: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn raw(pairs: &[(&str, &str)]) -> RawSettings {
-        let mut raw = RawSettings::default();
-        for (k, v) in pairs {
-            raw.set(k, *v);
-        }
-        raw
-    }
-
     fn container_url(pairs: &[(&str, &str)]) -> Result<String, String> {
-        match CredentialSource::from_settings(&raw(pairs), true) {
+        match CredentialSource::from_settings(&RawSettings::from_pairs(pairs), true) {
             Ok(Some(CredentialSource::Container(e))) => Ok(e.url.to_string()),
             Ok(other) => panic!("not a container source: {other:?}"),
             Err(e) => Err(e.to_string()),
@@ -240,7 +232,7 @@ mod tests {
     #[test]
     fn environment_variables_come_first() {
         let source = CredentialSource::from_settings(
-            &raw(&[
+            &RawSettings::from_pairs(&[
                 ("AWS_ACCESS_KEY_ID", "AKIA1"),
                 ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
                 (
@@ -259,7 +251,7 @@ mod tests {
     #[test]
     fn half_of_the_environment_pair_is_an_error_naming_the_missing_one() {
         let err = |pairs| {
-            CredentialSource::from_settings(&raw(pairs), false)
+            CredentialSource::from_settings(&RawSettings::from_pairs(pairs), false)
                 .unwrap_err()
                 .to_string()
         };
@@ -316,22 +308,24 @@ mod tests {
 
     #[test]
     fn no_source_is_an_error_only_when_uploading() {
-        let err = CredentialSource::from_settings(&raw(&[]), true)
+        let err = CredentialSource::from_settings(&RawSettings::from_pairs(&[]), true)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
             "{err}"
         );
-        assert!(CredentialSource::from_settings(&raw(&[]), false)
-            .unwrap()
-            .is_none());
+        assert!(
+            CredentialSource::from_settings(&RawSettings::from_pairs(&[]), false)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn a_token_with_a_line_break_is_refused_without_being_quoted() {
         let err = CredentialSource::from_settings(
-            &raw(&[
+            &RawSettings::from_pairs(&[
                 ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1/x"),
                 ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok\nen-MARKER"),
             ]),

@@ -299,17 +299,9 @@ async fn delete_stale(
 mod tests {
     use super::*;
 
-    fn raw(pairs: &[(&str, &str)]) -> RawSettings {
-        let mut r = RawSettings::new();
-        for (k, v) in pairs {
-            r.set(k, *v);
-        }
-        r
-    }
-
     #[test]
     fn defaults_are_the_originals() {
-        let config = Config::from_settings(&raw(&[("DRY_RUN", "1")])).unwrap();
+        let config = Config::from_settings(&RawSettings::from_pairs(&[("DRY_RUN", "1")])).unwrap();
         assert_eq!(config.bucket, "blocklists");
         assert_eq!(config.addons_collection, "addons");
         assert_eq!(config.plugins_collection, "plugins");
@@ -322,7 +314,7 @@ mod tests {
 
     #[test]
     fn plural_collection_names_of_the_seed_readme_are_accepted() {
-        let config = Config::from_settings(&raw(&[
+        let config = Config::from_settings(&RawSettings::from_pairs(&[
             ("DRY_RUN", "1"),
             ("ADDONS_COLLECTIONS", "a2"),
             ("PLUGINS_COLLECTIONS", "p2"),
@@ -336,7 +328,7 @@ mod tests {
             ("a2", "p2")
         );
         // The singular name wins.
-        let config = Config::from_settings(&raw(&[
+        let config = Config::from_settings(&RawSettings::from_pairs(&[
             ("DRY_RUN", "1"),
             ("ADDONS_COLLECTION", "a1"),
             ("ADDONS_COLLECTIONS", "a2"),
@@ -364,7 +356,7 @@ mod tests {
             ),
             (vec![], "AWS_ACCESS_KEY_ID"),
         ] {
-            let err = Config::from_settings(&raw(&pairs)).unwrap_err();
+            let err = Config::from_settings(&RawSettings::from_pairs(&pairs)).unwrap_err();
             assert_eq!(err.name, name, "{pairs:?}");
         }
     }

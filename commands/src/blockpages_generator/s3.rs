@@ -268,14 +268,6 @@ mod tests {
     use super::*;
     use crate::settings::HttpSettings;
 
-    fn raw(pairs: &[(&str, &str)]) -> RawSettings {
-        let mut r = RawSettings::new();
-        for (k, v) in pairs {
-            r.set(k, *v);
-        }
-        r
-    }
-
     const KEYS: [(&str, &str); 2] = [
         ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
         ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret"),
@@ -290,7 +282,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_originals() {
-        let s = S3Settings::from_settings(&raw(&KEYS), true).unwrap();
+        let s = S3Settings::from_settings(&RawSettings::from_pairs(&KEYS), true).unwrap();
         assert_eq!(s.region, "eu-central-1");
         assert_eq!(s.bucket_name, "amo-blocked-pages");
         assert_eq!(s.endpoint, None);
@@ -311,19 +303,24 @@ mod tests {
         ] {
             let mut pairs = KEYS.to_vec();
             pairs.push((name, value));
-            let err = S3Settings::from_settings(&raw(&pairs), true).unwrap_err();
+            let err =
+                S3Settings::from_settings(&RawSettings::from_pairs(&pairs), true).unwrap_err();
             assert_eq!(err.name, name);
         }
-        let err = S3Settings::from_settings(&raw(&KEYS[..1]), true).unwrap_err();
+        let err =
+            S3Settings::from_settings(&RawSettings::from_pairs(&KEYS[..1]), true).unwrap_err();
         assert_eq!(err.name, "AWS_SECRET_ACCESS_KEY");
-        let err = S3Settings::from_settings(&raw(&KEYS[1..]), true).unwrap_err();
+        let err =
+            S3Settings::from_settings(&RawSettings::from_pairs(&KEYS[1..]), true).unwrap_err();
         assert_eq!(err.name, "AWS_ACCESS_KEY_ID");
         assert!(!err.to_string().contains("wJalrXUtnFEMI"));
         // A dry run needs no credentials.
-        assert!(S3Settings::from_settings(&raw(&[]), false)
-            .unwrap()
-            .credentials
-            .is_none());
+        assert!(
+            S3Settings::from_settings(&RawSettings::from_pairs(&[]), false)
+                .unwrap()
+                .credentials
+                .is_none()
+        );
     }
 
     #[test]
@@ -331,7 +328,7 @@ mod tests {
         let raw_for = |name: &str| {
             let mut pairs = KEYS.to_vec();
             pairs.push(("BUCKET_NAME", name));
-            raw(&pairs)
+            RawSettings::from_pairs(&pairs)
         };
         for (name, expected) in [
             (
@@ -361,7 +358,7 @@ mod tests {
         pairs.push(("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"));
         pairs.push(("SERVER", "http://127.0.0.1:8888/v1"));
         pairs.push(("AWS_SESSION_TOKEN", "session-token-secret"));
-        let raw = raw(&pairs);
+        let raw = RawSettings::from_pairs(&pairs);
         let settings = S3Settings::from_settings(&raw, true).unwrap();
         let client = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
         let bucket =

@@ -5,18 +5,10 @@ use super::query_result::UptakeRow;
 use super::*;
 use crate::report::{Outcome, Report};
 
-fn raw(pairs: &[(&str, &str)]) -> RawSettings {
-    let mut r = RawSettings::new();
-    for (k, v) in pairs {
-        r.set(k, *v);
-    }
-    r
-}
-
 fn config(pairs: &[(&str, &str)]) -> Config {
     let mut all = vec![("REDASH_API_KEY", "k")];
     all.extend_from_slice(pairs);
-    Config::from_settings(&raw(&all)).unwrap()
+    Config::from_settings(&RawSettings::from_pairs(&all)).unwrap()
 }
 
 fn row(source: &str, statuses: &[(&str, u64)]) -> UptakeRow {
@@ -121,15 +113,15 @@ fn bad_settings_name_their_variable_without_echoing_the_key() {
     for (pairs, name) in cases {
         let mut all = vec![("REDASH_API_KEY", "k")];
         all.extend_from_slice(pairs);
-        let err = Config::from_settings(&raw(&all)).unwrap_err();
+        let err = Config::from_settings(&RawSettings::from_pairs(&all)).unwrap_err();
         assert_eq!(err.name, *name, "{pairs:?}: {err}");
         assert!(!err.to_string().contains("m4rker"), "{err}");
         assert!(!err.to_string().contains('\n'), "{err}");
     }
-    let err = Config::from_settings(&raw(&[])).unwrap_err();
+    let err = Config::from_settings(&RawSettings::from_pairs(&[])).unwrap_err();
     assert_eq!(err.name, "REDASH_API_KEY");
     // A saved result needs no key; the Kinto SERVER is not read.
-    let c = Config::from_settings(&raw(&[
+    let c = Config::from_settings(&RawSettings::from_pairs(&[
         ("REDASH_RESULT_FILE", "/tmp/r.json"),
         ("SERVER", "nope"),
     ]))

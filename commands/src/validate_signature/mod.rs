@@ -298,14 +298,6 @@ impl Run<'_> {
 mod tests {
     use super::*;
 
-    fn raw(pairs: &[(&str, &str)]) -> RawSettings {
-        let mut r = RawSettings::new();
-        for (k, v) in pairs {
-            r.set(k, *v);
-        }
-        r
-    }
-
     #[test]
     fn defaults_are_the_original_ones() {
         let c = Config::from_settings(&RawSettings::new()).unwrap();
@@ -325,7 +317,7 @@ mod tests {
     #[test]
     fn settings_are_parsed_and_bad_ones_named() {
         let hash = "3C:01:44:6A:BE:90:36:CE:A9:A0:9A:CA:A3:A5:20:AC:62:8F:20:A7:AE:32:CE:86:1C:B2:EF:B7:0F:A0:C7:45";
-        let c = Config::from_settings(&raw(&[
+        let c = Config::from_settings(&RawSettings::from_pairs(&[
             ("ROOT_HASH", hash),
             ("CHECK_AT", "1615559719"),
             (
@@ -350,7 +342,8 @@ mod tests {
             ("SIGNER_NAME", "a..b"),
             ("BUCKET", "../x"),
         ] {
-            let err = Config::from_settings(&raw(&[(name, value)])).unwrap_err();
+            let err =
+                Config::from_settings(&RawSettings::from_pairs(&[(name, value)])).unwrap_err();
             assert_eq!(err.name, name, "{value}");
         }
     }
