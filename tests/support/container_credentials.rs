@@ -9,8 +9,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+
+use super::fixture;
 
 pub const PATH: &str = "/v2/credentials/rsl-test-task";
 
@@ -44,8 +45,6 @@ impl CredentialsEndpoint {
         secret_access_key: &str,
         session_token: &str,
     ) -> CredentialsEndpoint {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let answer = json!({
             "AccessKeyId": access_key_id,
             "SecretAccessKey": secret_access_key,
@@ -60,13 +59,7 @@ impl CredentialsEndpoint {
             script: VecDeque::new(),
             requests: Vec::new(),
         }));
-        let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move { handle(socket, state).await });
-            }
-        });
+        let port = fixture::serve(state.clone(), handle).await;
         CredentialsEndpoint {
             url: format!("http://127.0.0.1:{port}{PATH}"),
             state,
@@ -85,21 +78,11 @@ impl CredentialsEndpoint {
 }
 
 async fn handle(mut socket: TcpStream, state: Arc<Mutex<State>>) {
-    let mut head = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match socket.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
+    let Some(head) = fixture::read_head(&mut socket).await else {
+        return;
+    };
     let line = head.lines().next().unwrap_or_default().to_string();
-    let authorization = head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.eq_ignore_ascii_case("authorization")
-            .then(|| value.trim().to_string())
-    });
+    let authorization = fixture::header(&head, "authorization");
     let (status, body) = {
         let mut s = state.lock().unwrap();
         s.requests.push((line.clone(), authorization.clone()));
@@ -116,10 +99,5 @@ async fn handle(mut socket: TcpStream, state: Arc<Mutex<State>>) {
             None => (200, s.answer.clone()),
         }
     };
-    let reply = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = socket.write_all(reply.as_bytes()).await;
-    let _ = socket.flush().await;
+    fixture::reply(&mut socket, status, "application/json", &body).await;
 }

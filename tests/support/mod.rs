@@ -8,6 +8,7 @@
 )]
 
 pub mod container_credentials;
+pub mod fixture;
 pub mod lambda;
 pub mod proxy;
 pub mod redash;

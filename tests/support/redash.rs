@@ -12,8 +12,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+
+use super::fixture;
 
 /// The status columns of the original's query (`uptake_health.sql`), in its order.
 pub const STATUS_COLUMNS: &[&str] = &[
@@ -140,21 +141,13 @@ pub struct Redash {
 impl Redash {
     /// Serve `rows` as query `QUERY_ID`'s latest result to holders of `api_key`.
     pub async fn start(api_key: &str, rows: &[Row]) -> Redash {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State {
             api_key: api_key.into(),
             body: document(rows),
             script: VecDeque::new(),
             requests: Vec::new(),
         }));
-        let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move { handle(socket, state).await });
-            }
-        });
+        let port = fixture::serve(state.clone(), handle).await;
         Redash {
             query_url: format!("http://127.0.0.1:{port}/api/queries/{QUERY_ID}/results.json"),
             state,
@@ -178,15 +171,9 @@ impl Redash {
 }
 
 async fn handle(mut socket: TcpStream, state: Arc<Mutex<State>>) {
-    let mut head = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match socket.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
+    let Some(head) = fixture::read_head(&mut socket).await else {
+        return;
+    };
     let line = head.lines().next().unwrap_or_default().to_string();
     let mut parts = line.split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
@@ -208,12 +195,7 @@ async fn handle(mut socket: TcpStream, state: Arc<Mutex<State>>) {
         Some(Scripted::Body(text)) => (200, "application/json", text),
         None => answer(method, target, &api_key, body),
     };
-    let reply = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = socket.write_all(reply.as_bytes()).await;
-    let _ = socket.flush().await;
+    fixture::reply(&mut socket, status, content_type, &body).await;
 }
 
 /// What Redash answers to a request.
