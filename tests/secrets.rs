@@ -62,6 +62,9 @@ fn leaked(text: &str) -> Option<String> {
 struct Scenario {
     name: String,
     env: Vec<(String, String)>,
+    /// Replaced in the JSON cell: writers get other targets there, so that the text and JSON
+    /// cells running at the same time do not write the same objects.
+    json_env: Vec<(String, String)>,
     code: i32,
 }
 
@@ -72,6 +75,7 @@ fn scenario(name: &str, env: &[(&str, &str)], code: i32) -> Scenario {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        json_env: Vec::new(),
         code,
     }
 }
@@ -82,9 +86,19 @@ impl Scenario {
         self.name = name.into();
         for (k, v) in pairs {
             self.env.retain(|(key, _)| key != k);
+            self.json_env.retain(|(key, _)| key != k);
             self.env.push((k.to_string(), v.to_string()));
         }
         self.code = code;
+        self
+    }
+
+    /// The same, with these settings in the JSON cell.
+    fn json_with(mut self, pairs: &[(&str, &str)]) -> Scenario {
+        self.json_env = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         self
     }
 }
@@ -169,6 +183,8 @@ async fn sweep(command: &str, scenarios: &[Scenario]) -> Vec<String> {
             let mut env: Vec<(&str, &str)> = s
                 .env
                 .iter()
+                .filter(|(k, _)| !json || !s.json_env.iter().any(|(j, _)| j == k))
+                .chain(s.json_env.iter().filter(|_| json))
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             env.push(("SENTRY_DSN", &dsn));
@@ -414,18 +430,22 @@ async fn validate_signature_never_shows_a_credential_nor_sends_one_to_the_x5u_ho
 async fn refresh_signature_never_shows_a_credential() {
     let stack = Stack::get();
     let principal = marker_principal(&stack).await;
-    let cid = unique("refresh");
-    let ts = stack.publish("staging", &cid, &records(2)).await;
-    // The marker user may write this one source collection.
-    stack
-        .editor()
-        .ok(
-            reqwest::Method::PATCH,
-            &format!("/buckets/staging/collections/{cid}"),
-            Some(json!({"permissions": {"write": [principal]}})),
-        )
-        .await;
-    let (mon, _) = stack.scratch_monitor(&[("blocklists", &cid, ts)]).await;
+    // One source collection for the text cells, one for the JSON cells, which the marker user
+    // may write.
+    let mut monitors = Vec::new();
+    for _ in ["text", "json"] {
+        let cid = unique("refresh");
+        let ts = stack.publish("staging", &cid, &records(2)).await;
+        stack
+            .editor()
+            .ok(
+                reqwest::Method::PATCH,
+                &format!("/buckets/staging/collections/{cid}"),
+                Some(json!({"permissions": {"write": [&principal]}})),
+            )
+            .await;
+        monitors.push(stack.scratch_monitor(&[("blocklists", &cid, ts)]).await.0);
+    }
     let failing = Failing::start(&stack.server).await;
     let kinto = Proxy::start(&stack.server).await;
     let basic = basic();
@@ -434,12 +454,13 @@ async fn refresh_signature_never_shows_a_credential() {
         "pass, Basic",
         &[
             ("SERVER", &kinto.url),
-            ("BUCKET", &mon),
+            ("BUCKET", &monitors[0]),
             ("COLLECTION", "changes"),
             ("REFRESH_SIGNATURE_AUTH", &basic),
         ],
         0,
-    );
+    )
+    .json_with(&[("BUCKET", &monitors[1])]);
     let mut scenarios = vec![
         pass.clone(),
         pass.clone().with(
@@ -507,7 +528,7 @@ async fn backport_records_never_shows_a_credential() {
     let owner = Kinto::new(&stack.server, &basic());
     let bid = unique("secbp");
     owner.create_bucket(&bid).await;
-    for cid in ["old", "new"] {
+    for cid in ["old", "old-json", "new"] {
         owner.create_collection(&bid, cid).await;
     }
     owner.put_records(&bid, "new", &records(3)).await;
@@ -529,7 +550,8 @@ async fn backport_records_never_shows_a_credential() {
             ("BACKPORT_RECORDS_DEST_COLLECTION", "old"),
         ],
         0,
-    );
+    )
+    .json_with(&[("BACKPORT_RECORDS_DEST_COLLECTION", "old-json")]);
     let mut scenarios = vec![
         pass.clone(),
         pass.clone().with(
@@ -579,6 +601,7 @@ async fn blockpages_generator_never_shows_a_credential_nor_sends_one_but_sigv4_t
     let aws_secret = format!("aws-{MARKER}");
     let session = format!("session-{MARKER}");
     let bucket = unique("secpages");
+    let json_bucket = format!("{bucket}-json");
     let pass = scenario(
         "pass",
         &[
@@ -591,13 +614,22 @@ async fn blockpages_generator_never_shows_a_credential_nor_sends_one_but_sigv4_t
             ("AWS_SECRET_ACCESS_KEY", &aws_secret),
         ],
         0,
-    );
+    )
+    .json_with(&[("BUCKET_NAME", &json_bucket)]);
     let s3_userinfo = format!("http://{ACCESS_KEY_ID}:{MARKER}@127.0.0.1:9");
     let s3_bad_scheme = format!("s3://{ACCESS_KEY_ID}:{MARKER}@bucket");
     let mut scenarios = vec![
         pass.clone(),
         pass.clone()
-            .with("pass, session token", &[("AWS_SESSION_TOKEN", &session)], 0),
+            .with(
+                "pass, session token",
+                &[
+                    ("AWS_SESSION_TOKEN", &session),
+                    ("BUCKET_NAME", &format!("{bucket}-session")),
+                ],
+                0,
+            )
+            .json_with(&[("BUCKET_NAME", &format!("{bucket}-session-json"))]),
         pass.clone().with(
             "S3 500 persistent",
             &[("AWS_ENDPOINT_URL", &s3_error.url)],
