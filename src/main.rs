@@ -6,6 +6,7 @@ mod cli;
 mod lambda;
 mod logger;
 mod output;
+mod panics;
 mod telemetry;
 
 use std::io::IsTerminal;
@@ -19,6 +20,19 @@ use output::{Ending, Format};
 use telemetry::Telemetry;
 
 fn main() -> ExitCode {
+    panics::install_hook();
+    // Anything that panics outside a command run (which `panics::guarded` catches) still ends
+    // with one line and exit 3, not Rust's default 101.
+    match std::panic::catch_unwind(cli_or_lambda) {
+        Ok(code) => code,
+        Err(payload) => {
+            eprintln!("error: {}", panics::caught(payload.as_ref(), &[]));
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn cli_or_lambda() -> ExitCode {
     // Decided first: Lambda starts `bootstrap` without arguments, and its runtime library panics
     // without Lambda's variables.
     if let Some(api) = lambda::runtime_api() {
@@ -43,12 +57,18 @@ fn main() -> ExitCode {
         progress: format == Format::Text && std::io::stderr().is_terminal(),
     };
 
+    sentry::configure_scope(|scope| {
+        scope.set_tag("command", command.name());
+        scope.set_tag("server", &server);
+    });
+
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    let result = runtime.block_on(command.run(&raw, &ctx));
+    let secrets = telemetry::secrets(&raw);
+    let result = runtime.block_on(panics::guarded(command.run(&raw, &ctx), &secrets));
     let ending = finish(
         format,
         &telemetry,
@@ -62,7 +82,7 @@ fn main() -> ExitCode {
 
 /// How every run ends, from either front door: the ending (exit code, message), the report on
 /// stdout and the error line on stderr, and the run's Sentry events (the failure's, or the
-/// report's alerts), flushed before returning.
+/// report's alerts; a panic's own event was captured when it happened), flushed before returning.
 pub(crate) fn finish(
     format: Format,
     telemetry: &Telemetry,
@@ -73,7 +93,9 @@ pub(crate) fn finish(
 ) -> Ending {
     let ending = Ending::from_result(result);
     output::emit(format, command, server, result, &ending, elapsed);
-    telemetry.report_run(command, server, &ending);
+    if !matches!(result, Err(CommandError::Panic(_))) {
+        telemetry.report_run(command, server, &ending);
+    }
     telemetry.flush();
     ending
 }

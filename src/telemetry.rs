@@ -17,20 +17,47 @@ pub struct Telemetry {
     _guard: Option<sentry::ClientInitGuard>,
 }
 
-/// Replace every secret in an event, or drop the event when it cannot be cleaned.
+/// Replace every secret in an event (and any password in a URL), or drop the event when it
+/// cannot be cleaned.
 pub fn scrub(
     event: sentry::protocol::Event<'static>,
     secrets: &[String],
 ) -> Option<sentry::protocol::Event<'static>> {
     let text = serde_json::to_string(&event).ok()?;
-    if !secrets.iter().any(|s| text.contains(s.as_str())) {
+    let cleaned = redact_text(&text, secrets);
+    if cleaned == text {
         return Some(event);
     }
-    let mut cleaned = text;
-    for secret in secrets {
+    serde_json::from_str(&cleaned).ok()
+}
+
+/// `text` with every one of `secrets` replaced by [`REDACTED`], and the user-info part of any URL
+/// in it (`http://user:password@host`) too: a credential put into a URL is no known setting value.
+pub fn redact_text(text: &str, secrets: &[String]) -> String {
+    let mut cleaned = text.to_string();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
         cleaned = cleaned.replace(secret.as_str(), REDACTED);
     }
-    serde_json::from_str(&cleaned).ok()
+    let mut out = String::with_capacity(cleaned.len());
+    let mut rest = cleaned.as_str();
+    while let Some(start) = rest.find("://") {
+        let (before, after) = rest.split_at(start + 3);
+        out.push_str(before);
+        let authority_end = after
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '\\') || c.is_whitespace())
+            .unwrap_or(after.len());
+        let authority = &after[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str(REDACTED);
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[authority_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The values [`scrub`] replaces for these settings: every credential and the forms it travels in.
@@ -137,5 +164,26 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(REDACTED));
+    }
+
+    #[test]
+    fn redact_text_hides_secrets_and_url_user_info_only() {
+        let text = "GET http://user:pw1@h:8/v1/x?a=b and https://tok@h2 \"ftp://a:b@c\" http://plain/path hunter2";
+        let out = redact_text(text, &["hunter2".into()]);
+        assert_eq!(
+            out,
+            "GET http://[redacted]@h:8/v1/x?a=b and https://[redacted]@h2 \"ftp://[redacted]@c\" http://plain/path [redacted]"
+        );
+    }
+
+    #[test]
+    fn scrub_hides_a_password_held_in_a_url() {
+        let event = sentry::protocol::Event {
+            message: Some("GET http://u:in-url-secret@h/v1 failed".into()),
+            ..Default::default()
+        };
+        let out = scrub(event, &[]).unwrap();
+        let text = serde_json::to_string(&out).unwrap();
+        assert!(!text.contains("in-url-secret"), "{text}");
     }
 }

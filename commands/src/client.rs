@@ -308,6 +308,9 @@ pub struct KintoClient {
     timeout: Duration,
     server: Url,
     auth_header: Option<HeaderValue>,
+    /// The credentials' forms (password or token, `user:pass` and its base64), removed from any
+    /// text a server sends back into an error: a server or proxy may echo the request.
+    auth_secrets: Arc<[String]>,
     retries: u32,
     retry_backoff: Duration,
     retry_policy: RetryPolicy,
@@ -328,6 +331,25 @@ fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
         && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// The forms in which `auth` travels, for scrubbing error texts (values shorter than 3 characters
+/// are left alone: they would mangle every text).
+fn auth_secrets(auth: Option<&Auth>) -> Arc<[String]> {
+    use base64::Engine as _;
+    let mut forms = Vec::new();
+    match auth {
+        Some(Auth::Basic { user, password }) => {
+            let pair = format!("{user}:{}", password.expose());
+            forms.push(base64::engine::general_purpose::STANDARD.encode(&pair));
+            forms.push(pair);
+            forms.push(password.expose().to_string());
+        }
+        Some(Auth::Bearer(token)) => forms.push(token.expose().to_string()),
+        None => {}
+    }
+    forms.retain(|f| f.len() >= 3);
+    forms.into()
 }
 
 fn auth_header(auth: &Auth) -> HeaderValue {
@@ -458,6 +480,7 @@ impl KintoClient {
             timeout: settings.timeout,
             server: settings.server.clone(),
             auth_header: settings.auth.as_ref().map(auth_header),
+            auth_secrets: auth_secrets(settings.auth.as_ref()),
             retries: settings.retries,
             retry_backoff: settings.retry_backoff,
             retry_policy: RetryPolicy::default(),
@@ -471,6 +494,7 @@ impl KintoClient {
     pub fn with_auth(&self, auth: Option<&Auth>) -> Self {
         KintoClient {
             auth_header: auth.map(auth_header),
+            auth_secrets: auth_secrets(auth),
             ..self.clone()
         }
     }
@@ -533,7 +557,14 @@ impl KintoClient {
                     .expect("the semaphore is never closed");
                 self.attempt(request).await
             };
-            let err = |kind| ClientError::new(&request.method, &request.url, attempt, kind);
+            let err = |kind: ClientErrorKind| {
+                ClientError::new(
+                    &request.method,
+                    &request.url,
+                    attempt,
+                    kind.without(&self.auth_secrets),
+                )
+            };
             let (kind, server_wait) = match outcome {
                 Attempt::Done(response) => match check(&response) {
                     Ok(value) => return Ok((response, value)),
@@ -553,7 +584,9 @@ impl KintoClient {
                 "{} {}: {}; retry {attempt}/{} in {:.2}s",
                 request.method,
                 display_url(&request.url),
-                kind.clone().without(&secret_query_values(&request.url)),
+                kind.clone()
+                    .without(&secret_query_values(&request.url))
+                    .without(&self.auth_secrets),
                 self.retries,
                 delay.as_secs_f64()
             );
@@ -1119,6 +1152,38 @@ mod tests {
         assert!(!crate::report::client_error_json(&err)
             .to_string()
             .contains("m4rker"));
+    }
+
+    #[tokio::test]
+    async fn errors_never_hold_the_credentials_a_server_echoes_back() {
+        // user:hunter2 is dXNlcjpodW50ZXIy in base64.
+        let (base, _) = scripted(vec![
+            Some((
+                401,
+                r#"{"message": "refused Basic dXNlcjpodW50ZXIy (user:hunter2)"}"#,
+            )),
+            Some((403, r#"{"message": "refused token tok-m4rker"}"#)),
+        ])
+        .await;
+        let url = format!("{base}/v1/");
+        let basic = fast_client(&base).with_auth(Some(&Auth::Basic {
+            user: "user".into(),
+            password: Secret::new("hunter2"),
+        }));
+        let err = get_json_from(&basic, &url).await.unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("dXNlcjpodW50ZXIy"),
+            "{text}"
+        );
+        assert!(
+            text.contains("HTTP 401 (refused Basic [redacted] ([redacted]))"),
+            "{text}"
+        );
+        let bearer = fast_client(&base).with_auth(Some(&Auth::Bearer(Secret::new("tok-m4rker"))));
+        let err = get_json_from(&bearer, &url).await.unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("m4rker"), "{err}");
+        assert_eq!(err.status(), Some(403));
     }
 
     #[test]

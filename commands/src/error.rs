@@ -18,13 +18,16 @@ pub enum CommandError {
     /// Anything else that stopped the run: exit 3.
     #[error("{0}")]
     Runtime(String),
+    /// A bug: the run panicked (the message is one line, without credentials): exit 3.
+    #[error("{0}")]
+    Panic(String),
 }
 
 impl CommandError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CommandError::Setting(_) | CommandError::Usage(_) => 2,
-            CommandError::Http(_) | CommandError::Runtime(_) => 3,
+            CommandError::Http(_) | CommandError::Runtime(_) | CommandError::Panic(_) => 3,
         }
     }
 
@@ -35,6 +38,7 @@ impl CommandError {
             CommandError::Usage(_) => "UsageError",
             CommandError::Http(_) => "HttpError",
             CommandError::Runtime(_) => "RuntimeError",
+            CommandError::Panic(_) => "Panic",
         }
     }
 }

@@ -121,6 +121,8 @@ impl Command {
         raw: &RawSettings,
         ctx: &Context,
     ) -> Result<Box<dyn Report>, CommandError> {
+        #[cfg(debug_assertions)]
+        debug_panic(raw).await;
         match self {
             Command::ValidateChangesCollection => {
                 let config = validate_changes_collection::Config::from_settings(raw)?;
@@ -153,5 +155,28 @@ impl Command {
                 Ok(Box::new(validate_signature::run(&config, ctx).await?))
             }
         }
+    }
+}
+
+/// Test hook, compiled into debug builds only (the release and Lambda builds do not have it):
+/// `RSL_DEBUG_PANIC=run` panics in the run itself, with every credential and `SERVER` in the
+/// message (so that tests see them scrubbed); `RSL_DEBUG_PANIC=task` panics in a spawned task whose
+/// failure the run then ignores, as a command recovering from a task's `JoinError` would.
+#[cfg(debug_assertions)]
+async fn debug_panic(raw: &RawSettings) {
+    match std::env::var("RSL_DEBUG_PANIC").as_deref() {
+        Ok("run") => panic!(
+            "RSL_DEBUG_PANIC: a deliberate panic holding {:?} and SERVER {:?}",
+            raw.secret_values(),
+            raw.get("SERVER").unwrap_or_default()
+        ),
+        Ok("task") => {
+            let secrets = raw.secret_values();
+            let task = tokio::spawn(async move {
+                panic!("RSL_DEBUG_PANIC: a deliberate panic in a task holding {secrets:?}")
+            });
+            let _ignored = task.await;
+        }
+        _ => {}
     }
 }

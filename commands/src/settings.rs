@@ -95,13 +95,21 @@ impl RawSettings {
             }
             out.push(value.clone());
             if name.ends_with("AUTH") {
-                if let Some((_, password)) = value.split_once(':') {
-                    if password.len() >= 3 {
-                        out.push(password.to_string());
-                    }
-                }
+                // The forms the value travels in, from the value as it is used (trimmed).
                 use base64::Engine as _;
+                let used = value.trim();
+                out.push(used.to_string());
                 out.push(base64::engine::general_purpose::STANDARD.encode(value));
+                match Auth::parse(&Secret::new(used)) {
+                    Auth::Basic { user, password } => {
+                        if password.expose().len() >= 3 {
+                            out.push(password.expose().to_string());
+                        }
+                        let pair = format!("{user}:{}", password.expose());
+                        out.push(base64::engine::general_purpose::STANDARD.encode(pair));
+                    }
+                    Auth::Bearer(token) => out.push(token.expose().to_string()),
+                }
             }
             if name == "SENTRY_DSN" {
                 // Only the key part of a DSN is secret-ish; the whole value is scrubbed anyway.
@@ -227,12 +235,13 @@ impl RawSettings {
     /// An http(s) URL without credentials in it (a query string is allowed).
     pub fn http_url(&self, name: &str, default: &str) -> Result<Url, SettingError> {
         let raw = self.string_or(name, default);
-        let url = Url::parse(&raw)
-            .map_err(|e| SettingError::new(name, format!("{} is not a URL ({e})", quote(&raw))))?;
+        let url = Url::parse(&raw).map_err(|e| {
+            SettingError::new(name, format!("{} is not a URL ({e})", quote_url(&raw)))
+        })?;
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(SettingError::new(
                 name,
-                format!("{} is not an http(s) URL", quote(&raw)),
+                format!("{} is not an http(s) URL", quote_url(&raw)),
             ));
         }
         if url.host_str().is_none_or(str::is_empty) {
@@ -278,6 +287,41 @@ pub fn quote(value: &str) -> String {
         s.push('…');
     }
     format!("{s:?}")
+}
+
+/// Quote a URL-like value for an error message, as [`quote`], without what may be a credential:
+/// the user-info part (`user:password@`, with or without a scheme) and the values of credential
+/// query parameters (`api_key=...`) show as `[redacted]`.
+pub fn quote_url(value: &str) -> String {
+    use crate::client::{is_secret_query_param, REDACTED_VALUE};
+    let (scheme, rest) = match value.find("://") {
+        Some(i) => value.split_at(i + 3),
+        None => ("", value),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => format!("{REDACTED_VALUE}{}", &authority[at..]),
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        None => tail.to_string(),
+        Some((path, query)) => {
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, format!("#{f}")),
+                None => (query, String::new()),
+            };
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if is_secret_query_param(k) => format!("{k}={REDACTED_VALUE}"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}{fragment}", pairs.join("&"))
+        }
+    };
+    quote(&format!("{scheme}{authority}{tail}"))
 }
 
 /// A credential. `Debug` and `Display` print `(redacted)`; only [`Secret::expose`] gives the value.
@@ -441,6 +485,15 @@ mod tests {
     }
 
     #[test]
+    fn secret_values_cover_bearer_tokens_and_padded_values() {
+        let v = raw(&[("AUTH", "Bearer tok-123\n")]).secret_values();
+        assert!(v.contains(&"tok-123".to_string()), "{v:?}");
+        let v = raw(&[("REFRESH_SIGNATURE_AUTH", " user:hunter2 ")]).secret_values();
+        // base64("user:hunter2"), as the header carries the trimmed value.
+        assert!(v.contains(&"dXNlcjpodW50ZXIy".to_string()), "{v:?}");
+    }
+
+    #[test]
     fn service_settings_ignore_server_and_auth() {
         let r = RawSettings::from_pairs(&[
             ("SERVER", "not a url"),
@@ -463,6 +516,25 @@ mod tests {
             "https://h/api/q.json?x=1"
         );
         assert!(!r.http_url("P", "").unwrap_err().to_string().contains("pw"));
+    }
+
+    #[test]
+    fn bad_urls_are_quoted_without_their_credentials() {
+        for value in [
+            "ftp://u:pw-secret@h/v1",
+            "http://u:pw-secret@ho st/v1",
+            "u:pw-secret@host/v1",
+            "gopher://h/q?api_key=pw-secret&x=1",
+            "not a url?token=pw-secret#f",
+        ] {
+            for name in ["SERVER", "REDASH_API_QUERY_URL", "AWS_ENDPOINT_URL"] {
+                let err = raw(&[(name, value)]).http_url(name, "").unwrap_err();
+                let text = err.to_string();
+                assert!(!text.contains("pw-secret"), "{value}: {text}");
+                assert!(text.contains("[redacted]"), "{value}: {text}");
+            }
+        }
+        assert_eq!(quote_url("ftp://h/p?x=1"), "\"ftp://h/p?x=1\"");
     }
 
     #[test]

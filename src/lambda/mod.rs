@@ -22,6 +22,7 @@ use sentry::SentryFutureExt;
 use serde_json::{json, Value};
 
 use crate::output::{self, Format};
+use crate::panics;
 use crate::telemetry::{self, Telemetry};
 
 /// Lambda's variables that `lambda_runtime` expects (it panics without them).
@@ -147,16 +148,14 @@ impl Invoker {
             .bind_hub(hub)
             .await;
         run.unwrap_or_else(|panic| {
-            // The panic hook has captured it into the invocation's hub; send it before posting.
+            // A panic outside the command run (which `run` turns into an error itself). The
+            // panic hook has captured it into the invocation's hub; send it before posting.
             self.telemetry.flush();
-            let message = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("(no message)");
+            let message = panics::caught(panic.as_ref(), &telemetry::secrets(&self.env));
+            eprintln!("error: {message}");
             Err(Diagnostic {
                 error_type: "Panic".into(),
-                error_message: format!("the command panicked: {message}"),
+                error_message: message,
             })
         })
     }
@@ -167,13 +166,14 @@ impl Invoker {
         let raw = settings.as_ref().unwrap_or(&self.env);
         // This invocation's credentials (the event may bring its own) are scrubbed too.
         let secrets = telemetry::secrets(raw);
+        let scrubbed = secrets.clone();
         sentry::configure_scope(|scope| {
-            scope.add_event_processor(move |event| telemetry::scrub(event, &secrets))
+            scope.add_event_processor(move |event| telemetry::scrub(event, &scrubbed))
         });
         let server = self.command.server_tag(raw);
         let ctx = Context { progress: false };
         let result = match &settings {
-            Ok(raw) => self.command.run(raw, &ctx).await,
+            Ok(raw) => panics::guarded(self.command.run(raw, &ctx), &secrets).await,
             Err(e) => Err(CommandError::Setting(e.clone())),
         };
         let elapsed = started.elapsed();

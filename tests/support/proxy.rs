@@ -27,6 +27,12 @@ pub enum Fault {
     /// the server applied the request but the client never hears it. The answer is kept (see
     /// [`Proxy::lost_answers`]).
     LoseAnswer,
+    /// Answer this status with a Kinto-style error body whose message echoes the request's
+    /// `Authorization` header, as a careless server or proxy might.
+    EchoAuth(u16),
+    /// Forward, and replace every occurrence of the first text by the second in the answer's
+    /// body (e.g. to point a signature's x5u at another server).
+    Replace(String, String),
 }
 
 struct Rule {
@@ -304,6 +310,15 @@ async fn answer(
             return Some(Reply::json(*status, h, body));
         }
         Some(Fault::Body(text)) => return Some(Reply::json(200, Vec::new(), text.clone())),
+        Some(Fault::EchoAuth(status)) => {
+            let auth = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                .map_or("(none)", |(_, v)| v.as_str());
+            let body = serde_json::json!({"code": status, "errno": 104, "error": "Unauthorized",
+                "message": format!("refused Authorization: {auth}")});
+            return Some(Reply::json(*status, Vec::new(), body.to_string()));
+        }
         Some(Fault::Delay(d)) => tokio::time::sleep(*d).await,
         _ => {}
     }
@@ -327,9 +342,16 @@ async fn answer(
         .collect();
     let mut body = resp.bytes().await.ok()?.to_vec();
     let declared_len = body.len();
+    let mut declared_len = declared_len;
     match fault {
         Some(Fault::Backoff(secs)) => out_headers.push(("Backoff".into(), secs.to_string())),
         Some(Fault::Truncate) => body.truncate(declared_len / 2),
+        Some(Fault::Replace(from, to)) => {
+            body = String::from_utf8_lossy(&body)
+                .replace(&from, &to)
+                .into_bytes();
+            declared_len = body.len();
+        }
         _ => {}
     }
     Some(Reply {
