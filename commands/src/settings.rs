@@ -486,9 +486,10 @@ mod tests {
 
     #[test]
     fn secret_values_cover_bearer_tokens_and_padded_values() {
-        let v = raw(&[("AUTH", "Bearer tok-123\n")]).secret_values();
+        let v = RawSettings::from_pairs(&[("AUTH", "Bearer tok-123\n")]).secret_values();
         assert!(v.contains(&"tok-123".to_string()), "{v:?}");
-        let v = raw(&[("REFRESH_SIGNATURE_AUTH", " user:hunter2 ")]).secret_values();
+        let v = RawSettings::from_pairs(&[("REFRESH_SIGNATURE_AUTH", " user:hunter2 ")])
+            .secret_values();
         // base64("user:hunter2"), as the header carries the trimmed value.
         assert!(v.contains(&"dXNlcjpodW50ZXIy".to_string()), "{v:?}");
     }
@@ -528,7 +529,9 @@ mod tests {
             "not a url?token=pw-secret#f",
         ] {
             for name in ["SERVER", "REDASH_API_QUERY_URL", "AWS_ENDPOINT_URL"] {
-                let err = raw(&[(name, value)]).http_url(name, "").unwrap_err();
+                let err = RawSettings::from_pairs(&[(name, value)])
+                    .http_url(name, "")
+                    .unwrap_err();
                 let text = err.to_string();
                 assert!(!text.contains("pw-secret"), "{value}: {text}");
                 assert!(text.contains("[redacted]"), "{value}: {text}");
