@@ -521,6 +521,26 @@ impl KintoClient {
         request: &Request,
         check: impl Fn(&Response) -> Result<T, ClientErrorKind>,
     ) -> Result<(Response, T), ClientError> {
+        let check = &check;
+        self.send_checked_async(request, move |response| async move {
+            let value = check(&response)?;
+            Ok((response, value))
+        })
+        .await
+    }
+
+    /// [`Self::send_checked`] with a check that takes the answer and runs as a future, for checks
+    /// that must not run on the async executor (parsing a large body on the blocking pool): the
+    /// answer is the check's to keep or drop, and a rejection is retried the same way.
+    pub async fn send_checked_async<T, F, Fut>(
+        &self,
+        request: &Request,
+        check: F,
+    ) -> Result<T, ClientError>
+    where
+        F: Fn(Response) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientErrorKind>>,
+    {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -535,8 +555,8 @@ impl KintoClient {
             };
             let err = |kind| ClientError::new(&request.method, &request.url, attempt, kind);
             let (kind, server_wait) = match outcome {
-                Attempt::Done(response) => match check(&response) {
-                    Ok(value) => return Ok((response, value)),
+                Attempt::Done(response) => match check(response).await {
+                    Ok(value) => return Ok(value),
                     Err(kind) if !self.retry_policy.retries_rejected_answers() => {
                         return Err(err(kind))
                     }

@@ -89,12 +89,12 @@ pub async fn read_changes(
     Ok((entries, invalid))
 }
 
-/// `GET /v1/`: the parts of the server info the commands use.
+/// `GET /v1/`: the parts of the server info the commands use. Kinto always sends `capabilities`
+/// and `settings`: an answer without them is not a server info (a proxy's page, another
+/// service), so it is rejected and retried, never read as "a server without the signer".
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerInfo {
-    #[serde(default)]
     pub capabilities: serde_json::Map<String, Value>,
-    #[serde(default)]
     pub settings: serde_json::Map<String, Value>,
     #[serde(default)]
     pub user: Option<Value>,
@@ -329,6 +329,24 @@ mod tests {
             ]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_server_info_needs_capabilities_and_settings() {
+        let info: ServerInfo = serde_json::from_value(json!({
+            "project_name": "kinto", "url": "http://h/v1/",
+            "settings": {"batch_max_requests": 25}, "capabilities": {}
+        }))
+        .unwrap();
+        assert!(info.signer().unwrap().is_none());
+        assert_eq!(info.batch_max_requests(), 25);
+        // Another JSON document is not "a server without the signer".
+        for other in [json!({"data": 42}), json!({"capabilities": {}}), json!({})] {
+            assert!(
+                serde_json::from_value::<ServerInfo>(other.clone()).is_err(),
+                "{other}"
+            );
+        }
     }
 
     #[test]
