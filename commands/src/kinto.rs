@@ -115,6 +115,19 @@ impl ServerInfo {
     }
 }
 
+/// The check of an answer that holds one Kinto object, `{"data": {...}}` (a collection read or
+/// written), for [`KintoClient::send_checked`]: any other 2xx body (not JSON, another shape) is
+/// not taken for a success: it is retried, then an error naming the URL.
+pub fn object_data(
+    response: &crate::client::Response,
+) -> Result<serde_json::Map<String, Value>, crate::client::ClientErrorKind> {
+    #[derive(Deserialize)]
+    struct Body {
+        data: serde_json::Map<String, Value>,
+    }
+    response.json::<Body>().map(|body| body.data)
+}
+
 /// How long a request that makes kinto-signer sign (a collection PATCHed to `to-review`, `to-sign`
 /// or `to-resign`) may wait for its answer, when longer than `REQUESTS_TIMEOUT_SECONDS`: the server
 /// signs the preview and the destination before it answers, which takes seconds for collections
@@ -329,6 +342,27 @@ mod tests {
             ]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn an_object_answer_needs_its_data_object() {
+        let answer = |body: &str| crate::client::Response {
+            url: reqwest::Url::parse("http://h/v1/buckets/b/collections/c").unwrap(),
+            status: reqwest::StatusCode::OK,
+            headers: reqwest::header::HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+        };
+        let data = object_data(&answer(r#"{"data": {"id": "c", "status": "to-review"}}"#)).unwrap();
+        assert_eq!(data["status"], "to-review");
+        for other in ["<html>502</html>", r#"{"data": 42}"#, "{}", ""] {
+            assert!(
+                matches!(
+                    object_data(&answer(other)),
+                    Err(crate::client::ClientErrorKind::Shape(_))
+                ),
+                "{other}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod report;
 use serde_json::{json, Value};
 
 use crate::client::{ClientError, KintoClient, Request};
-use crate::kinto::{shape_error, CollectionRef, ServerInfo, SignerCapability};
+use crate::kinto::{object_data, shape_error, CollectionRef, ServerInfo, SignerCapability};
 use crate::progress::Progress;
 use crate::settings::{Auth, HttpSettings, RawSettings, SettingError};
 use crate::{CommandError, Context};
@@ -193,9 +193,10 @@ impl Backport<'_> {
 
     /// The destination collection's signer `status`, if it has one.
     async fn collection_status(&self, dest: &CollectionRef) -> Result<Option<String>, ClientError> {
-        let (collection, _): (Value, _) = self.destination.get_json(&dest.path(), &[]).await?;
+        let request = Request::new(reqwest::Method::GET, self.destination.url(&dest.path()));
+        let (_, collection) = self.destination.send_checked(&request, object_data).await?;
         Ok(collection
-            .pointer("/data/status")
+            .get("status")
             .and_then(Value::as_str)
             .map(str::to_string))
     }
@@ -210,6 +211,10 @@ impl Backport<'_> {
         let request = Request::new(reqwest::Method::PATCH, url)
             .json(json!({"data": {"status": status}}))
             .deadline(crate::kinto::SIGNING_DEADLINE);
-        self.destination.send(&request).await.map(|_| ())
+        // The answer must be the collection: a 2xx with another body did not ask for anything.
+        self.destination
+            .send_checked(&request, object_data)
+            .await
+            .map(|_| ())
     }
 }
