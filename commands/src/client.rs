@@ -1069,6 +1069,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_async_check_takes_the_answer_and_its_rejections_are_retried() {
+        let (base, seen) = scripted(vec![
+            Some((200, "not a changeset")),
+            Some((200, r#"{"ok": true}"#)),
+        ])
+        .await;
+        let client = fast_client(&base);
+        let request = Request::new(Method::GET, Url::parse(&format!("{base}/x")).unwrap());
+        let check = |response: Response| async move {
+            // The body is the check's own (e.g. to move it to the blocking pool).
+            let body = response.body;
+            tokio::task::spawn_blocking(move || serde_json::from_slice::<Value>(&body))
+                .await
+                .unwrap()
+                .map_err(|e| ClientErrorKind::Shape(e.to_string()))
+        };
+        let value = client.send_checked_async(&request, check).await.unwrap();
+        assert_eq!(value["ok"], true);
+        assert_eq!(*seen.lock().unwrap(), 2);
+
+        // A rejection that persists is the error, naming the URL, once retries run out.
+        let (base, seen) = scripted(vec![Some((200, "<html>")); 5]).await;
+        let request = Request::new(Method::GET, Url::parse(&format!("{base}/y")).unwrap());
+        let err = fast_client(&base)
+            .send_checked_async(&request, check)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "UNEXPECTED_RESPONSE");
+        assert_eq!((err.attempts, *seen.lock().unwrap()), (5, 5));
+        assert!(
+            err.to_string()
+                .starts_with(&format!("GET {base}/y failed after 5 attempts")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_status_policy_retries_connection_errors_and_its_statuses_only() {
         let policy = RetryPolicy::Statuses(&[503, 504]);
         let (base, seen) = scripted(vec![
