@@ -148,7 +148,11 @@ impl Backport<'_> {
             // In sync, but changes made earlier may still wait for review or signature.
             match self.collection_status(dest).await {
                 Err(e) => return MappingState::Unreadable(e),
-                Ok(Some(status)) if status == "signed" => return MappingState::InSync,
+                // Signed, or already waiting for what would be asked (a review asked by an
+                // earlier run whose answer was lost): asking again would be a second request.
+                Ok(Some(status)) if status == "signed" || status == request => {
+                    return MappingState::InSync
+                }
                 Ok(_) => log::info!("{dest} is in sync but not signed: asking for {request}"),
             }
         }
@@ -176,6 +180,22 @@ impl Backport<'_> {
         )
         .await;
         progress.finish();
+        // A chunk that failed as a whole may have been applied (its answer lost): the destination
+        // as it is now tells which of its changes were. Unreadable, they stay "maybe".
+        let outcomes = if outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::BatchFailed(_)))
+        {
+            match self.destination.get_all(&dest_path, &[]).await {
+                Ok(current) => apply::confirm(outcomes, &changes, &current),
+                Err(error) => {
+                    log::warn!("cannot tell which changes the failed batches applied: {error}");
+                    outcomes
+                }
+            }
+        } else {
+            outcomes
+        };
         let signing = match signature_request {
             None => Signing::NotSigned,
             Some(request) if !outcomes.iter().all(Outcome::is_done) => Signing::Skipped(request),
