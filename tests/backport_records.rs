@@ -753,7 +753,7 @@ async fn a_batch_failing_after_retries_stops_the_writes_with_exit_3() {
     let path = format!("/buckets/{bid}/collections/old/records");
     assert!(
         lines[0].starts_with(&format!(
-            "Batch #0: PUT {path}/r00 - failed, maybe not applied (POST {}/batch failed after 2 attempts: HTTP 503",
+            "Batch #0: PUT {path}/r00 - failed, not applied (not in the destination after: POST {}/batch failed after 2 attempts: HTTP 503",
             proxy.url
         )),
         "{}",

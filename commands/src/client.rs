@@ -545,6 +545,26 @@ impl KintoClient {
         request: &Request,
         check: impl Fn(&Response) -> Result<T, ClientErrorKind>,
     ) -> Result<(Response, T), ClientError> {
+        let check = &check;
+        self.send_checked_async(request, move |response| async move {
+            let value = check(&response)?;
+            Ok((response, value))
+        })
+        .await
+    }
+
+    /// [`Self::send_checked`] with a check that takes the answer and runs as a future, for checks
+    /// that must not run on the async executor (parsing a large body on the blocking pool): the
+    /// answer is the check's to keep or drop, and a rejection is retried the same way.
+    pub async fn send_checked_async<T, F, Fut>(
+        &self,
+        request: &Request,
+        check: F,
+    ) -> Result<T, ClientError>
+    where
+        F: Fn(Response) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientErrorKind>>,
+    {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -566,8 +586,8 @@ impl KintoClient {
                 )
             };
             let (kind, server_wait) = match outcome {
-                Attempt::Done(response) => match check(&response) {
-                    Ok(value) => return Ok((response, value)),
+                Attempt::Done(response) => match check(response).await {
+                    Ok(value) => return Ok(value),
                     Err(kind) if !self.retry_policy.retries_rejected_answers() => {
                         return Err(err(kind))
                     }
@@ -1079,6 +1099,43 @@ mod tests {
             .unwrap();
         assert_eq!(value["ok"], true);
         assert_eq!(*seen.lock().unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn an_async_check_takes_the_answer_and_its_rejections_are_retried() {
+        let (base, seen) = scripted(vec![
+            Some((200, "not a changeset")),
+            Some((200, r#"{"ok": true}"#)),
+        ])
+        .await;
+        let client = fast_client(&base);
+        let request = Request::new(Method::GET, Url::parse(&format!("{base}/x")).unwrap());
+        let check = |response: Response| async move {
+            // The body is the check's own (e.g. to move it to the blocking pool).
+            let body = response.body;
+            tokio::task::spawn_blocking(move || serde_json::from_slice::<Value>(&body))
+                .await
+                .unwrap()
+                .map_err(|e| ClientErrorKind::Shape(e.to_string()))
+        };
+        let value = client.send_checked_async(&request, check).await.unwrap();
+        assert_eq!(value["ok"], true);
+        assert_eq!(*seen.lock().unwrap(), 2);
+
+        // A rejection that persists is the error, naming the URL, once retries run out.
+        let (base, seen) = scripted(vec![Some((200, "<html>")); 5]).await;
+        let request = Request::new(Method::GET, Url::parse(&format!("{base}/y")).unwrap());
+        let err = fast_client(&base)
+            .send_checked_async(&request, check)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "UNEXPECTED_RESPONSE");
+        assert_eq!((err.attempts, *seen.lock().unwrap()), (5, 5));
+        assert!(
+            err.to_string()
+                .starts_with(&format!("GET {base}/y failed after 5 attempts")),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -89,12 +89,12 @@ pub async fn read_changes(
     Ok((entries, invalid))
 }
 
-/// `GET /v1/`: the parts of the server info the commands use.
+/// `GET /v1/`: the parts of the server info the commands use. Kinto always sends `capabilities`
+/// and `settings`: an answer without them is not a server info (a proxy's page, another
+/// service), so it is rejected and retried, never read as "a server without the signer".
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerInfo {
-    #[serde(default)]
     pub capabilities: serde_json::Map<String, Value>,
-    #[serde(default)]
     pub settings: serde_json::Map<String, Value>,
     #[serde(default)]
     pub user: Option<Value>,
@@ -113,6 +113,19 @@ impl ServerInfo {
             .map(|n| n.clamp(1, 10_000) as usize)
             .unwrap_or(25)
     }
+}
+
+/// The check of an answer that holds one Kinto object, `{"data": {...}}` (a collection read or
+/// written), for [`KintoClient::send_checked`]: any other 2xx body (not JSON, another shape) is
+/// not taken for a success: it is retried, then an error naming the URL.
+pub fn object_data(
+    response: &crate::client::Response,
+) -> Result<serde_json::Map<String, Value>, crate::client::ClientErrorKind> {
+    #[derive(Deserialize)]
+    struct Body {
+        data: serde_json::Map<String, Value>,
+    }
+    response.json::<Body>().map(|body| body.data)
 }
 
 /// How long a request that makes kinto-signer sign (a collection PATCHed to `to-review`, `to-sign`
@@ -329,6 +342,45 @@ mod tests {
             ]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn an_object_answer_needs_its_data_object() {
+        let answer = |body: &str| crate::client::Response {
+            url: reqwest::Url::parse("http://h/v1/buckets/b/collections/c").unwrap(),
+            status: reqwest::StatusCode::OK,
+            headers: reqwest::header::HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+        };
+        let data = object_data(&answer(r#"{"data": {"id": "c", "status": "to-review"}}"#)).unwrap();
+        assert_eq!(data["status"], "to-review");
+        for other in ["<html>502</html>", r#"{"data": 42}"#, "{}", ""] {
+            assert!(
+                matches!(
+                    object_data(&answer(other)),
+                    Err(crate::client::ClientErrorKind::Shape(_))
+                ),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_server_info_needs_capabilities_and_settings() {
+        let info: ServerInfo = serde_json::from_value(json!({
+            "project_name": "kinto", "url": "http://h/v1/",
+            "settings": {"batch_max_requests": 25}, "capabilities": {}
+        }))
+        .unwrap();
+        assert!(info.signer().unwrap().is_none());
+        assert_eq!(info.batch_max_requests(), 25);
+        // Another JSON document is not "a server without the signer".
+        for other in [json!({"data": 42}), json!({"capabilities": {}}), json!({})] {
+            assert!(
+                serde_json::from_value::<ServerInfo>(other.clone()).is_err(),
+                "{other}"
+            );
+        }
     }
 
     #[test]

@@ -36,9 +36,59 @@ pub enum Fault {
 }
 
 struct Rule {
-    path_contains: String,
+    on: Match,
     faults: VecDeque<Fault>,
     forever: bool,
+}
+
+/// Which requests a rule applies to: the path (with its query string) contains `path`, or is
+/// exactly `path` (without the query string) when `exact`; and the method, when given.
+#[derive(Debug, Clone)]
+pub struct Match {
+    pub method: Option<&'static str>,
+    pub path: String,
+    pub exact: bool,
+}
+
+impl Match {
+    /// Requests whose path contains `path`, whatever their method.
+    pub fn contains(path: impl Into<String>) -> Match {
+        Match {
+            method: None,
+            path: path.into(),
+            exact: false,
+        }
+    }
+
+    /// Requests whose path, without query string, is exactly `path` (e.g. the server info `/v1/`).
+    pub fn exact(path: impl Into<String>) -> Match {
+        Match {
+            method: None,
+            path: path.into(),
+            exact: true,
+        }
+    }
+
+    /// Only requests with this method.
+    pub fn method(mut self, method: &'static str) -> Match {
+        self.method = Some(method);
+        self
+    }
+
+    pub fn matches(&self, method: &str, target: &str) -> bool {
+        let path_ok = if self.exact {
+            target.split('?').next() == Some(self.path.as_str())
+        } else {
+            target.contains(&self.path)
+        };
+        path_ok && self.method.is_none_or(|m| m == method)
+    }
+
+    /// Does a request line as [`Proxy::requests`] lists it (`GET /v1/...`) match?
+    pub fn matches_line(&self, line: &str) -> bool {
+        line.split_once(' ')
+            .is_some_and(|(method, target)| self.matches(method, target))
+    }
 }
 
 #[derive(Default)]
@@ -73,8 +123,11 @@ impl Proxy {
             ),
             state: state.clone(),
         };
+        // No idle connections kept to the upstream: many short-lived proxies (one per cell of
+        // the fault matrix) would otherwise hold the server's connection slots.
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
             .build()
             .unwrap();
         tokio::spawn(async move {
@@ -95,20 +148,38 @@ impl Proxy {
 
     /// Apply these faults, in order, to the next requests whose path contains `path_contains`.
     pub fn fail(&self, path_contains: &str, faults: Vec<Fault>) {
+        self.fail_on(Match::contains(path_contains), faults);
+    }
+
+    /// Apply this fault to every request whose path contains `path_contains`.
+    pub fn fail_always(&self, path_contains: &str, fault: Fault) {
+        self.fail_always_on(Match::contains(path_contains), fault);
+    }
+
+    /// Apply these faults, in order, to the next requests that `on` matches.
+    pub fn fail_on(&self, on: Match, faults: Vec<Fault>) {
         self.state.lock().unwrap().rules.push(Rule {
-            path_contains: path_contains.into(),
+            on,
             faults: faults.into(),
             forever: false,
         });
     }
 
-    /// Apply this fault to every request whose path contains `path_contains`.
-    pub fn fail_always(&self, path_contains: &str, fault: Fault) {
+    /// Apply this fault to every request that `on` matches.
+    pub fn fail_always_on(&self, on: Match, fault: Fault) {
         self.state.lock().unwrap().rules.push(Rule {
-            path_contains: path_contains.into(),
+            on,
             faults: vec![fault].into(),
             forever: true,
         });
+    }
+
+    /// How many requests `on` matched.
+    pub fn count_on(&self, on: &Match) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| on.matches_line(r))
+            .count()
     }
 
     /// Hold every forwarded request this long (to make concurrency observable).
@@ -254,7 +325,7 @@ async fn handle(
         s.max_in_flight = s.max_in_flight.max(s.in_flight);
         let mut fault = None;
         for rule in s.rules.iter_mut() {
-            if target.contains(&rule.path_contains) && !rule.faults.is_empty() {
+            if rule.on.matches(&method, &target) && !rule.faults.is_empty() {
                 fault = if rule.forever {
                     rule.faults.front().cloned()
                 } else {

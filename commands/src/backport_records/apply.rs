@@ -33,8 +33,14 @@ pub enum Outcome {
     },
     /// The server refused the sub-request (no permission, invalid record, ...).
     Refused { status: u16, message: String },
-    /// The whole chunk failed after retries: the change may or may not have been applied.
+    /// The whole chunk failed after retries: the change may or may not have been applied (the
+    /// destination could not be read afterwards to tell).
     BatchFailed(ClientError),
+    /// Its chunk failed after retries, but the destination read afterwards holds what it wanted:
+    /// an attempt whose answer was lost applied it.
+    AppliedUnheard(ClientError),
+    /// Its chunk failed after retries, and the destination read afterwards does not hold it.
+    NotApplied(ClientError),
     /// Not sent: an earlier chunk failed as a whole, so the run stopped writing.
     NotSent,
     /// `DRY_RUN`: nothing was sent.
@@ -46,7 +52,7 @@ impl Outcome {
     pub fn is_done(&self) -> bool {
         matches!(
             self,
-            Outcome::Applied { .. } | Outcome::AlreadyApplied { .. }
+            Outcome::Applied { .. } | Outcome::AlreadyApplied { .. } | Outcome::AppliedUnheard(_)
         )
     }
 
@@ -56,14 +62,21 @@ impl Outcome {
             | Outcome::AlreadyApplied { status }
             | Outcome::Conflict { status, .. }
             | Outcome::Refused { status, .. } => Some(*status),
-            Outcome::BatchFailed(_) | Outcome::NotSent | Outcome::DryRun => None,
+            Outcome::BatchFailed(_)
+            | Outcome::AppliedUnheard(_)
+            | Outcome::NotApplied(_)
+            | Outcome::NotSent
+            | Outcome::DryRun => None,
         }
     }
 
     /// A stable code for failures.
     pub fn code(&self) -> Option<&'static str> {
         match self {
-            Outcome::Applied { .. } | Outcome::AlreadyApplied { .. } | Outcome::DryRun => None,
+            Outcome::Applied { .. }
+            | Outcome::AlreadyApplied { .. }
+            | Outcome::AppliedUnheard(_)
+            | Outcome::DryRun => None,
             Outcome::Conflict { .. } => Some("CONCURRENT_EDIT"),
             Outcome::Refused {
                 status: 401 | 403, ..
@@ -72,7 +85,7 @@ impl Outcome {
                 Some("SERVER_ERROR")
             }
             Outcome::Refused { .. } => Some("SUBREQUEST_FAILED"),
-            Outcome::BatchFailed(e) => Some(e.code()),
+            Outcome::BatchFailed(e) | Outcome::NotApplied(e) => Some(e.code()),
             Outcome::NotSent => Some("NOT_SENT"),
         }
     }
@@ -80,7 +93,7 @@ impl Outcome {
     /// A failure of the server or of reaching it (exit 3), rather than a refusal (exit 1).
     pub fn is_runtime_failure(&self) -> bool {
         match self {
-            Outcome::BatchFailed(e) => !e.is_client_status(),
+            Outcome::BatchFailed(e) | Outcome::NotApplied(e) => !e.is_client_status(),
             Outcome::Refused { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
@@ -136,6 +149,35 @@ pub fn outcome(change: &Change, response: &BatchResponse) -> Outcome {
                 .unwrap_or_else(|| format!("HTTP {status}")),
         },
     }
+}
+
+/// After chunks failed as a whole: tell, from the destination's records as read afterwards (by
+/// id), which of their changes were applied (by an attempt whose answer was lost) and which were
+/// not. Other outcomes are kept.
+pub fn confirm(outcomes: Vec<Outcome>, changes: &[Change], current: &[Value]) -> Vec<Outcome> {
+    let by_id: std::collections::HashMap<&str, &Map<String, Value>> = current
+        .iter()
+        .filter_map(|r| Some((r.get("id")?.as_str()?, r.as_object()?)))
+        .collect();
+    outcomes
+        .into_iter()
+        .zip(changes)
+        .map(|(outcome, change)| match outcome {
+            Outcome::BatchFailed(error) => {
+                let holds = match (&change.content, by_id.get(change.id.as_str())) {
+                    (Some(wanted), Some(record)) => same_content(record, wanted),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if holds {
+                    Outcome::AppliedUnheard(error)
+                } else {
+                    Outcome::NotApplied(error)
+                }
+            }
+            other => other,
+        })
+        .collect()
 }
 
 /// Send the changes in chunks of `chunk_size`, up to `parallel` chunks in flight (the client
@@ -206,6 +248,57 @@ mod tests {
             json!({"code": 412, "errno": 114, "message": "Resource was modified meanwhile",
                    "details": {"existing": existing}}),
         )
+    }
+
+    #[test]
+    fn failed_batches_are_told_applied_or_not_by_the_destination_read_afterwards() {
+        let error = ClientError {
+            method: "POST".into(),
+            url: "http://h/v1/batch".into(),
+            attempts: 3,
+            kind: crate::client::ClientErrorKind::Timeout,
+        };
+        let mut changes = vec![
+            change(Kind::Create, Some(json!({"id": "r1", "v": 1})), None),
+            change(Kind::Update, Some(json!({"id": "r2", "v": 2})), Some(5)),
+            change(Kind::Delete, None, Some(6)),
+            change(Kind::Create, Some(json!({"id": "r4", "v": 4})), None),
+            change(Kind::Delete, None, Some(7)),
+        ];
+        for (c, id) in changes.iter_mut().zip(["r1", "r2", "r3", "r4", "r5"]) {
+            c.id = id.into();
+        }
+        // r1 created, r2 still old, r3 deleted, r4 not created, r5 not deleted.
+        let current = vec![
+            json!({"id": "r1", "v": 1, "last_modified": 10}),
+            json!({"id": "r2", "v": 1, "last_modified": 5}),
+            json!({"id": "r5", "last_modified": 7}),
+        ];
+        let mut outcomes = vec![Outcome::BatchFailed(error.clone()); 5];
+        outcomes[4] = Outcome::NotSent;
+        outcomes.push(Outcome::Applied { status: 201 });
+        let told = confirm(outcomes, &changes, &current);
+        let names: Vec<&str> = told
+            .iter()
+            .map(|o| match o {
+                Outcome::AppliedUnheard(_) => "applied",
+                Outcome::NotApplied(_) => "not applied",
+                Outcome::NotSent => "not sent",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "applied",
+                "not applied",
+                "applied",
+                "not applied",
+                "not sent"
+            ]
+        );
+        assert!(told[0].is_done() && !told[1].is_done());
+        assert_eq!(told[1].code(), Some("TIMEOUT"));
     }
 
     #[test]

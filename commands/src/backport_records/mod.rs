@@ -13,7 +13,7 @@ mod report;
 use serde_json::{json, Value};
 
 use crate::client::{ClientError, KintoClient, Request};
-use crate::kinto::{shape_error, CollectionRef, ServerInfo, SignerCapability};
+use crate::kinto::{object_data, shape_error, CollectionRef, ServerInfo, SignerCapability};
 use crate::progress::Progress;
 use crate::settings::{Auth, HttpSettings, RawSettings, SettingError};
 use crate::{CommandError, Context};
@@ -148,7 +148,11 @@ impl Backport<'_> {
             // In sync, but changes made earlier may still wait for review or signature.
             match self.collection_status(dest).await {
                 Err(e) => return MappingState::Unreadable(e),
-                Ok(Some(status)) if status == "signed" => return MappingState::InSync,
+                // Signed, or already waiting for what would be asked (a review asked by an
+                // earlier run whose answer was lost): asking again would be a second request.
+                Ok(Some(status)) if status == "signed" || status == request => {
+                    return MappingState::InSync
+                }
                 Ok(_) => log::info!("{dest} is in sync but not signed: asking for {request}"),
             }
         }
@@ -176,6 +180,22 @@ impl Backport<'_> {
         )
         .await;
         progress.finish();
+        // A chunk that failed as a whole may have been applied (its answer lost): the destination
+        // as it is now tells which of its changes were. Unreadable, they stay "maybe".
+        let outcomes = if outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::BatchFailed(_)))
+        {
+            match self.destination.get_all(&dest_path, &[]).await {
+                Ok(current) => apply::confirm(outcomes, &changes, &current),
+                Err(error) => {
+                    log::warn!("cannot tell which changes the failed batches applied: {error}");
+                    outcomes
+                }
+            }
+        } else {
+            outcomes
+        };
         let signing = match signature_request {
             None => Signing::NotSigned,
             Some(request) if !outcomes.iter().all(Outcome::is_done) => Signing::Skipped(request),
@@ -193,9 +213,10 @@ impl Backport<'_> {
 
     /// The destination collection's signer `status`, if it has one.
     async fn collection_status(&self, dest: &CollectionRef) -> Result<Option<String>, ClientError> {
-        let (collection, _): (Value, _) = self.destination.get_json(&dest.path(), &[]).await?;
+        let request = Request::new(reqwest::Method::GET, self.destination.url(&dest.path()));
+        let (_, collection) = self.destination.send_checked(&request, object_data).await?;
         Ok(collection
-            .pointer("/data/status")
+            .get("status")
             .and_then(Value::as_str)
             .map(str::to_string))
     }
@@ -210,6 +231,10 @@ impl Backport<'_> {
         let request = Request::new(reqwest::Method::PATCH, url)
             .json(json!({"data": {"status": status}}))
             .deadline(crate::kinto::SIGNING_DEADLINE);
-        self.destination.send(&request).await.map(|_| ())
+        // The answer must be the collection: a 2xx with another body did not ask for anything.
+        self.destination
+            .send_checked(&request, object_data)
+            .await
+            .map(|_| ())
     }
 }

@@ -75,7 +75,7 @@ fn count(outcomes: &[Outcome]) -> Counts {
     for o in outcomes {
         match o {
             Outcome::Applied { .. } => c.applied += 1,
-            Outcome::AlreadyApplied { .. } => c.already_applied += 1,
+            Outcome::AlreadyApplied { .. } | Outcome::AppliedUnheard(_) => c.already_applied += 1,
             Outcome::Conflict { .. } => c.conflicts += 1,
             Outcome::DryRun => {}
             _ => c.failed += 1,
@@ -99,6 +99,12 @@ fn outcome_text(outcome: &Outcome) -> String {
         } => format!("{status} (deleted meanwhile in the destination: not recreated)"),
         Outcome::Refused { status, message } => format!("{status} ({message})"),
         Outcome::BatchFailed(error) => format!("failed, maybe not applied ({error})"),
+        Outcome::AppliedUnheard(error) => {
+            format!("applied, its answer lost (found in the destination after: {error})")
+        }
+        Outcome::NotApplied(error) => {
+            format!("failed, not applied (not in the destination after: {error})")
+        }
         Outcome::NotSent => "not sent (an earlier batch failed)".into(),
         Outcome::DryRun => "dry run".into(),
     }
@@ -187,7 +193,8 @@ impl MappingResult {
     fn change_json(&self, index: usize, change: &Change, outcome: &Outcome) -> Value {
         let result = match outcome {
             Outcome::Applied { .. } => "applied",
-            Outcome::AlreadyApplied { .. } => "already_applied",
+            Outcome::AlreadyApplied { .. } | Outcome::AppliedUnheard(_) => "already_applied",
+            Outcome::NotApplied(_) => "not_applied",
             Outcome::Conflict { .. } => "conflict",
             Outcome::Refused { .. } => "refused",
             Outcome::BatchFailed(_) => "batch_failed",
@@ -209,7 +216,9 @@ impl MappingResult {
         }
         match outcome {
             Outcome::Refused { message, .. } => item["message"] = json!(message),
-            Outcome::BatchFailed(error) => item["error"] = client_error_json(error),
+            Outcome::BatchFailed(error)
+            | Outcome::AppliedUnheard(error)
+            | Outcome::NotApplied(error) => item["error"] = client_error_json(error),
             Outcome::Conflict { existing, .. } => item["existing"] = json!(existing),
             _ => {}
         }

@@ -205,9 +205,14 @@ impl S3Bucket {
         }
         match self.http.send(&request).await {
             Ok(_) => Ok(BucketState::Created),
-            // Created meanwhile by another run of ours.
+            // Ours already: created by an earlier attempt whose answer was lost (the check just
+            // before found no bucket), or, on a first attempt, by another run of ours meanwhile.
             Err(e) if e.status() == Some(409) && format!("{e}").contains("AlreadyOwnedByYou") => {
-                Ok(BucketState::Existed)
+                Ok(if e.attempts > 1 {
+                    BucketState::Created
+                } else {
+                    BucketState::Existed
+                })
             }
             Err(e) => Err(e),
         }

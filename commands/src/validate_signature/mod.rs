@@ -8,13 +8,13 @@ mod chains;
 mod report;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use reqwest::Method;
 use tokio::sync::Semaphore;
 
-use crate::client::{ClientError, KintoClient, Request};
+use crate::client::{ClientError, ClientErrorKind, KintoClient, Request};
 use crate::kinto::{read_changes, ChangesEntry};
 use crate::progress::Progress;
 use crate::settings::{quote, HttpSettings, RawSettings, SettingError};
@@ -135,16 +135,6 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<SignatureReport, Comm
     })
 }
 
-async fn fetch_changeset(
-    client: &KintoClient,
-    entry: &ChangesEntry,
-) -> Result<Vec<u8>, ClientError> {
-    let mut url = client.url(&format!("{}/changeset", entry.path()));
-    url.query_pairs_mut()
-        .append_pair("_expected", &entry.last_modified.to_string());
-    Ok(client.send(&Request::new(Method::GET, url)).await?.body)
-}
-
 /// Did this collection ever hold records? Tombstones say so (the original's `_since=1` rule).
 async fn ever_held_records(
     client: &KintoClient,
@@ -181,19 +171,40 @@ impl Run<'_> {
         off_executor(work).await
     }
 
+    /// Download and digest the changeset of `entry`. A body that is not a changeset (not JSON,
+    /// another shape: what a proxy or an overloaded server sends now and then) is retried like any
+    /// transient fault; when it persists, the collection is unreadable (exit 3, naming the URL),
+    /// never BAD. Returns the digest and the time spent digesting it.
+    async fn fetch_changeset(
+        &self,
+        entry: &ChangesEntry,
+    ) -> Result<(ChangesetDigest, Duration), ClientError> {
+        let mut url = self.client.url(&format!("{}/changeset", entry.path()));
+        url.query_pairs_mut()
+            .append_pair("_expected", &entry.last_modified.to_string());
+        let request = Request::new(Method::GET, url);
+        self.client
+            .send_checked_async(&request, |response| async move {
+                let started = Instant::now();
+                // The body moves to the blocking pool and is dropped there once parsed.
+                let digest = self
+                    .cpu_work(move || payload::digest_changeset(response.body))
+                    .await;
+                digest
+                    .map(|digest| (digest, started.elapsed()))
+                    .map_err(|error| ClientErrorKind::Shape(error.to_string()))
+            })
+            .await
+    }
+
     async fn check_collection(&self, entry: ChangesEntry) -> CollectionResult {
-        let body = match fetch_changeset(self.client, &entry).await {
-            Ok(body) => body,
+        let (digest, digesting) = match self.fetch_changeset(&entry).await {
+            Ok(fetched) => fetched,
             Err(error) => return CollectionResult::new(entry, Verdict::Unreadable(error)),
         };
         let started = Instant::now();
-        // The body moves to the blocking pool and is dropped there once parsed.
-        let digest = self.cpu_work(move || payload::digest_changeset(body)).await;
-        let mut result = match digest {
-            Ok(digest) => self.verify_changeset(entry, digest).await,
-            Err(error) => CollectionResult::new(entry, Verdict::Bad(error)),
-        };
-        result.duration = started.elapsed();
+        let mut result = self.verify_changeset(entry, digest).await;
+        result.duration = digesting + started.elapsed();
         result
     }
 
