@@ -121,6 +121,7 @@ impl Command {
         raw: &RawSettings,
         ctx: &Context,
     ) -> Result<Box<dyn Report>, CommandError> {
+        raw.check_control_characters()?;
         match self {
             Command::ValidateChangesCollection => {
                 let config = validate_changes_collection::Config::from_settings(raw)?;
