@@ -128,6 +128,11 @@ fn b64url(n: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(vec![0x5au8; n])
 }
 
+/// The same as a value.
+fn nested_value(n: usize) -> Value {
+    (0..n).fold(json!(1), |v, _| json!([v]))
+}
+
 /// `n` levels of nested lists around a number: `[[[...1...]]]`.
 fn nested(n: usize) -> String {
     format!("{}1{}", "[".repeat(n), "]".repeat(n))
@@ -324,15 +329,20 @@ fn assert_requests_within(proxy: &Proxy, monitor: &(String, String), names: &[St
     }
 }
 
-/// A real collection's signature, published by the stack, still verifies with `==` padding and
-/// surrounding whitespace; a record nested 100,000 levels deep is refused by the parser's depth
-/// limit (no stack overflow) with a one-line CHANGESET_INVALID. (A real 10 MB record is below.)
+/// A real collection holding a record nested 200 levels deep (Kinto and the signer take it;
+/// serde_json's default limit of 128 made it CHANGESET_INVALID) verifies, also with `==` padding
+/// and surrounding whitespace on its signature; a record nested 100,000 levels deep is refused
+/// before parsing (no stack overflow) with a one-line CHANGESET_INVALID.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn padded_signatures_verify_and_deep_nesting_is_a_one_line_changeset_error() {
+async fn padded_signatures_and_200_levels_verify_and_100000_levels_are_a_one_line_error() {
     let stack = Stack::get();
     let real = unique("padded");
     let real_ts = stack
-        .publish("staging", &real, &[json!({"id": "r1", "n": 1})])
+        .publish(
+            "staging",
+            &real,
+            &[json!({"id": "r1", "v": nested_value(200)})],
+        )
         .await;
     let (_, real_changeset, _) = stack
         .admin()
@@ -388,7 +398,7 @@ async fn padded_signatures_verify_and_deep_nesting_is_a_one_line_changeset_error
         r["detail"]
             .as_str()
             .unwrap()
-            .contains("recursion limit exceeded"),
+            .contains("the JSON document is nested deeper than 512 levels"),
         "{r}"
     );
     assert_requests_within(&proxy, &monitor, &[real, deep]);
@@ -583,16 +593,23 @@ async fn settings_with_control_characters_exit_2_naming_the_variable_and_send_no
 
 // --- Records that read big or deep --------------------------------------------------------------
 
-/// A published collection holding one 10 MB record: validate_signature verifies it, and
-/// consistency_checks and backport_records (the commands that read records lists) handle it like
-/// any other: OK, and copied whole.
+/// A published collection holding a 10 MB record and one nested 200 levels deep: validate_signature
+/// verifies it, and consistency_checks and backport_records (the commands that read records)
+/// handle it like any other: OK, and copied whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ten_megabyte_record_is_read_verified_and_copied() {
     let stack = Stack::get();
     let cid = unique("ten-mb");
     let blob = "x".repeat(10 * 1024 * 1024);
     let ts = stack
-        .publish("staging", &cid, &[json!({"id": "big", "blob": blob})])
+        .publish(
+            "staging",
+            &cid,
+            &[
+                json!({"id": "big", "blob": blob}),
+                json!({"id": "deep", "v": nested_value(200)}),
+            ],
+        )
         .await;
     let monitor = stack.scratch_monitor(&[("blocklists", &cid, ts)]).await;
     let dest = unique("ten-mb-copy");
@@ -627,10 +644,19 @@ async fn a_ten_megabyte_record_is_read_verified_and_copied() {
         copied["data"]["blob"].as_str().map(str::len),
         Some(blob.len())
     );
+    let copied = stack
+        .editor()
+        .ok(
+            reqwest::Method::GET,
+            &format!("/buckets/staging/collections/{dest}/records/deep"),
+            None,
+        )
+        .await;
+    assert_eq!(copied["data"]["v"], nested_value(200));
 }
 
 /// Records lists nested 100,000 levels deep (as a hostile server or proxy could answer them):
-/// consistency_checks and backport_records stop at the parser's depth limit (no stack
+/// consistency_checks and backport_records refuse them past 512 levels before parsing (no stack
 /// overflow), after the configured retries, with exit 3 and a one-line error naming the URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_nested_100000_levels_deep_are_an_error_naming_the_url() {
@@ -672,7 +698,7 @@ async fn records_nested_100000_levels_deep_are_an_error_naming_the_url() {
         let text = format!("{}{}", run.stdout, run.stderr);
         let line = text
             .lines()
-            .find(|l| l.contains("recursion limit exceeded"))
+            .find(|l| l.contains("nested deeper than 512 levels"))
             .unwrap_or_else(|| panic!("{command}: {text}"));
         assert!(
             line.contains(&format!("/collections/{cid}/")),

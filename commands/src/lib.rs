@@ -7,6 +7,7 @@ pub mod blockpages_generator;
 pub mod client;
 pub mod consistency_checks;
 pub mod error;
+pub mod json;
 pub mod kinto;
 pub mod progress;
 pub mod refresh_signature;

@@ -116,9 +116,10 @@ impl RawSettings {
     pub fn check_control_characters(&self) -> Result<(), SettingError> {
         for (name, value) in &self.values {
             let multi_line = MULTI_LINE_SETTINGS.contains(&name.as_str());
-            let bad = value.trim().chars().enumerate().find(|(_, c)| {
-                c.is_control() && !(multi_line && matches!(c, '\n' | '\r' | '\t'))
-            });
+            let bad =
+                value.trim().chars().enumerate().find(|(_, c)| {
+                    c.is_control() && !(multi_line && matches!(c, '\n' | '\r' | '\t'))
+                });
             if let Some((position, c)) = bad {
                 return Err(SettingError::new(
                     name,
@@ -126,7 +127,11 @@ impl RawSettings {
                         "the value holds a control character (U+{:04X}) at character {}{}",
                         c as u32,
                         position + 1,
-                        if multi_line { "" } else { ": it must be one line" }
+                        if multi_line {
+                            ""
+                        } else {
+                            ": it must be one line"
+                        }
                     ),
                 ));
             }
@@ -513,12 +518,17 @@ mod tests {
             ("PARALLEL_REQUESTS", "4\u{1b}[2J", 2),
             ("BACKPORT_RECORDS_MAPPINGS", "a/b -> c/d\u{7}", 11),
         ] {
-            let err = raw(&[(name, value)]).check_control_characters().unwrap_err();
+            let err = raw(&[(name, value)])
+                .check_control_characters()
+                .unwrap_err();
             assert_eq!(err.name, name);
             let text = err.to_string();
             assert!(!text.chars().any(char::is_control), "{text:?}");
             assert!(text.contains(&format!("at character {position}")), "{text}");
-            assert!(!text.contains("hunter") && !text.contains("local"), "{text}");
+            assert!(
+                !text.contains("hunter") && !text.contains("local"),
+                "{text}"
+            );
         }
         // Mappings are one per line, filters may be pretty-printed JSON.
         raw(&[

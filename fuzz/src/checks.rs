@@ -135,7 +135,10 @@ fn truthy(value: Option<&Value>) -> bool {
 
 /// The payload as the `canonical_json` crate serializes the whole document in one go.
 fn reference_payload(records: &[Value], timestamp: u64) -> Vec<u8> {
-    let mut kept: Vec<&Value> = records.iter().filter(|r| !truthy(r.get("deleted"))).collect();
+    let mut kept: Vec<&Value> = records
+        .iter()
+        .filter(|r| !truthy(r.get("deleted")))
+        .collect();
     kept.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     let whole = json!({"data": kept, "last_modified": timestamp.to_string()});
     let mut out = PREFIX.to_vec();
@@ -184,7 +187,10 @@ pub fn payload(data: &[u8]) {
     .expect("JSON values serialize");
     let digest = payload::digest_changeset(changeset).expect("a changeset of these records");
     assert_eq!(digest.payload_len, bytes.len());
-    assert_eq!(digest.digest, <[u8; 48]>::from(sha2::Sha384::digest(&bytes)));
+    assert_eq!(
+        digest.digest,
+        <[u8; 48]>::from(sha2::Sha384::digest(&bytes))
+    );
 }
 
 /// `mappings`: the bytes as `BACKPORT_RECORDS_MAPPINGS`. Accepted mappings hold only Kinto ids,
@@ -205,11 +211,15 @@ pub fn mappings(data: &[u8]) {
                 ] {
                     assert!(is_kinto_id(id), "{id:?}");
                 }
-                assert!(m.filters.iter().all(|(k, _)| !k.is_empty() && k != "_fields"));
+                assert!(m
+                    .filters
+                    .iter()
+                    .all(|(k, _)| !k.is_empty() && k != "_fields"));
                 assert_ne!(m.source, m.destination);
             }
             let printed: Vec<String> = mappings.iter().map(ToString::to_string).collect();
-            let again = mapping::parse_mappings(&printed.join("\n")).expect("printed mappings parse");
+            let again =
+                mapping::parse_mappings(&printed.join("\n")).expect("printed mappings parse");
             assert_eq!(again, mappings);
         }
         Err(e) => {
