@@ -620,7 +620,7 @@ async fn a_ten_megabyte_record_is_read_verified_and_copied() {
     let stack = Stack::get();
     let cid = unique("ten-mb");
     let blob = "x".repeat(10 * 1024 * 1024);
-    let ts = stack
+    stack
         .publish("staging", &cid, &[json!({"id": "big", "blob": blob})])
         .await;
     stack
