@@ -531,6 +531,33 @@ mod tests {
     }
 
     #[test]
+    fn floats_parse_correctly_rounded_as_the_signer_parses_them() {
+        // Found by the `payload` fuzz target: without serde_json's float_roundtrip, these parse
+        // one ulp away from the correctly rounded value (Python's, Rust's `str::parse`), so the
+        // canonical payload of such a record differed from the one the signer signed.
+        for text in [
+            "900719925474099254740993",
+            "9.007199254740993e23",
+            "9.007199254740993e+23",
+            "0.30000000000000004",
+            "1.7976931348623157e308",
+            "5e-324",
+        ] {
+            let parsed: f64 = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                parsed.to_bits(),
+                text.parse::<f64>().unwrap().to_bits(),
+                "{text}"
+            );
+        }
+        let record = r#"[{"id": "f", "big": 900719925474099254740993}]"#;
+        let records: Vec<Value> = serde_json::from_str(record).unwrap();
+        let bytes = payload_bytes(&records, 1).unwrap();
+        let digest = digest_changeset(changeset(&records, 1)).unwrap();
+        assert_eq!(digest.digest, <[u8; 48]>::from(Sha384::digest(&bytes)));
+    }
+
+    #[test]
     fn records_nested_deeper_than_serde_jsons_default_are_signed_payloads_too() {
         // kinto-signer signs a record nested 130 levels deep; serde_json alone stops at 128.
         let mut deep = json!(1);
