@@ -16,7 +16,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | 
 LAMBDA_ZIP := dist/remote-settings-lambdas-$(VERSION)-lambda-al2023-x86_64.zip
 CHECK_ZIP := dist/lambda-check.zip
 
-.PHONY: test lint demo bench venv clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer audit
+.PHONY: test lint demo bench venv clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer audit fuzz
 
 ## The Python side of the test stack (Kinto + signer + changes, moto), from PyPI.
 $(VENV)/.installed: testing/requirements.txt
@@ -36,6 +36,7 @@ $(CHROMIUM):
 
 lint:
 	cargo fmt --all -- --check
+	rustfmt --edition 2021 --check fuzz/src/*.rs fuzz/fuzz_targets/*.rs
 	cargo clippy --all-targets --workspace -- -D warnings
 
 ## Packaging tools from PyPI: ziglang, cargo-zigbuild, hadolint.
@@ -111,3 +112,25 @@ bench-writer:
 
 clean-stack:
 	rm -rf .stack
+
+## Fuzzing (not part of `make test`): cargo-fuzz from crates.io into $(TOOLS)/fuzz, libFuzzer with
+## the nightly flags cargo-fuzz needs enabled on the stable toolchain by RUSTC_BOOTSTRAP=1. Each
+## target runs FUZZ_SECONDS (default 60) from fuzz/seeds/<target> plus what earlier runs found in
+## fuzz/corpus/<target> (not committed); a crash stops here and leaves its input in
+## fuzz/artifacts/<target>/: fix it and keep the input in tests/data/fuzz-regressions/<target>/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := pem_chain der_chain signature payload mappings thresholds
+CARGO_FUZZ := $(TOOLS)/fuzz/bin/cargo-fuzz
+FUZZ := RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ)
+
+$(CARGO_FUZZ):
+	cargo install cargo-fuzz --locked --version 0.13.2 --root $(TOOLS)/fuzz
+
+fuzz: $(CARGO_FUZZ)
+	$(FUZZ) build
+	set -e; for target in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$target; \
+		echo "== $$target ($(FUZZ_SECONDS) s)"; \
+		$(FUZZ) run $$target fuzz/corpus/$$target fuzz/seeds/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1; \
+	done

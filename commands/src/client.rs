@@ -239,7 +239,7 @@ pub struct Response {
 impl Response {
     /// The body as JSON of type `T`, for [`KintoClient::send_checked`].
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ClientErrorKind> {
-        serde_json::from_slice(&self.body).map_err(|e| ClientErrorKind::Shape(e.to_string()))
+        crate::json::from_slice(&self.body).map_err(ClientErrorKind::Shape)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

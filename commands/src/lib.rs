@@ -7,6 +7,7 @@ pub mod blockpages_generator;
 pub mod client;
 pub mod consistency_checks;
 pub mod error;
+pub mod json;
 pub mod kinto;
 pub mod progress;
 pub mod refresh_signature;
@@ -121,6 +122,7 @@ impl Command {
         raw: &RawSettings,
         ctx: &Context,
     ) -> Result<Box<dyn Report>, CommandError> {
+        raw.check_control_characters()?;
         #[cfg(debug_assertions)]
         debug_panic(raw).await;
         match self {

@@ -125,6 +125,38 @@ impl RawSettings {
         out
     }
 
+    /// Refuse any value holding a control character (a newline, a carriage return, NUL...) inside
+    /// it: leading and trailing whitespace is trimmed by every reader, but a value such as
+    /// `http://host\nname/v1` would otherwise be read silently (URL parsing drops newlines) or end
+    /// up in a header. Only the settings of [`MULTI_LINE_SETTINGS`] may hold newlines and tabs.
+    /// The error names the variable and the character's position, never the value (it may be
+    /// a credential, and would print on several lines).
+    pub fn check_control_characters(&self) -> Result<(), SettingError> {
+        for (name, value) in &self.values {
+            let multi_line = MULTI_LINE_SETTINGS.contains(&name.as_str());
+            let bad =
+                value.trim().chars().enumerate().find(|(_, c)| {
+                    c.is_control() && !(multi_line && matches!(c, '\n' | '\r' | '\t'))
+                });
+            if let Some((position, c)) = bad {
+                return Err(SettingError::new(
+                    name,
+                    format!(
+                        "the value holds a control character (U+{:04X}) at character {}{}",
+                        c as u32,
+                        position + 1,
+                        if multi_line {
+                            ""
+                        } else {
+                            ": it must be one line"
+                        }
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn string_or(&self, name: &str, default: &str) -> String {
         self.get(name).unwrap_or(default).trim().to_string()
     }
@@ -272,6 +304,13 @@ impl RawSettings {
         Ok(url)
     }
 }
+
+/// The settings whose values may span several lines: one mapping per line, and JSON that may be
+/// pretty-printed.
+pub const MULTI_LINE_SETTINGS: &[&str] = &[
+    "BACKPORT_RECORDS_MAPPINGS",
+    "BACKPORT_RECORDS_SOURCE_FILTERS",
+];
 
 pub fn is_kinto_id(value: &str) -> bool {
     let mut chars = value.chars();
@@ -545,6 +584,40 @@ mod tests {
         let r = RawSettings::from_pairs(&[("L", " a/* , b ,, c ")]);
         assert_eq!(r.list("L", "", ','), vec!["a/*", "b", "c"]);
         assert_eq!(r.list("MISSING", "x;y", ';'), vec!["x", "y"]);
+    }
+
+    #[test]
+    fn control_characters_inside_values_are_refused_without_echoing_them() {
+        // Trailing newlines (a value read from a file) are trimmed as before.
+        raw(&[("SERVER", "http://h/v1\n"), ("AUTH", " u:p\r\n")])
+            .check_control_characters()
+            .unwrap();
+        for (name, value, position) in [
+            ("SERVER", "http://local\nhost/v1", 13),
+            ("AUTH", "user:hunter\r\n2", 12),
+            ("BUCKET", "main\u{0}x", 5),
+            ("PARALLEL_REQUESTS", "4\u{1b}[2J", 2),
+            ("BACKPORT_RECORDS_MAPPINGS", "a/b -> c/d\u{7}", 11),
+        ] {
+            let err = raw(&[(name, value)])
+                .check_control_characters()
+                .unwrap_err();
+            assert_eq!(err.name, name);
+            let text = err.to_string();
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+            assert!(text.contains(&format!("at character {position}")), "{text}");
+            assert!(
+                !text.contains("hunter") && !text.contains("local"),
+                "{text}"
+            );
+        }
+        // Mappings are one per line, filters may be pretty-printed JSON.
+        raw(&[
+            ("BACKPORT_RECORDS_MAPPINGS", "a/b -> c/d\r\n\te/f -> g/h"),
+            ("BACKPORT_RECORDS_SOURCE_FILTERS", "{\n  \"a\": 1\n}"),
+        ])
+        .check_control_characters()
+        .unwrap();
     }
 
     #[test]

@@ -151,12 +151,30 @@ pub struct VerifyError {
 }
 
 impl VerifyError {
+    /// The detail is kept to one line: control characters (a newline in a certificate's name,
+    /// from an untrusted x5u host) are escaped, so that no report line can be forged.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         VerifyError {
             code,
-            detail: detail.into(),
+            detail: one_line(detail.into()),
         }
     }
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`...), unchanged when it has none.
+pub fn one_line(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Something Firefox would still accept but an operator should look at.
@@ -283,6 +301,19 @@ mod tests {
             VerifyError::new(ErrorCode::SignatureLength, "95 bytes").to_string(),
             "SIGNATURE_LENGTH: 95 bytes"
         );
+    }
+
+    #[test]
+    fn error_details_are_one_line_whatever_a_certificate_holds() {
+        let e = VerifyError::new(
+            ErrorCode::ChainBroken,
+            "certificate 1/3 (leaf, CN=a\n01/01 /buckets/x:  OK\u{1b}[2J)",
+        );
+        assert_eq!(
+            e.detail,
+            "certificate 1/3 (leaf, CN=a\\n01/01 /buckets/x:  OK\\u{1b}[2J)"
+        );
+        assert_eq!(one_line("é ❤ plain".into()), "é ❤ plain");
     }
 
     #[test]

@@ -321,7 +321,9 @@ pub fn digest_changeset(body: Vec<u8>) -> Result<ChangesetDigest, VerifyError> {
     let mut records = CanonicalRecords::with_capacity(body.len());
     let (metadata, timestamp) = {
         let text = std::str::from_utf8(&body).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
+        crate::json::check_depth(text.as_bytes()).map_err(invalid)?;
         let mut deserializer = serde_json::Deserializer::from_str(text);
+        deserializer.disable_recursion_limit();
         let parsed = deserializer
             .deserialize_map(ChangesetVisitor {
                 records: &mut records,
@@ -526,6 +528,58 @@ mod tests {
         );
         assert!(signature_entries(&json!({"id": "c"})).is_empty());
         assert!(signature_entries(&json!({"signature": null})).is_empty());
+    }
+
+    #[test]
+    fn floats_parse_correctly_rounded_as_the_signer_parses_them() {
+        // Found by the `payload` fuzz target: without serde_json's float_roundtrip, these parse
+        // one ulp away from the correctly rounded value (Python's, Rust's `str::parse`), so the
+        // canonical payload of such a record differed from the one the signer signed.
+        for text in [
+            "900719925474099254740993",
+            "9.007199254740993e23",
+            "9.007199254740993e+23",
+            "0.30000000000000004",
+            "1.7976931348623157e308",
+            "5e-324",
+        ] {
+            let parsed: f64 = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                parsed.to_bits(),
+                text.parse::<f64>().unwrap().to_bits(),
+                "{text}"
+            );
+        }
+        let record = r#"[{"id": "f", "big": 900719925474099254740993}]"#;
+        let records: Vec<Value> = serde_json::from_str(record).unwrap();
+        let bytes = payload_bytes(&records, 1).unwrap();
+        let digest = digest_changeset(changeset(&records, 1)).unwrap();
+        assert_eq!(digest.digest, <[u8; 48]>::from(Sha384::digest(&bytes)));
+    }
+
+    #[test]
+    fn records_nested_deeper_than_serde_jsons_default_are_signed_payloads_too() {
+        // kinto-signer signs a record nested 130 levels deep; serde_json alone stops at 128.
+        let mut deep = json!(1);
+        for _ in 0..300 {
+            deep = json!([deep]);
+        }
+        let records = vec![json!({"id": "deep", "v": deep})];
+        let digest = digest_changeset(changeset(&records, 7)).unwrap();
+        let bytes = payload_bytes(&records, 7).unwrap();
+        assert_eq!(digest.digest, <[u8; 48]>::from(Sha384::digest(&bytes)));
+        // Past the limit: one line, before any parsing.
+        let hostile = format!(
+            r#"{{"metadata": {{}}, "timestamp": 1, "changes": [{{"id": "d", "v": {}1{}}}]}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let err = digest_changeset(hostile.into_bytes()).unwrap_err();
+        assert_eq!(err.code, ErrorCode::ChangesetInvalid);
+        assert_eq!(
+            err.detail,
+            "the JSON document is nested deeper than 512 levels"
+        );
     }
 
     #[test]

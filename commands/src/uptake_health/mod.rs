@@ -81,7 +81,8 @@ fn percentage(name: &str, text: &str) -> Result<f64, String> {
             if name.is_empty() {
                 String::new()
             } else {
-                format!(" (for {name})")
+                // One line, whatever the name holds (found by the `thresholds` fuzz target).
+                format!(" (for {})", name.escape_debug())
             }
         )),
     }

@@ -80,6 +80,13 @@ fn specific_thresholds_parse_like_the_original() {
 }
 
 #[test]
+fn threshold_errors_are_one_line_whatever_the_source_name_holds() {
+    let err = parse_thresholds("main/\u{0}x\n = five").unwrap_err();
+    assert!(!err.chars().any(char::is_control), "{err:?}");
+    assert!(err.ends_with(r"(for main/\0x)"), "{err}");
+}
+
+#[test]
 fn bad_settings_name_their_variable_without_echoing_the_key() {
     let cases: &[(&[(&str, &str)], &str)] = &[
         (

@@ -85,11 +85,14 @@ pub(super) fn common_name(name: &Name) -> String {
     for rdn in name.0.iter() {
         for atv in rdn.0.iter() {
             if atv.oid == rfc4519::CN {
-                return String::from_utf8_lossy(atv.value.value()).into_owned();
+                // Shown in reports: one line, whatever the certificate says.
+                return crate::signature::one_line(
+                    String::from_utf8_lossy(atv.value.value()).into_owned(),
+                );
             }
         }
     }
-    name.to_string()
+    crate::signature::one_line(name.to_string())
 }
 
 /// The extensions this verifier processes, decoded.
