@@ -589,7 +589,7 @@ mod tests {
     #[test]
     fn control_characters_inside_values_are_refused_without_echoing_them() {
         // Trailing newlines (a value read from a file) are trimmed as before.
-        raw(&[("SERVER", "http://h/v1\n"), ("AUTH", " u:p\r\n")])
+        RawSettings::from_pairs(&[("SERVER", "http://h/v1\n"), ("AUTH", " u:p\r\n")])
             .check_control_characters()
             .unwrap();
         for (name, value, position) in [
@@ -599,7 +599,7 @@ mod tests {
             ("PARALLEL_REQUESTS", "4\u{1b}[2J", 2),
             ("BACKPORT_RECORDS_MAPPINGS", "a/b -> c/d\u{7}", 11),
         ] {
-            let err = raw(&[(name, value)])
+            let err = RawSettings::from_pairs(&[(name, value)])
                 .check_control_characters()
                 .unwrap_err();
             assert_eq!(err.name, name);
@@ -612,7 +612,7 @@ mod tests {
             );
         }
         // Mappings are one per line, filters may be pretty-printed JSON.
-        raw(&[
+        RawSettings::from_pairs(&[
             ("BACKPORT_RECORDS_MAPPINGS", "a/b -> c/d\r\n\te/f -> g/h"),
             ("BACKPORT_RECORDS_SOURCE_FILTERS", "{\n  \"a\": 1\n}"),
         ])
