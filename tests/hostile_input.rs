@@ -348,7 +348,8 @@ fn assert_requests_within(proxy: &Proxy, monitor: &(String, String), names: &[St
 /// A real collection holding a record nested 200 levels deep (Kinto and the signer take it;
 /// serde_json's default limit of 128 made it CHANGESET_INVALID) verifies, also with `==` padding
 /// and surrounding whitespace on its signature; a record nested 100,000 levels deep is refused
-/// before parsing (no stack overflow) with a one-line CHANGESET_INVALID.
+/// before parsing (no stack overflow): an answer that is no changeset Kinto could serve, so the
+/// collection is unreadable (exit 3, one line naming the URL), never OK.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn padded_signatures_and_200_levels_verify_and_100000_levels_are_a_one_line_error() {
     let stack = Stack::get();
@@ -403,14 +404,20 @@ async fn padded_signatures_and_200_levels_verify_and_100000_levels_are_a_one_lin
     env.push(("ROOT_HASH", stack.root_hash.as_str()));
     env.retain(|(k, _)| *k != "REQUESTS_TIMEOUT_SECONDS");
     let run = run_bin(&["validate_signature", "--json"], &env).await;
-    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.code, 3, "{run:?}");
     assert_one_line_texts(&run);
     assert_eq!(result(&run, &real)["status"], "ok", "{}", run.stdout);
     assert_eq!(result(&run, &legit)["status"], "ok", "{}", run.stdout);
     let r = result(&run, &deep);
     assert_eq!(
         (r["status"].as_str(), r["code"].as_str()),
-        (Some("bad"), Some("CHANGESET_INVALID")),
+        (Some("error"), Some("UNEXPECTED_RESPONSE")),
+        "{r}"
+    );
+    assert!(
+        r["detail"].as_str().unwrap().contains(&format!(
+            "/collections/{deep}/changeset?_expected={ts} failed after 2 attempts"
+        )),
         "{r}"
     );
     assert!(
