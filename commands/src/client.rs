@@ -261,6 +261,9 @@ pub struct Request {
     pub deadline: Option<Duration>,
     /// Refuse answers whose body grows beyond this many bytes (default [`MAX_BODY_BYTES`]).
     pub max_body: usize,
+    /// Credentials this request carries in `headers` (see [`Request::secret_header`]): kept out
+    /// of its error texts and retry log lines, like the client's own `AUTH`.
+    pub secrets: Vec<String>,
 }
 
 impl Request {
@@ -273,10 +276,18 @@ impl Request {
             headers: Vec::new(),
             deadline: None,
             max_body: MAX_BODY_BYTES,
+            secrets: Vec::new(),
         }
     }
     pub fn json(mut self, body: Value) -> Self {
         self.body = Some(body);
+        self
+    }
+    /// A header holding a credential (e.g. a token for a credentials endpoint): sent as is,
+    /// never shown in this request's errors or logs even when the server echoes it.
+    pub fn secret_header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_string()));
+        self.secrets.push(value.to_string());
         self
     }
     pub fn bytes(mut self, body: Vec<u8>) -> Self {
@@ -582,7 +593,7 @@ impl KintoClient {
                     &request.method,
                     &request.url,
                     attempt,
-                    kind.without(&self.auth_secrets),
+                    kind.without(&self.auth_secrets).without(&request.secrets),
                 )
             };
             let (kind, server_wait) = match outcome {
@@ -606,7 +617,8 @@ impl KintoClient {
                 display_url(&request.url),
                 kind.clone()
                     .without(&secret_query_values(&request.url))
-                    .without(&self.auth_secrets),
+                    .without(&self.auth_secrets)
+                    .without(&request.secrets),
                 self.retries,
                 delay.as_secs_f64()
             );
@@ -1241,6 +1253,25 @@ mod tests {
         let err = get_json_from(&bearer, &url).await.unwrap_err();
         assert!(!format!("{err} {err:?}").contains("m4rker"), "{err}");
         assert_eq!(err.status(), Some(403));
+    }
+
+    #[tokio::test]
+    async fn a_secret_header_echoed_by_the_server_stays_out_of_errors() {
+        let (base, _) = scripted(vec![Some((
+            401,
+            r#"{"message": "refused token tok-h3ader-m4rker"}"#,
+        ))])
+        .await;
+        let url = Url::parse(&format!("{base}/creds")).unwrap();
+        let request =
+            Request::new(Method::GET, url).secret_header("Authorization", "tok-h3ader-m4rker");
+        let err = fast_client(&base).send(&request).await.unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("m4rker"), "{text}");
+        assert!(
+            text.contains("HTTP 401 (refused token [redacted])"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -145,9 +145,9 @@ impl ContainerEndpoint {
         let mut request = Request::new(Method::GET, self.url.clone());
         request.max_body = MAX_ANSWER_BYTES;
         match &self.token {
-            Some(TokenSource::Value(token)) => request
-                .headers
-                .push(("Authorization", token.expose().to_string())),
+            Some(TokenSource::Value(token)) => {
+                request = request.secret_header("Authorization", token.expose());
+            }
             Some(TokenSource::File(path)) => {
                 let token = std::fs::read_to_string(path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))
@@ -162,7 +162,7 @@ impl ContainerEndpoint {
                             )),
                         )
                     })?;
-                request.headers.push(("Authorization", token));
+                request = request.secret_header("Authorization", &token);
             }
             None => {}
         }
