@@ -607,18 +607,16 @@ impl KintoClient {
                 Attempt::Fail(kind) => return Err(err(kind)),
                 Attempt::Retry(kind, server_wait) => (kind, server_wait),
             };
+            let shown = err(kind);
             if attempt > self.retries {
-                return Err(err(kind));
+                return Err(shown);
             }
             let delay = server_wait.unwrap_or_else(|| self.backoff_delay(attempt));
             log::info!(
                 "{} {}: {}; retry {attempt}/{} in {:.2}s",
-                request.method,
-                display_url(&request.url),
-                kind.clone()
-                    .without(&secret_query_values(&request.url))
-                    .without(&self.auth_secrets)
-                    .without(&request.secrets),
+                shown.method,
+                shown.url,
+                shown.kind,
                 self.retries,
                 delay.as_secs_f64()
             );
