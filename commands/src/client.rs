@@ -447,18 +447,25 @@ fn header_seconds(headers: &HeaderMap, name: &str) -> Option<Duration> {
 /// `<Code>` and `<Message>` of an S3 XML error (nothing else of it: S3 errors may echo the
 /// request's credential scope).
 fn error_detail(body: &[u8]) -> Option<String> {
-    let message = match serde_json::from_slice::<Value>(body) {
-        Ok(value) => value.get("message")?.as_str()?.to_string(),
-        Err(_) => xml_error_detail(body)?,
-    };
-    let line: String = message
-        .lines()
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value) => kinto_error_message(&value),
+        Err(_) => Some(one_line(&xml_error_detail(body)?)),
+    }
+}
+
+/// The `message` of a Kinto error body, bounded to one short line.
+fn kinto_error_message(body: &Value) -> Option<String> {
+    Some(one_line(body.get("message")?.as_str()?))
+}
+
+/// The first line of `text`, at most 200 characters.
+fn one_line(text: &str) -> String {
+    text.lines()
         .next()
         .unwrap_or_default()
         .chars()
         .take(200)
-        .collect();
-    Some(line)
+        .collect()
 }
 
 /// `Code: Message` of an S3-style XML error body.
@@ -901,9 +908,7 @@ impl BatchResponse {
 
     /// The `message` of a Kinto error body, bounded to one short line.
     pub fn error_message(&self) -> Option<String> {
-        serde_json::to_vec(&self.body)
-            .ok()
-            .and_then(|bytes| error_detail(&bytes))
+        kinto_error_message(&self.body)
     }
 }
 
