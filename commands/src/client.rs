@@ -546,6 +546,15 @@ impl KintoClient {
         url
     }
 
+    /// [`Self::url`] with query parameters (none: no `?`).
+    pub fn url_with_query(&self, path: &str, query: &[(&str, &str)]) -> Url {
+        let mut url = self.url(path);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
     /// Send one request with retries. Credentials are attached only when the URL is on the
     /// server's origin.
     pub async fn send(&self, request: &Request) -> Result<Response, ClientError> {
@@ -747,10 +756,7 @@ impl KintoClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<(T, Response), ClientError> {
-        let mut url = self.url(path);
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
+        let url = self.url_with_query(path, query);
         let (response, value) = self
             .send_checked(&Request::new(Method::GET, url), Response::json)
             .await?;
@@ -767,10 +773,7 @@ impl KintoClient {
         struct Page {
             data: Vec<Value>,
         }
-        let mut url = self.url(path);
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
+        let mut url = self.url_with_query(path, query);
         let mut all = Vec::new();
         let mut pages = 0usize;
         loop {
@@ -808,11 +811,7 @@ impl KintoClient {
         collection: &str,
     ) -> Result<u64, ClientError> {
         let path = format!("/buckets/{bucket}/collections/{collection}/records");
-        let url = {
-            let mut u = self.url(&path);
-            u.query_pairs_mut().append_pair("_limit", "1");
-            u
-        };
+        let url = self.url_with_query(&path, &[("_limit", "1")]);
         let (_, timestamp) = self
             .send_checked(&Request::new(Method::GET, url), |response| {
                 response

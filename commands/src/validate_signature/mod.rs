@@ -179,9 +179,10 @@ impl Run<'_> {
         &self,
         entry: &ChangesEntry,
     ) -> Result<(ChangesetDigest, Duration), ClientError> {
-        let mut url = self.client.url(&format!("{}/changeset", entry.path()));
-        url.query_pairs_mut()
-            .append_pair("_expected", &entry.last_modified.to_string());
+        let url = self.client.url_with_query(
+            &format!("{}/changeset", entry.path()),
+            &[("_expected", &entry.last_modified.to_string())],
+        );
         let request = Request::new(Method::GET, url);
         self.client
             .send_checked_async(&request, |response| async move {
