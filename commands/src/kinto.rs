@@ -309,12 +309,12 @@ impl ServerInfo {
 
 /// Helper for commands that need a shape error on a URL.
 pub fn shape_error(client: &KintoClient, path: &str, message: impl Into<String>) -> ClientError {
-    ClientError {
-        method: "GET".into(),
-        url: client.url(path).to_string(),
-        attempts: 1,
-        kind: ClientErrorKind::Shape(message.into()),
-    }
+    ClientError::new(
+        &reqwest::Method::GET,
+        &client.url(path),
+        1,
+        ClientErrorKind::Shape(message.into()),
+    )
 }
 
 #[cfg(test)]
