@@ -344,23 +344,9 @@ fn same_origin(a: &Url, b: &Url) -> bool {
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
-/// The forms in which `auth` travels, for scrubbing error texts (values shorter than 3 characters
-/// are left alone: they would mangle every text).
+/// The forms in which `auth` travels, for scrubbing error texts (see [`Auth::forms`]).
 fn auth_secrets(auth: Option<&Auth>) -> Arc<[String]> {
-    use base64::Engine as _;
-    let mut forms = Vec::new();
-    match auth {
-        Some(Auth::Basic { user, password }) => {
-            let pair = format!("{user}:{}", password.expose());
-            forms.push(base64::engine::general_purpose::STANDARD.encode(&pair));
-            forms.push(pair);
-            forms.push(password.expose().to_string());
-        }
-        Some(Auth::Bearer(token)) => forms.push(token.expose().to_string()),
-        None => {}
-    }
-    forms.retain(|f| f.len() >= 3);
-    forms.into()
+    auth.map(Auth::forms).unwrap_or_default().into()
 }
 
 fn auth_header(auth: &Auth) -> HeaderValue {

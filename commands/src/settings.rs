@@ -100,16 +100,7 @@ impl RawSettings {
                 let used = value.trim();
                 out.push(used.to_string());
                 out.push(base64::engine::general_purpose::STANDARD.encode(value));
-                match Auth::parse(&Secret::new(used)) {
-                    Auth::Basic { user, password } => {
-                        if password.expose().len() >= 3 {
-                            out.push(password.expose().to_string());
-                        }
-                        let pair = format!("{user}:{}", password.expose());
-                        out.push(base64::engine::general_purpose::STANDARD.encode(pair));
-                    }
-                    Auth::Bearer(token) => out.push(token.expose().to_string()),
-                }
+                out.extend(Auth::parse(&Secret::new(used)).forms());
             }
             if name == "SENTRY_DSN" {
                 // Only the key part of a DSN is secret-ish; the whole value is scrubbed anyway.
@@ -413,6 +404,25 @@ impl Auth {
 
     pub fn from_settings(raw: &RawSettings, name: &str) -> Option<Auth> {
         raw.secret(name).map(|s| Auth::parse(&s))
+    }
+
+    /// The forms in which these credentials travel (a Basic password alone, `user:pass` and its
+    /// base64; a token), for scrubbing texts. Forms shorter than 3 characters are left out: they
+    /// would mangle every text.
+    pub fn forms(&self) -> Vec<String> {
+        use base64::Engine as _;
+        let mut forms = Vec::new();
+        match self {
+            Auth::Basic { user, password } => {
+                let pair = format!("{user}:{}", password.expose());
+                forms.push(base64::engine::general_purpose::STANDARD.encode(&pair));
+                forms.push(pair);
+                forms.push(password.expose().to_string());
+            }
+            Auth::Bearer(token) => forms.push(token.expose().to_string()),
+        }
+        forms.retain(|f| f.len() >= 3);
+        forms
     }
 }
 
