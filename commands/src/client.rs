@@ -74,7 +74,7 @@ const SECRET_QUERY_PARAMS: &[&str] = &[
     "x_amz_signature",
 ];
 
-pub fn is_secret_query_param(name: &str) -> bool {
+fn is_secret_query_param(name: &str) -> bool {
     let name = name.to_ascii_lowercase().replace('-', "_");
     SECRET_QUERY_PARAMS.contains(&name.as_str())
 }
@@ -94,25 +94,32 @@ pub fn display_url(url: &Url) -> String {
     {
         shown.set_query(None);
     } else if let Some(query) = url.query() {
-        let is_secret = |pair: &str| {
-            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
-            form_urlencoded::parse(name.as_bytes())
-                .next()
-                .is_some_and(|(decoded, _)| is_secret_query_param(&decoded))
-        };
-        if query.split('&').any(is_secret) {
-            let pairs: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((name, _)) if is_secret(pair) => format!("{name}={REDACTED_VALUE}"),
-                    None if is_secret(pair) => format!("{pair}={REDACTED_VALUE}"),
-                    _ => pair.to_string(),
-                })
-                .collect();
-            shown.set_query(Some(&pairs.join("&")));
+        let redacted = redact_query(query);
+        if redacted != query {
+            shown.set_query(Some(&redacted));
         }
     }
     shown.to_string()
+}
+
+/// A query string (without `?`) with the values of its credential parameters (names compared
+/// once decoded) replaced by `[redacted]`; every other pair is kept byte for byte.
+pub fn redact_query(query: &str) -> String {
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            let secret = form_urlencoded::parse(name.as_bytes())
+                .next()
+                .is_some_and(|(decoded, _)| is_secret_query_param(&decoded));
+            if secret {
+                format!("{name}={REDACTED_VALUE}")
+            } else {
+                pair.to_string()
+            }
+        })
+        .collect();
+    pairs.join("&")
 }
 
 /// The values of a URL's credential query parameters, decoded and as sent, for scrubbing texts.

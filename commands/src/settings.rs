@@ -323,7 +323,7 @@ pub fn quote(value: &str) -> String {
 /// the user-info part (`user:password@`, with or without a scheme) and the values of credential
 /// query parameters (`api_key=...`) show as `[redacted]`.
 pub fn quote_url(value: &str) -> String {
-    use crate::client::{is_secret_query_param, REDACTED_VALUE};
+    use crate::client::{redact_query, REDACTED_VALUE};
     let (scheme, rest) = match value.find("://") {
         Some(i) => value.split_at(i + 3),
         None => ("", value),
@@ -341,14 +341,7 @@ pub fn quote_url(value: &str) -> String {
                 Some((q, f)) => (q, format!("#{f}")),
                 None => (query, String::new()),
             };
-            let pairs: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((k, _)) if is_secret_query_param(k) => format!("{k}={REDACTED_VALUE}"),
-                    _ => pair.to_string(),
-                })
-                .collect();
-            format!("{path}?{}{fragment}", pairs.join("&"))
+            format!("{path}?{}{fragment}", redact_query(query))
         }
     };
     quote(&format!("{scheme}{authority}{tail}"))
@@ -575,6 +568,7 @@ mod tests {
             "http://u:pw-secret@ho st/v1",
             "u:pw-secret@host/v1",
             "gopher://h/q?api_key=pw-secret&x=1",
+            "gopher://h/q?x=1&api%5Fkey=pw-secret",
             "not a url?token=pw-secret#f",
         ] {
             for name in ["SERVER", "REDASH_API_QUERY_URL", "AWS_ENDPOINT_URL"] {
