@@ -360,6 +360,16 @@ impl Run {
     pub fn lines(&self) -> Vec<&str> {
         self.stdout.lines().collect()
     }
+
+    /// Panics if one of `secrets` shows in stdout or stderr.
+    pub fn assert_hides(&self, secrets: &[&str]) {
+        for secret in secrets {
+            assert!(
+                !self.stdout.contains(secret) && !self.stderr.contains(secret),
+                "{secret} shown: {self:?}"
+            );
+        }
+    }
 }
 
 /// Run the real binary with exactly these environment variables (nothing inherited but PATH).
