@@ -441,28 +441,18 @@ async fn a_side_that_cannot_be_read_leaves_the_check_incomplete_with_exit_3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writer_servers_and_credentials_are_required() {
     let stack = Stack::get();
-    let run = run_bin(
-        &["consistency_checks"],
-        &[
-            ("SERVER", stack.reader_server.as_str()),
-            ("AUTH", stack.editor.as_str()),
-        ],
-    )
-    .await;
+    let reader = [
+        ("SERVER", stack.reader_server.as_str()),
+        ("AUTH", stack.editor.as_str()),
+    ];
+    let run = run_bin(&["consistency_checks"], &reader).await;
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(
         run.stderr,
         "error: No signer capabilities found. Run on *writer* server!\n"
     );
     assert_eq!(run.stdout, "");
-    let json_run = run_bin(
-        &["consistency_checks", "--json"],
-        &[
-            ("SERVER", stack.reader_server.as_str()),
-            ("AUTH", stack.editor.as_str()),
-        ],
-    )
-    .await;
+    let json_run = run_bin(&["consistency_checks", "--json"], &reader).await;
     assert_eq!(json_run.code, 2);
     assert_eq!(json_run.json()["error"]["code"], "UsageError");
 
