@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -23,44 +22,12 @@ async fn scratch(kinto: &Kinto, cids: &[&str]) -> String {
     bid
 }
 
-/// The records of a collection by id, without `last_modified` (what a backport must copy).
-async fn contents(kinto: &Kinto, bid: &str, cid: &str) -> BTreeMap<String, Value> {
-    records(kinto, bid, cid)
-        .await
-        .into_iter()
-        .map(|(id, mut r)| {
-            r.as_object_mut().unwrap().remove("last_modified");
-            (id, r)
-        })
-        .collect()
-}
-
-/// The records of a collection by id, as stored.
-async fn records(kinto: &Kinto, bid: &str, cid: &str) -> BTreeMap<String, Value> {
-    let list = kinto
-        .ok(
-            reqwest::Method::GET,
-            &format!("/buckets/{bid}/collections/{cid}/records"),
-            None,
-        )
-        .await;
-    list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["id"].as_str().unwrap().to_string(), r.clone()))
-        .collect()
-}
-
-async fn collection_status(kinto: &Kinto, bid: &str, cid: &str) -> Value {
-    kinto
-        .ok(
-            reqwest::Method::GET,
-            &format!("/buckets/{bid}/collections/{cid}"),
-            None,
-        )
-        .await["data"]["status"]
-        .clone()
+/// A scratch bucket whose collections `new` and `old` hold these records.
+async fn pair(kinto: &Kinto, new: &[Value], old: &[Value]) -> String {
+    let bid = scratch(kinto, &["new", "old"]).await;
+    kinto.put_records(&bid, "new", new).await;
+    kinto.put_records(&bid, "old", old).await;
+    bid
 }
 
 /// The settings of one source/destination pair.
@@ -89,29 +56,20 @@ async fn backport(env: &[(&str, &str)]) -> Run {
 async fn creations_updates_and_deletions_propagate_then_a_second_run_is_in_sync() {
     let stack = Stack::get();
     let kinto = stack.editor();
-    let bid = scratch(&kinto, &["new", "old"]).await;
-    kinto
-        .put_records(
-            &bid,
-            "new",
-            &[
-                json!({"id": "created", "v": 1}),
-                json!({"id": "same", "v": 1}),
-                json!({"id": "updated", "v": 2, "nested": {"a": [1, 2]}}),
-            ],
-        )
-        .await;
-    kinto
-        .put_records(
-            &bid,
-            "old",
-            &[
-                json!({"id": "same", "v": 1}),
-                json!({"id": "updated", "v": 1}),
-                json!({"id": "deleted", "v": 0}),
-            ],
-        )
-        .await;
+    let bid = pair(
+        &kinto,
+        &[
+            json!({"id": "created", "v": 1}),
+            json!({"id": "same", "v": 1}),
+            json!({"id": "updated", "v": 2, "nested": {"a": [1, 2]}}),
+        ],
+        &[
+            json!({"id": "same", "v": 1}),
+            json!({"id": "updated", "v": 1}),
+            json!({"id": "deleted", "v": 0}),
+        ],
+    )
+    .await;
     let e = env(&stack.server, &stack.editor, (&bid, "new"), (&bid, "old"));
     let run = backport(&e).await;
     assert_eq!(run.code, 0, "{run:?}");
@@ -126,8 +84,8 @@ async fn creations_updates_and_deletions_propagate_then_a_second_run_is_in_sync(
         ]
     );
     assert_eq!(
-        contents(&kinto, &bid, "old").await,
-        contents(&kinto, &bid, "new").await
+        kinto.contents(&bid, "old").await,
+        kinto.contents(&bid, "new").await
     );
 
     let again = backport(&e).await;
@@ -139,10 +97,8 @@ async fn creations_updates_and_deletions_propagate_then_a_second_run_is_in_sync(
 async fn a_destination_touched_after_the_source_still_receives_its_changes() {
     let stack = Stack::get();
     let kinto = stack.editor();
-    let bid = scratch(&kinto, &["new", "old"]).await;
     let records = [json!({"id": "a", "v": 1}), json!({"id": "b", "v": 1})];
-    kinto.put_records(&bid, "new", &records).await;
-    kinto.put_records(&bid, "old", &records).await;
+    let bid = pair(&kinto, &records, &records).await;
     // The source changes first, then someone touches the destination: the destination's
     // timestamp is now the newer one, which says nothing about its content.
     kinto
@@ -172,8 +128,8 @@ async fn a_destination_touched_after_the_source_still_receives_its_changes() {
         ]
     );
     assert_eq!(
-        contents(&kinto, &bid, "old").await,
-        contents(&kinto, &bid, "new").await
+        kinto.contents(&bid, "old").await,
+        kinto.contents(&bid, "new").await
     );
 }
 
@@ -181,21 +137,16 @@ async fn a_destination_touched_after_the_source_still_receives_its_changes() {
 async fn source_filters_select_the_records_the_destination_holds() {
     let stack = Stack::get();
     let kinto = stack.editor();
-    let bid = scratch(&kinto, &["new", "old"]).await;
-    kinto
-        .put_records(
-            &bid,
-            "new",
-            &[
-                json!({"id": "young", "age": 10}),
-                json!({"id": "adult", "age": 30}),
-                json!({"id": "senior", "age": 70}),
-            ],
-        )
-        .await;
-    kinto
-        .put_record(&bid, "old", json!({"id": "young", "age": 10}))
-        .await;
+    let bid = pair(
+        &kinto,
+        &[
+            json!({"id": "young", "age": 10}),
+            json!({"id": "adult", "age": 30}),
+            json!({"id": "senior", "age": 70}),
+        ],
+        &[json!({"id": "young", "age": 10})],
+    )
+    .await;
     let mut e = env(&stack.server, &stack.editor, (&bid, "new"), (&bid, "old"));
     e.push(("BACKPORT_RECORDS_SOURCE_FILTERS", r#"{"min_age": 20}"#));
     let run = backport(&e).await;
@@ -210,7 +161,7 @@ async fn source_filters_select_the_records_the_destination_holds() {
             "Done. 3 changes applied.".to_string(),
         ]
     );
-    let old = contents(&kinto, &bid, "old").await;
+    let old = kinto.contents(&bid, "old").await;
     assert_eq!(old.keys().collect::<Vec<_>>(), ["adult", "senior"]);
 }
 
@@ -253,7 +204,7 @@ async fn mappings_run_several_pairs_each_with_its_filters() {
             "Records are in sync. Nothing to do.".to_string(),
         ]
     );
-    let a_old = contents(&kinto, &bid, "a-old").await;
+    let a_old = kinto.contents(&bid, "a-old").await;
     assert_eq!(a_old.keys().collect::<Vec<_>>(), ["x"]);
 }
 
@@ -378,22 +329,22 @@ async fn a_destination_with_review_gets_to_review_from_the_backport_user() {
         Some("Done. Requested review for 2 changes.")
     );
     assert_eq!(
-        collection_status(&editor, "main-workspace", &cid).await,
+        editor.collection("main-workspace", &cid).await["status"],
         "to-review"
     );
     // The preview holds the changes for the reviewer, who can approve them: the backport user
     // is the editor.
     assert_eq!(
-        contents(&editor, "main-preview", &cid).await,
-        contents(&editor, &bid, "new").await
+        editor.contents("main-preview", &cid).await,
+        editor.contents(&bid, "new").await
     );
     stack
         .reviewer()
         .patch_collection("main-workspace", &cid, json!({"status": "to-sign"}))
         .await;
     assert_eq!(
-        contents(&editor, "main", &cid).await,
-        contents(&editor, &bid, "new").await
+        editor.contents("main", &cid).await,
+        editor.contents(&bid, "new").await
     );
 }
 
@@ -422,10 +373,10 @@ async fn a_destination_without_review_is_signed_directly() {
             "Done. 1 changes applied and signed.".to_string(),
         ]
     );
-    assert_eq!(collection_status(&editor, "staging", &cid).await, "signed");
+    assert_eq!(editor.collection("staging", &cid).await["status"], "signed");
     assert_eq!(
-        contents(&editor, "blocklists", &cid).await,
-        contents(&editor, &bid, "new").await
+        editor.contents("blocklists", &cid).await,
+        editor.contents(&bid, "new").await
     );
 }
 
@@ -441,7 +392,7 @@ async fn in_sync_records_in_an_unsigned_destination_still_get_signed() {
     // Someone already copied the records, but nobody asked for the signature.
     editor.put_records("staging", &cid, &records).await;
     assert_eq!(
-        collection_status(&editor, "staging", &cid).await,
+        editor.collection("staging", &cid).await["status"],
         "work-in-progress"
     );
     let e = env(
@@ -453,10 +404,10 @@ async fn in_sync_records_in_an_unsigned_destination_still_get_signed() {
     let run = backport(&e).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.lines(), ["Done. 0 changes applied and signed."]);
-    assert_eq!(collection_status(&editor, "staging", &cid).await, "signed");
+    assert_eq!(editor.collection("staging", &cid).await["status"], "signed");
     assert_eq!(
-        contents(&editor, "blocklists", &cid).await,
-        contents(&editor, &bid, "new").await
+        editor.contents("blocklists", &cid).await,
+        editor.contents(&bid, "new").await
     );
     let again = backport(&e).await;
     assert_eq!(again.lines(), ["Records are in sync. Nothing to do."]);
@@ -483,7 +434,7 @@ async fn dry_run_prints_the_plan_and_leaves_the_server_unchanged() {
             &[json!({"id": "a", "v": 1}), json!({"id": "c", "v": 1})],
         )
         .await;
-    let before = records(&editor, "staging", &cid).await;
+    let before = editor.records_by_id("staging", &cid).await;
     let before_ts = editor.records_timestamp("staging", &cid).await;
     let mut e = env(
         &stack.server,
@@ -504,37 +455,28 @@ async fn dry_run_prints_the_plan_and_leaves_the_server_unchanged() {
             "Dry run. 3 changes would be applied and signed.".to_string(),
         ]
     );
-    assert_eq!(records(&editor, "staging", &cid).await, before);
+    assert_eq!(editor.records_by_id("staging", &cid).await, before);
     assert_eq!(editor.records_timestamp("staging", &cid).await, before_ts);
     assert_eq!(
-        collection_status(&editor, "staging", &cid).await,
+        editor.collection("staging", &cid).await["status"],
         "work-in-progress"
     );
     // The flag form too.
     let flag = run_bin(&["backport_records", "--dry-run"], &e[..e.len() - 1]).await;
     assert_eq!(flag.stdout, run.stdout);
-    assert_eq!(records(&editor, "staging", &cid).await, before);
+    assert_eq!(editor.records_by_id("staging", &cid).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_concurrent_edit_of_a_destination_record_is_reported_not_overwritten() {
     let stack = Stack::get();
     let kinto = stack.editor();
-    let bid = scratch(&kinto, &["new", "old"]).await;
-    kinto
-        .put_records(
-            &bid,
-            "new",
-            &[json!({"id": "r1", "v": 2}), json!({"id": "r2", "v": 2})],
-        )
-        .await;
-    kinto
-        .put_records(
-            &bid,
-            "old",
-            &[json!({"id": "r1", "v": 1}), json!({"id": "r2", "v": 1})],
-        )
-        .await;
+    let bid = pair(
+        &kinto,
+        &[json!({"id": "r1", "v": 2}), json!({"id": "r2", "v": 2})],
+        &[json!({"id": "r1", "v": 1}), json!({"id": "r2", "v": 1})],
+    )
+    .await;
     // The batch waits in the proxy while someone edits r1 in the destination.
     let proxy = Proxy::start(&stack.server).await;
     proxy.fail("/batch", vec![Fault::Delay(Duration::from_millis(1500))]);
@@ -572,7 +514,7 @@ async fn a_concurrent_edit_of_a_destination_record_is_reported_not_overwritten()
         "{}",
         run.stderr
     );
-    let old = contents(&kinto, &bid, "old").await;
+    let old = kinto.contents(&bid, "old").await;
     assert_eq!(old["r1"], json!({"id": "r1", "v": "edited"}));
     assert_eq!(old["r2"], json!({"id": "r2", "v": 2}));
 }
@@ -665,7 +607,7 @@ async fn a_refused_sub_request_is_exit_1_naming_the_record() {
         "{}",
         run.stderr
     );
-    let old = contents(&editor, &dest, "old").await;
+    let old = editor.contents(&dest, "old").await;
     assert_eq!(old["fresh"], json!({"id": "fresh", "v": 1}));
     assert_eq!(old["owned"], json!({"id": "owned", "v": 1}));
 }
@@ -674,21 +616,12 @@ async fn a_refused_sub_request_is_exit_1_naming_the_record() {
 async fn a_batch_whose_answer_was_lost_is_retried_without_applying_twice() {
     let stack = Stack::get();
     let kinto = stack.editor();
-    let bid = scratch(&kinto, &["new", "old"]).await;
-    kinto
-        .put_records(
-            &bid,
-            "new",
-            &[json!({"id": "add", "v": 1}), json!({"id": "upd", "v": 2})],
-        )
-        .await;
-    kinto
-        .put_records(
-            &bid,
-            "old",
-            &[json!({"id": "upd", "v": 1}), json!({"id": "del", "v": 0})],
-        )
-        .await;
+    let bid = pair(
+        &kinto,
+        &[json!({"id": "add", "v": 1}), json!({"id": "upd", "v": 2})],
+        &[json!({"id": "upd", "v": 1}), json!({"id": "del", "v": 0})],
+    )
+    .await;
     // The server applies the first batch, but its answer never reaches the client.
     let proxy = Proxy::start(&stack.server).await;
     proxy.fail("/batch", vec![Fault::LoseAnswer]);
@@ -720,7 +653,7 @@ async fn a_batch_whose_answer_was_lost_is_retried_without_applying_twice() {
         .map(|r| &r["status"])
         .collect();
     assert_eq!(statuses, [&json!(201), &json!(200), &json!(200)]);
-    let old = records(&kinto, &bid, "old").await;
+    let old = kinto.records_by_id(&bid, "old").await;
     for (i, id) in ["add", "upd"].iter().enumerate() {
         assert_eq!(
             old[*id]["last_modified"], lost["responses"][i]["body"]["data"]["last_modified"],
@@ -728,8 +661,8 @@ async fn a_batch_whose_answer_was_lost_is_retried_without_applying_twice() {
         );
     }
     assert_eq!(
-        contents(&kinto, &bid, "old").await,
-        contents(&kinto, &bid, "new").await
+        kinto.contents(&bid, "old").await,
+        kinto.contents(&bid, "new").await
     );
 }
 
@@ -737,9 +670,8 @@ async fn a_batch_whose_answer_was_lost_is_retried_without_applying_twice() {
 async fn a_batch_failing_after_retries_stops_the_writes_with_exit_3() {
     let stack = Stack::get();
     let kinto = stack.editor();
-    let bid = scratch(&kinto, &["new", "old"]).await;
     let records: Vec<Value> = (0..60).map(|i| json!({"id": format!("r{i:02}")})).collect();
-    kinto.put_records(&bid, "new", &records).await;
+    let bid = pair(&kinto, &records, &[]).await;
     let proxy = Proxy::start(&stack.server).await;
     proxy.fail_always("/batch", Fault::Status(503, None));
     let mut e = env(&proxy.url, &stack.editor, (&bid, "new"), (&bid, "old"));
@@ -771,7 +703,7 @@ async fn a_batch_failing_after_retries_stops_the_writes_with_exit_3() {
         "{}",
         run.stderr
     );
-    assert!(contents(&kinto, &bid, "old").await.is_empty());
+    assert!(kinto.contents(&bid, "old").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -779,11 +711,10 @@ async fn five_thousand_records_are_written_in_batches_several_in_flight() {
     let stack = Stack::get();
     // The bulk server: thousands of writes there neither wait for nor slow down other tests.
     let kinto = Kinto::new(&stack.bulk_server, &stack.editor);
-    let bid = scratch(&kinto, &["new", "old"]).await;
     let records: Vec<Value> = (0..5000)
         .map(|i| json!({"id": format!("r{i:04}"), "n": i}))
         .collect();
-    kinto.put_records(&bid, "new", &records).await;
+    let bid = pair(&kinto, &records, &[]).await;
     let proxy = Proxy::start(&stack.bulk_server).await;
     let run = backport(&env(
         &proxy.url,
@@ -804,7 +735,7 @@ async fn five_thousand_records_are_written_in_batches_several_in_flight() {
     assert_eq!(proxy.count("POST /v1/batch"), 200);
     assert!(proxy.max_in_flight() > 1, "{}", proxy.max_in_flight());
     assert!(proxy.max_in_flight() <= 4, "{}", proxy.max_in_flight());
-    let old = contents(&kinto, &bid, "old").await;
+    let old = kinto.contents(&bid, "old").await;
     assert_eq!(old.len(), 5000);
-    assert_eq!(old, contents(&kinto, &bid, "new").await);
+    assert_eq!(old, kinto.contents(&bid, "new").await);
 }

@@ -9,7 +9,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::proxy::{Fault, Proxy};
-use support::{run_bin, unique, Stack};
+use support::{run_bin, unique, Run, Stack};
 
 fn records(n: usize) -> Vec<Value> {
     (0..n)
@@ -29,19 +29,29 @@ fn env<'a>(server: &'a str, mon: &'a str, auth: &'a str) -> Vec<(&'a str, &'a st
 
 /// Publish `records` from `source_bucket/cid` and return the monitor entries of its destination
 /// and, where there is one, its preview.
-async fn publish(stack: &Stack, source_bucket: &str, cid: &str, n: usize) -> Vec<(String, u64)> {
+async fn publish<'a>(
+    stack: &Stack,
+    source_bucket: &str,
+    cid: &'a str,
+    n: usize,
+) -> Vec<(String, &'a str, u64)> {
     let ts = stack.publish(source_bucket, cid, &records(n)).await;
     let (destination, preview) = match source_bucket {
         "main-workspace" => ("main", Some("main-preview")),
         "security-state-staging" => ("security-state", Some("security-state-preview")),
         _ => ("blocklists", None),
     };
-    let mut entries = vec![(destination.to_string(), ts)];
+    let mut entries = vec![(destination.to_string(), cid, ts)];
     if let Some(preview) = preview {
         let pts = stack.editor().records_timestamp(preview, cid).await;
-        entries.push((preview.to_string(), pts));
+        entries.push((preview.to_string(), cid, pts));
     }
     entries
+}
+
+/// Run `consistency_checks` over the monitor collection `mon`.
+async fn check(server: &str, mon: &str, auth: &str) -> Run {
+    run_bin(&["consistency_checks"], &env(server, mon, auth)).await
 }
 
 async fn monitor(stack: &Stack, entries: &[(String, &str, u64)]) -> String {
@@ -52,34 +62,17 @@ async fn monitor(stack: &Stack, entries: &[(String, &str, u64)]) -> String {
     stack.scratch_monitor(&refs).await.0
 }
 
-fn entries_of(cid: &str, published: Vec<(String, u64)>) -> Vec<(String, &str, u64)> {
-    published.into_iter().map(|(b, ts)| (b, cid, ts)).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freshly_signed_collections_are_ok_with_at_most_three_reads_each() {
     let stack = Stack::get();
     let (reviewed, direct, onecrl) = (unique("cc-main"), unique("cc-bl"), unique("cc-ss"));
-    let mut entries = entries_of(
-        &reviewed,
-        publish(&stack, "main-workspace", &reviewed, 8).await,
-    );
-    entries.extend(entries_of(
-        &direct,
-        publish(&stack, "staging", &direct, 3).await,
-    ));
-    entries.extend(entries_of(
-        &onecrl,
-        publish(&stack, "security-state-staging", &onecrl, 2).await,
-    ));
+    let mut entries = publish(&stack, "main-workspace", &reviewed, 8).await;
+    entries.extend(publish(&stack, "staging", &direct, 3).await);
+    entries.extend(publish(&stack, "security-state-staging", &onecrl, 2).await);
     let mon = monitor(&stack, &entries).await;
     let proxy = Proxy::start(&stack.server).await;
 
-    let run = run_bin(
-        &["consistency_checks"],
-        &env(&proxy.url, &mon, &stack.editor),
-    )
-    .await;
+    let run = check(&proxy.url, &mon, &stack.editor).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.stderr, "");
     // Sorted by bucket and collection, previews not listed on their own.
@@ -118,11 +111,8 @@ async fn work_in_progress_is_skipped_after_a_single_read() {
     let stack = Stack::get();
     let editor = stack.editor();
     let (edited, asked) = (unique("cc-wip"), unique("cc-asked"));
-    let mut entries = entries_of(&edited, publish(&stack, "main-workspace", &edited, 2).await);
-    entries.extend(entries_of(
-        &asked,
-        publish(&stack, "staging", &asked, 2).await,
-    ));
+    let mut entries = publish(&stack, "main-workspace", &edited, 2).await;
+    entries.extend(publish(&stack, "staging", &asked, 2).await);
     // An edit after signing puts the source in work-in-progress.
     editor
         .put_record(
@@ -141,11 +131,7 @@ async fn work_in_progress_is_skipped_after_a_single_read() {
     let mon = monitor(&stack, &entries).await;
     let proxy = Proxy::start(&stack.server).await;
 
-    let run = run_bin(
-        &["consistency_checks"],
-        &env(&proxy.url, &mon, &stack.editor),
-    )
-    .await;
+    let run = check(&proxy.url, &mon, &stack.editor).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         run.lines()[1..],
@@ -163,7 +149,7 @@ async fn under_review_a_preview_matching_the_source_is_ok() {
     let stack = Stack::get();
     let editor = stack.editor();
     let cid = unique("cc-review");
-    let entries = entries_of(&cid, publish(&stack, "main-workspace", &cid, 3).await);
+    let entries = publish(&stack, "main-workspace", &cid, 3).await;
     editor
         .put_record(
             "main-workspace",
@@ -177,11 +163,7 @@ async fn under_review_a_preview_matching_the_source_is_ok() {
         .await;
     let mon = monitor(&stack, &entries).await;
 
-    let run = run_bin(
-        &["consistency_checks"],
-        &env(&stack.server, &mon, &stack.editor),
-    )
-    .await;
+    let run = check(&stack.server, &mon, &stack.editor).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.lines()[1..], [format!("main/{cid} OK")]);
 }
@@ -192,7 +174,7 @@ async fn under_review_a_preview_that_differs_from_the_source_is_reported() {
     let editor = stack.editor();
     let admin = stack.admin();
     let cid = unique("cc-tampered");
-    let entries = entries_of(&cid, publish(&stack, "main-workspace", &cid, 4).await);
+    let entries = publish(&stack, "main-workspace", &cid, 4).await;
     editor
         .put_record(
             "main-workspace",
@@ -221,11 +203,7 @@ async fn under_review_a_preview_that_differs_from_the_source_is_reported() {
     admin.delete_record("main-preview", &cid, "r2").await;
     let mon = monitor(&stack, &entries).await;
 
-    let run = run_bin(
-        &["consistency_checks"],
-        &env(&stack.server, &mon, &stack.editor),
-    )
-    .await;
+    let run = check(&stack.server, &mon, &stack.editor).await;
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(
         run.lines()[1..],
@@ -248,18 +226,9 @@ async fn signed_collections_whose_published_records_differ_are_reported() {
     let stack = Stack::get();
     let admin = stack.admin();
     let (reviewed, direct, intact) = (unique("cc-dest"), unique("cc-bl"), unique("cc-intact"));
-    let mut entries = entries_of(
-        &reviewed,
-        publish(&stack, "main-workspace", &reviewed, 3).await,
-    );
-    entries.extend(entries_of(
-        &direct,
-        publish(&stack, "staging", &direct, 3).await,
-    ));
-    entries.extend(entries_of(
-        &intact,
-        publish(&stack, "staging", &intact, 3).await,
-    ));
+    let mut entries = publish(&stack, "main-workspace", &reviewed, 3).await;
+    entries.extend(publish(&stack, "staging", &direct, 3).await);
+    entries.extend(publish(&stack, "staging", &intact, 3).await);
     // Admin changes one destination record of main/reviewed and adds seven; the preview is left
     // as signed. From blocklists/direct (no preview), admin deletes a record.
     admin
@@ -272,11 +241,7 @@ async fn signed_collections_whose_published_records_differ_are_reported() {
     admin.delete_record("blocklists", &direct, "r2").await;
     let mon = monitor(&stack, &entries).await;
 
-    let run = run_bin(
-        &["consistency_checks"],
-        &env(&stack.server, &mon, &stack.editor),
-    )
-    .await;
+    let run = check(&stack.server, &mon, &stack.editor).await;
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(
         run.lines()[1..],
@@ -353,16 +318,9 @@ async fn unsigned_source(stack: &Stack, cid: &str, mut data: Value) {
         )
         .await;
     assert_eq!(status, 400, "{body}");
-    let stored = stack
-        .editor()
-        .ok(
-            reqwest::Method::GET,
-            &format!("/buckets/staging/collections/{cid}"),
-            None,
-        )
-        .await;
+    let stored = stack.editor().collection("staging", cid).await;
     assert_eq!(
-        stored["data"].get("status"),
+        stored.get("status"),
         data.get("status"),
         "the test stack kept the collection as sent: {stored}"
     );
@@ -390,11 +348,7 @@ async fn a_source_without_status_is_inconsistent_and_a_null_status_counts_as_sig
     ];
     let mon = monitor(&stack, &entries).await;
 
-    let run = run_bin(
-        &["consistency_checks"],
-        &env(&stack.server, &mon, &stack.editor),
-    )
-    .await;
+    let run = check(&stack.server, &mon, &stack.editor).await;
     assert_eq!(run.code, 1, "{run:?}");
     let mut expected = vec![
         format!("blocklists/{missing} INCONSISTENT: \"status\" attribute missing"),
@@ -413,7 +367,7 @@ async fn unknown_collections_and_missing_sources_are_inconsistencies_not_crashes
     let stack = Stack::get();
     let editor = stack.editor();
     let fine = unique("cc-fine");
-    let mut entries = entries_of(&fine, publish(&stack, "staging", &fine, 1).await);
+    let mut entries = publish(&stack, "staging", &fine, 1).await;
     // A monitored collection no signer resource publishes.
     let scratch = unique("cc-unsigned");
     editor.create_bucket(&scratch).await;
@@ -424,11 +378,7 @@ async fn unknown_collections_and_missing_sources_are_inconsistencies_not_crashes
     entries.push(("security-state".to_string(), "autograph", 2));
     let mon = monitor(&stack, &entries).await;
 
-    let run = run_bin(
-        &["consistency_checks"],
-        &env(&stack.server, &mon, &stack.editor),
-    )
-    .await;
+    let run = check(&stack.server, &mon, &stack.editor).await;
     assert_eq!(run.code, 1, "{run:?}");
     let mut expected = vec![
         format!("blocklists/{fine} OK"),
@@ -453,7 +403,7 @@ async fn unknown_collections_and_missing_sources_are_inconsistencies_not_crashes
 async fn a_side_that_cannot_be_read_leaves_the_check_incomplete_with_exit_3() {
     let stack = Stack::get();
     let cid = unique("cc-down");
-    let entries = entries_of(&cid, publish(&stack, "main-workspace", &cid, 2).await);
+    let entries = publish(&stack, "main-workspace", &cid, 2).await;
     let mon = monitor(&stack, &entries).await;
     let proxy = Proxy::start(&stack.server).await;
     proxy.fail_always(
@@ -491,28 +441,18 @@ async fn a_side_that_cannot_be_read_leaves_the_check_incomplete_with_exit_3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writer_servers_and_credentials_are_required() {
     let stack = Stack::get();
-    let run = run_bin(
-        &["consistency_checks"],
-        &[
-            ("SERVER", stack.reader_server.as_str()),
-            ("AUTH", stack.editor.as_str()),
-        ],
-    )
-    .await;
+    let reader = [
+        ("SERVER", stack.reader_server.as_str()),
+        ("AUTH", stack.editor.as_str()),
+    ];
+    let run = run_bin(&["consistency_checks"], &reader).await;
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(
         run.stderr,
         "error: No signer capabilities found. Run on *writer* server!\n"
     );
     assert_eq!(run.stdout, "");
-    let json_run = run_bin(
-        &["consistency_checks", "--json"],
-        &[
-            ("SERVER", stack.reader_server.as_str()),
-            ("AUTH", stack.editor.as_str()),
-        ],
-    )
-    .await;
+    let json_run = run_bin(&["consistency_checks", "--json"], &reader).await;
     assert_eq!(json_run.code, 2);
     assert_eq!(json_run.json()["error"]["code"], "UsageError");
 

@@ -14,18 +14,13 @@ mod support;
 use std::collections::BTreeMap;
 
 use common::{
-    cells, credential_markers, ensure, failed_naming_url, recovered, run_matrix, show, with_fast,
-    without_durations, Cell, Kind, Target, ATTEMPTS,
+    attempted, cells, credential_markers, ensure, failed_naming_url, origin_of, recovered,
+    run_matrix, show, with_fast, without_durations, Cell, Kind, Target, ATTEMPTS,
 };
 use serde_json::{json, Value};
 use support::proxy::{Fault, Match, Proxy};
 use support::redash::{row, Redash};
 use support::{run_bin, unique, Run, Stack};
-
-fn origin_of(proxy_url: &str) -> String {
-    let url = reqwest::Url::parse(proxy_url).unwrap();
-    format!("http://127.0.0.1:{}", url.port().unwrap())
-}
 
 fn lines_of(run: &Run) -> Vec<String> {
     run.stdout.lines().map(without_durations).collect()
@@ -139,9 +134,7 @@ async fn validate_changes_collection_retries_transient_faults_and_never_reports_
                 }
                 let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
                 let line = failed_naming_url(&r, 3, &origin_of(&proxy.url), &t.on.path, &secrets)?;
-                ensure(seen == ATTEMPTS, || {
-                    format!("{seen} attempts: {}", show(&r))
-                })?;
+                attempted(seen, ATTEMPTS, &r)?;
                 if cell.target == "records timestamp" {
                     ensure(
                         !r.stdout.contains(&format!("Etag OK for {bid}/c1 ")),
@@ -266,9 +259,7 @@ async fn validate_signature_retries_transient_faults_and_never_reports_unread_co
                 // An x5u that cannot be downloaded is a BAD chain (X5U_*), exit 1 (README).
                 let code = if cell.target == "x5u" { 1 } else { 3 };
                 let line = failed_naming_url(&r, code, &origin, &t.on.path, &[])?;
-                ensure(seen == ATTEMPTS, || {
-                    format!("{seen} attempts: {}", show(&r))
-                })?;
+                attempted(seen, ATTEMPTS, &r)?;
                 if cell.target == "monitor/changes" {
                     ensure(r.stdout.is_empty(), || format!("output: {}", show(&r)))?;
                 } else {
@@ -356,9 +347,7 @@ async fn consistency_checks_retries_transient_faults_and_never_reports_unread_co
                 }
                 let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
                 let line = failed_naming_url(&r, 3, &origin_of(&proxy.url), &t.on.path, &secrets)?;
-                ensure(seen == ATTEMPTS, || {
-                    format!("{seen} attempts: {}", show(&r))
-                })?;
+                attempted(seen, ATTEMPTS, &r)?;
                 ensure(
                     !r.stdout
                         .lines()
@@ -438,9 +427,7 @@ async fn uptake_health_retries_what_redash_may_fail_transiently_and_never_shows_
                 "/results.json?api_key=[redacted]",
                 &[KEY],
             )?;
-            ensure(seen == attempts, || {
-                format!("{seen} attempts: {}", show(&r))
-            })?;
+            attempted(seen, attempts, &r)?;
             let how = if retried { "after" } else { "not retried:" };
             Ok(format!("exit 3 {how} {seen} attempt(s): `{line}`"))
         }

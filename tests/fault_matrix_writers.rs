@@ -12,21 +12,14 @@
 mod common;
 mod support;
 
-use std::collections::BTreeMap;
-
 use common::{
-    cells, credential_markers, ensure, failed_naming_url, run_matrix, show, with_fast, Cell, Kind,
-    ATTEMPTS,
+    attempted, cells, credential_markers, ensure, failed_naming_url, origin_of, run_matrix, show,
+    with_fast, Cell, Kind, ATTEMPTS,
 };
 use serde_json::{json, Value};
 use support::proxy::{Match, Proxy};
 use support::s3::{ACCESS_KEY_ID, S3, SECRET_ACCESS_KEY};
 use support::{run_bin, unique, Kinto, Run, Stack};
-
-fn origin_of(proxy_url: &str) -> String {
-    let url = reqwest::Url::parse(proxy_url).unwrap();
-    format!("http://127.0.0.1:{}", url.port().unwrap())
-}
 
 /// `text` with each `(from, to)` replaced, for comparing runs over different scratch data.
 fn replaced(text: &str, pairs: &[(&str, &str)]) -> String {
@@ -47,17 +40,6 @@ fn applies(kind: Kind) -> bool {
 }
 
 // refresh_signature ------------------------------------------------------------------------------
-
-async fn source_status(kinto: &Kinto, bid: &str, cid: &str) -> Value {
-    kinto
-        .ok(
-            reqwest::Method::GET,
-            &format!("/buckets/{bid}/collections/{cid}"),
-            None,
-        )
-        .await["data"]["status"]
-        .clone()
-}
 
 async fn refresh(server: &str, mon: &str, auth: &str) -> Run {
     let e = with_fast(&[
@@ -142,7 +124,7 @@ async fn refresh_signature_retries_transient_faults_and_a_rerun_completes_what_f
                     };
                     let lines = refresh_lines(&r, &mon, &cid);
                     common::recovered(&r, 0, clean_lines, &lines, seen, expected)?;
-                    let status = source_status(&stack.editor(), "staging", &cid).await;
+                    let status = stack.editor().collection("staging", &cid).await["status"].clone();
                     ensure(status == "signed", || format!("source status {status}"))?;
                     return Ok(format!("exit 0, same output; {seen} requests"));
                 }
@@ -154,9 +136,7 @@ async fn refresh_signature_retries_transient_faults_and_a_rerun_completes_what_f
                     3
                 };
                 let line = failed_naming_url(&r, code, &origin_of(&proxy.url), &on.path, &secrets)?;
-                ensure(seen == ATTEMPTS, || {
-                    format!("{seen} attempts: {}", show(&r))
-                })?;
+                attempted(seen, ATTEMPTS, &r)?;
                 ensure(!r.stdout.contains("Refresh signature: status="), || {
                     format!("reported refreshed: {}", show(&r))
                 })?;
@@ -170,7 +150,7 @@ async fn refresh_signature_retries_transient_faults_and_a_rerun_completes_what_f
                     0,
                     0,
                 )?;
-                let status = source_status(&stack.editor(), "staging", &cid).await;
+                let status = stack.editor().collection("staging", &cid).await["status"].clone();
                 ensure(status == "signed", || format!("source status {status}"))?;
                 Ok(format!(
                     "exit {code} after {seen} attempts: `{line}`; rerun refreshed"
@@ -182,27 +162,6 @@ async fn refresh_signature_retries_transient_faults_and_a_rerun_completes_what_f
 }
 
 // backport_records -------------------------------------------------------------------------------
-
-/// The records of a collection by id, without `last_modified`.
-async fn contents(kinto: &Kinto, bid: &str, cid: &str) -> BTreeMap<String, Value> {
-    let list = kinto
-        .ok(
-            reqwest::Method::GET,
-            &format!("/buckets/{bid}/collections/{cid}/records"),
-            None,
-        )
-        .await;
-    list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let mut r = r.clone();
-            r.as_object_mut().unwrap().remove("last_modified");
-            (r["id"].as_str().unwrap().to_string(), r)
-        })
-        .collect()
-}
 
 async fn backport(server: &str, auth: &str, bid: &str, cid: &str) -> Run {
     let e = with_fast(&[
@@ -246,12 +205,12 @@ fn backport_clean_lines() -> Vec<String> {
 
 /// The destination holds the source's records, exactly once each, and awaits review.
 async fn backported(kinto: &Kinto, bid: &str, cid: &str) -> Result<(), String> {
-    let dest = contents(kinto, "main-workspace", cid).await;
-    let source = contents(kinto, bid, "new").await;
+    let dest = kinto.contents("main-workspace", cid).await;
+    let source = kinto.contents(bid, "new").await;
     ensure(dest == source, || {
         format!("destination {dest:?} != source {source:?}")
     })?;
-    let status = source_status(kinto, "main-workspace", cid).await;
+    let status = kinto.collection("main-workspace", cid).await["status"].clone();
     ensure(status == "to-review", || {
         format!("destination status {status}")
     })
@@ -375,7 +334,7 @@ async fn backport_records_retries_transient_faults_and_a_rerun_completes_without
                 } else {
                     failed_naming_url(&r, 3, &origin, &on.path, &secrets)?
                 };
-                ensure(seen == ATTEMPTS, || format!("{seen} attempts: {}", show(&r)))?;
+                attempted(seen, ATTEMPTS, &r)?;
                 match cell.target {
                     "batch" if !batch_applied => ensure(
                         summary.starts_with("Failed. 0 changes applied, 3 not applied")
@@ -536,9 +495,7 @@ async fn blockpages_generator_retries_transient_faults_and_a_rerun_uploads_what_
                     ));
                 }
                 let line = failed_naming_url(&r, 3, &origin_of(&proxy.url), &on.path, &secrets)?;
-                ensure(seen == ATTEMPTS, || {
-                    format!("{seen} attempts: {}", show(&r))
-                })?;
+                attempted(seen, ATTEMPTS, &r)?;
                 if !on_s3 {
                     ensure(s3_proxy.requests().is_empty(), || {
                         format!("uploaded without reading: {:?}", s3_proxy.requests())

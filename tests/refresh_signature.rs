@@ -71,18 +71,6 @@ fn signature_verifies(p: &Published) -> bool {
     key.verify(&message, &signature).is_ok()
 }
 
-/// The source collection's metadata.
-async fn source_metadata(kinto: &Kinto, bid: &str, cid: &str) -> Value {
-    kinto
-        .ok(
-            reqwest::Method::GET,
-            &format!("/buckets/{bid}/collections/{cid}"),
-            None,
-        )
-        .await["data"]
-        .clone()
-}
-
 fn records(n: usize) -> Vec<Value> {
     (0..n)
         .map(|i| json!({"id": format!("r{i:02}"), "title": format!("record {i}"), "n": i}))
@@ -163,9 +151,9 @@ async fn destinations_and_previews_are_re_signed_and_their_records_left_alone() 
     tampered.records[0]["title"] = json!("tampered");
     assert!(!signature_verifies(&tampered));
     let sources_before = [
-        source_metadata(&kinto, "main-workspace", &reviewed).await,
-        source_metadata(&kinto, "staging", &direct).await,
-        source_metadata(&kinto, "security-state-staging", &onecrl).await,
+        kinto.collection("main-workspace", &reviewed).await,
+        kinto.collection("staging", &direct).await,
+        kinto.collection("security-state-staging", &onecrl).await,
     ];
 
     let run = run_bin(
@@ -247,7 +235,7 @@ async fn destinations_and_previews_are_re_signed_and_their_records_left_alone() 
             id if id == direct => "staging",
             _ => "security-state-staging",
         };
-        let now = source_metadata(&kinto, bid, old["id"].as_str().unwrap()).await;
+        let now = kinto.collection(bid, old["id"].as_str().unwrap()).await;
         assert_eq!(now["status"], "signed");
         assert!(
             now["last_signature_date"].as_str() > old["last_signature_date"].as_str(),
@@ -425,7 +413,7 @@ async fn max_signature_age_skips_recent_signatures_and_refreshes_older_ones() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(
-        source_metadata(&kinto, "staging", &old).await["last_signature_date"],
+        kinto.collection("staging", &old).await["last_signature_date"],
         "2020-01-01T00:00:00+00:00",
         "the test stack keeps the backdated signature date"
     );
@@ -467,7 +455,7 @@ async fn dry_run_says_what_would_be_refreshed_and_writes_nothing() {
     let ts = stack.publish("staging", &cid, &records(2)).await;
     let (mon, _) = stack.scratch_monitor(&[("blocklists", &cid, ts)]).await;
     let before = published(&kinto, "blocklists", &cid).await;
-    let source_before = source_metadata(&kinto, "staging", &cid).await;
+    let source_before = kinto.collection("staging", &cid).await;
     let proxy = Proxy::start(&stack.server).await;
 
     let by_env = {
@@ -498,10 +486,7 @@ async fn dry_run_says_what_would_be_refreshed_and_writes_nothing() {
         published(&kinto, "blocklists", &cid).await.signature,
         before.signature
     );
-    assert_eq!(
-        source_metadata(&kinto, "staging", &cid).await,
-        source_before
-    );
+    assert_eq!(kinto.collection("staging", &cid).await, source_before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -317,6 +317,19 @@ pub fn failed_naming_url(
     Ok(line.to_string())
 }
 
+/// The origin a run names for requests through the proxy at `proxy_url` (`http://127.0.0.1:port`).
+pub fn origin_of(proxy_url: &str) -> String {
+    let url = reqwest::Url::parse(proxy_url).expect("the proxy's URL");
+    format!("http://127.0.0.1:{}", url.port().expect("the proxy's port"))
+}
+
+/// `Err` unless the proxy saw `expected` requests on the target (the attempts of one request).
+pub fn attempted(seen: usize, expected: usize, run: &Run) -> Result<(), String> {
+    ensure(seen == expected, || {
+        format!("{seen} attempts: {}", show(run))
+    })
+}
+
 /// None of `secrets` in stdout or stderr.
 pub fn no_secrets(run: &Run, secrets: &[&str]) -> Result<(), String> {
     for secret in secrets {

@@ -284,6 +284,46 @@ impl Kinto {
             .clone()
     }
 
+    /// A collection's metadata (its `data`: `status`, `last_editor_comment`...).
+    pub async fn collection(&self, bid: &str, cid: &str) -> Value {
+        self.ok(
+            reqwest::Method::GET,
+            &format!("/buckets/{bid}/collections/{cid}"),
+            None,
+        )
+        .await["data"]
+            .clone()
+    }
+
+    /// The records of a collection by id, as stored.
+    pub async fn records_by_id(&self, bid: &str, cid: &str) -> BTreeMap<String, Value> {
+        let list = self
+            .ok(
+                reqwest::Method::GET,
+                &format!("/buckets/{bid}/collections/{cid}/records"),
+                None,
+            )
+            .await;
+        list["data"]
+            .as_array()
+            .expect("a list of records")
+            .iter()
+            .map(|r| (r["id"].as_str().expect("record id").to_string(), r.clone()))
+            .collect()
+    }
+
+    /// The records of a collection by id without `last_modified`: what a copy must reproduce.
+    pub async fn contents(&self, bid: &str, cid: &str) -> BTreeMap<String, Value> {
+        let mut records = self.records_by_id(bid, cid).await;
+        for record in records.values_mut() {
+            record
+                .as_object_mut()
+                .expect("a record")
+                .remove("last_modified");
+        }
+        records
+    }
+
     /// The records timestamp (ETag) of a collection.
     pub async fn records_timestamp(&self, bid: &str, cid: &str) -> u64 {
         let (status, _, headers) = self
@@ -319,6 +359,16 @@ impl Run {
 
     pub fn lines(&self) -> Vec<&str> {
         self.stdout.lines().collect()
+    }
+
+    /// Panics if one of `secrets` shows in stdout or stderr.
+    pub fn assert_hides(&self, secrets: &[&str]) {
+        for secret in secrets {
+            assert!(
+                !self.stdout.contains(secret) && !self.stderr.contains(secret),
+                "{secret} shown: {self:?}"
+            );
+        }
     }
 }
 
