@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+// The one marker for a hidden credential, in client errors and Sentry events alike.
+use commands::client::REDACTED_VALUE as REDACTED;
 use commands::{Alert, Command, RawSettings, SettingError};
 
 use crate::output::Ending;
 use serde_json::Value;
-
-pub const REDACTED: &str = "[redacted]";
 
 /// Keeps Sentry alive for the run; dropping it flushes pending events.
 pub struct Telemetry {
