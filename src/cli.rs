@@ -350,16 +350,15 @@ impl Cli {
     }
 
     pub fn selected(&self) -> Command {
-        let name = match &self.command {
-            CliCommand::ValidateChangesCollection(_) => "validate_changes_collection",
-            CliCommand::UptakeHealth(_) => "uptake_health",
-            CliCommand::BlockpagesGenerator(_) => "blockpages_generator",
-            CliCommand::BackportRecords(_) => "backport_records",
-            CliCommand::RefreshSignature(_) => "refresh_signature",
-            CliCommand::ConsistencyChecks(_) => "consistency_checks",
-            CliCommand::ValidateSignature(_) => "validate_signature",
-        };
-        Command::from_name(name).expect("every CLI subcommand is a Command")
+        match &self.command {
+            CliCommand::ValidateChangesCollection(_) => Command::ValidateChangesCollection,
+            CliCommand::UptakeHealth(_) => Command::UptakeHealth,
+            CliCommand::BlockpagesGenerator(_) => Command::BlockpagesGenerator,
+            CliCommand::BackportRecords(_) => Command::BackportRecords,
+            CliCommand::RefreshSignature(_) => Command::RefreshSignature,
+            CliCommand::ConsistencyChecks(_) => Command::ConsistencyChecks,
+            CliCommand::ValidateSignature(_) => Command::ValidateSignature,
+        }
     }
 }
 
