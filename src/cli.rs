@@ -350,16 +350,15 @@ impl Cli {
     }
 
     pub fn selected(&self) -> Command {
-        let name = match &self.command {
-            CliCommand::ValidateChangesCollection(_) => "validate_changes_collection",
-            CliCommand::UptakeHealth(_) => "uptake_health",
-            CliCommand::BlockpagesGenerator(_) => "blockpages_generator",
-            CliCommand::BackportRecords(_) => "backport_records",
-            CliCommand::RefreshSignature(_) => "refresh_signature",
-            CliCommand::ConsistencyChecks(_) => "consistency_checks",
-            CliCommand::ValidateSignature(_) => "validate_signature",
-        };
-        Command::from_name(name).expect("every CLI subcommand is a Command")
+        match &self.command {
+            CliCommand::ValidateChangesCollection(_) => Command::ValidateChangesCollection,
+            CliCommand::UptakeHealth(_) => Command::UptakeHealth,
+            CliCommand::BlockpagesGenerator(_) => Command::BlockpagesGenerator,
+            CliCommand::BackportRecords(_) => Command::BackportRecords,
+            CliCommand::RefreshSignature(_) => Command::RefreshSignature,
+            CliCommand::ConsistencyChecks(_) => Command::ConsistencyChecks,
+            CliCommand::ValidateSignature(_) => Command::ValidateSignature,
+        }
     }
 }
 
@@ -411,6 +410,14 @@ pub fn unknown_command_message(name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The settings of a command line (program name first).
+    fn settings_of<const N: usize>(args: [&str; N]) -> RawSettings {
+        let matches = <Cli as CommandFactory>::command()
+            .try_get_matches_from(args)
+            .unwrap();
+        raw_settings(&matches)
+    }
+
     #[test]
     fn cli_is_well_formed() {
         <Cli as CommandFactory>::command().debug_assert();
@@ -441,17 +448,14 @@ mod tests {
 
     #[test]
     fn blockpages_switches_work_with_or_without_a_value() {
-        let matches = <Cli as CommandFactory>::command()
-            .try_get_matches_from([
-                "remote-settings-lambdas",
-                "blockpages_generator",
-                "--delete-stale",
-                "--dry-run=0",
-                "--addons-collection",
-                "a",
-            ])
-            .unwrap();
-        let raw = raw_settings(&matches);
+        let raw = settings_of([
+            "remote-settings-lambdas",
+            "blockpages_generator",
+            "--delete-stale",
+            "--dry-run=0",
+            "--addons-collection",
+            "a",
+        ]);
         assert_eq!(raw.get("DELETE_STALE"), Some("1"));
         assert_eq!(raw.get("DRY_RUN"), Some("0"));
         assert_eq!(raw.get("ADDONS_COLLECTION"), Some("a"));
@@ -459,19 +463,16 @@ mod tests {
 
     #[test]
     fn flags_become_settings_named_by_their_variables() {
-        let matches = <Cli as CommandFactory>::command()
-            .try_get_matches_from([
-                "remote-settings-lambdas",
-                "validate_changes_collection",
-                "--bucket",
-                "b",
-                "--server=http://h/v1",
-                "--parallel-requests",
-                "7",
-                "--json",
-            ])
-            .unwrap();
-        let raw = raw_settings(&matches);
+        let raw = settings_of([
+            "remote-settings-lambdas",
+            "validate_changes_collection",
+            "--bucket",
+            "b",
+            "--server=http://h/v1",
+            "--parallel-requests",
+            "7",
+            "--json",
+        ]);
         assert_eq!(raw.get("BUCKET"), Some("b"));
         assert_eq!(raw.get("SERVER"), Some("http://h/v1"));
         assert_eq!(raw.get("PARALLEL_REQUESTS"), Some("7"));
@@ -481,31 +482,25 @@ mod tests {
 
     #[test]
     fn the_explain_flag_is_the_verbose_setting() {
-        let matches = <Cli as CommandFactory>::command()
-            .try_get_matches_from([
-                "remote-settings-lambdas",
-                "uptake_health",
-                "--explain",
-                "-v",
-            ])
-            .unwrap();
-        let raw = raw_settings(&matches);
+        let raw = settings_of([
+            "remote-settings-lambdas",
+            "uptake_health",
+            "--explain",
+            "-v",
+        ]);
         assert_eq!(raw.get("VERBOSE"), Some("1"));
     }
 
     #[test]
     fn refresh_signature_flags_include_the_monitor_and_a_bare_dry_run() {
-        let matches = <Cli as CommandFactory>::command()
-            .try_get_matches_from([
-                "remote-settings-lambdas",
-                "refresh-signature",
-                "--collection",
-                "c",
-                "--dry-run",
-                "--max-signature-age=7",
-            ])
-            .unwrap();
-        let raw = raw_settings(&matches);
+        let raw = settings_of([
+            "remote-settings-lambdas",
+            "refresh-signature",
+            "--collection",
+            "c",
+            "--dry-run",
+            "--max-signature-age=7",
+        ]);
         assert_eq!(raw.get("COLLECTION"), Some("c"));
         assert_eq!(raw.get("DRY_RUN"), Some("1"));
         assert_eq!(raw.get("MAX_SIGNATURE_AGE"), Some("7"));
@@ -513,21 +508,18 @@ mod tests {
 
     #[test]
     fn validate_signature_flags_become_their_variables() {
-        let matches = <Cli as CommandFactory>::command()
-            .try_get_matches_from([
-                "remote-settings-lambdas",
-                "validate-signature",
-                "--bucket",
-                "b",
-                "--root-hash",
-                "AA:BB",
-                "--signer-name",
-                "x.example",
-                "--at",
-                "1615559719",
-            ])
-            .unwrap();
-        let raw = raw_settings(&matches);
+        let raw = settings_of([
+            "remote-settings-lambdas",
+            "validate-signature",
+            "--bucket",
+            "b",
+            "--root-hash",
+            "AA:BB",
+            "--signer-name",
+            "x.example",
+            "--at",
+            "1615559719",
+        ]);
         assert_eq!(raw.get("BUCKET"), Some("b"));
         assert_eq!(raw.get("ROOT_HASH"), Some("AA:BB"));
         assert_eq!(raw.get("SIGNER_NAME"), Some("x.example"));

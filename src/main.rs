@@ -57,10 +57,7 @@ fn cli_or_lambda() -> ExitCode {
         progress: format == Format::Text && std::io::stderr().is_terminal(),
     };
 
-    sentry::configure_scope(|scope| {
-        scope.set_tag("command", command.name());
-        scope.set_tag("server", &server);
-    });
+    sentry::configure_scope(|scope| telemetry::tag_run(scope, command, &server));
 
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -94,7 +91,7 @@ pub(crate) fn finish(
     let ending = Ending::from_result(result);
     output::emit(format, command, server, result, &ending, elapsed);
     if !matches!(result, Err(CommandError::Panic(_))) {
-        telemetry.report_run(command, server, &ending);
+        telemetry.report_run(&ending);
     }
     telemetry.flush();
     ending

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+// The one marker for a hidden credential, in client errors and Sentry events alike.
+use commands::client::REDACTED_VALUE as REDACTED;
 use commands::{Alert, Command, RawSettings, SettingError};
 
 use crate::output::Ending;
 use serde_json::Value;
-
-pub const REDACTED: &str = "[redacted]";
 
 /// Keeps Sentry alive for the run; dropping it flushes pending events.
 pub struct Telemetry {
@@ -68,6 +68,13 @@ pub fn secrets(raw: &RawSettings) -> Vec<String> {
         .collect()
 }
 
+/// Tag the current scope with the run's command and server: every event of the run (its failure,
+/// its alerts, a panic) carries them.
+pub fn tag_run(scope: &mut sentry::Scope, command: Command, server: &str) {
+    scope.set_tag("command", command.name());
+    scope.set_tag("server", server);
+}
+
 impl Telemetry {
     pub fn init(raw: &RawSettings) -> Result<Telemetry, SettingError> {
         let Some(dsn) = raw.get("SENTRY_DSN") else {
@@ -93,25 +100,23 @@ impl Telemetry {
     }
 
     /// What a finished run sends: the report's alerts when it has any, else the one error event
-    /// of a failed run (exit 1 or 3), else nothing.
-    pub fn report_run(&self, command: Command, server: &str, ending: &Ending) {
+    /// of a failed run (exit 1 or 3), else nothing. The run's scope carries its tags ([`tag_run`]).
+    pub fn report_run(&self, ending: &Ending) {
         if !ending.alerts.is_empty() {
-            self.report_alerts(command, server, &ending.alerts);
+            self.report_alerts(&ending.alerts);
         } else if let (Some(message), 1 | 3) = (&ending.message, ending.exit_code) {
-            self.report_failure(command, server, message, &ending.items);
+            self.report_failure(message, &ending.items);
         }
     }
 
     /// One error event per alert, with the alert's extra data.
-    pub fn report_alerts(&self, command: Command, server: &str, alerts: &[Alert]) {
+    pub fn report_alerts(&self, alerts: &[Alert]) {
         if self._guard.is_none() {
             return;
         }
         for alert in alerts {
             sentry::with_scope(
                 |scope| {
-                    scope.set_tag("command", command.name());
-                    scope.set_tag("server", server);
                     for (key, value) in &alert.extra {
                         scope.set_extra(key, value.clone());
                     }
@@ -122,16 +127,12 @@ impl Telemetry {
     }
 
     /// Send the one error event of a failed run.
-    pub fn report_failure(&self, command: Command, server: &str, message: &str, items: &[Value]) {
+    pub fn report_failure(&self, message: &str, items: &[Value]) {
         if self._guard.is_none() {
             return;
         }
         sentry::with_scope(
-            |scope| {
-                scope.set_tag("command", command.name());
-                scope.set_tag("server", server);
-                scope.set_extra("failures", Value::Array(items.to_vec()));
-            },
+            |scope| scope.set_extra("failures", Value::Array(items.to_vec())),
             || sentry::capture_message(message, sentry::Level::Error),
         );
     }

@@ -14,32 +14,26 @@ time, the server is the bottleneck and batches in flight can only queue there).
 import os
 import statistics
 
-import stack as stack_module
-from bench import measurement
+from bench import Seeder, measurement
 
 RECORDS = 5000
-BATCH = 25
 
 
 def seed(bench, bid):
+    """The scratch bucket with its `source` collection of RECORDS records; returns a function
+    sending one request to the bench's Kinto as the editor."""
+    seeder = Seeder(bench.server)
+
     def kinto(method, path, body=None):
-        return stack_module.http(method, bench.server + path, auth="editor", body=body, timeout=120)
+        return seeder.request(method, path, "editor", body)
 
     kinto("PUT", f"/buckets/{bid}", {"permissions": {"read": ["system.Everyone"]}})
     kinto("PUT", f"/buckets/{bid}/collections/source", {})
-    records = [
+    seeder.put_records(bid, "source", [
         {"id": f"rec-{i:05d}", "name": f"Record {i}", "enabled": i % 3 != 0,
          "filter_expression": f"env.version >= {i % 100}", "tags": ["bench", f"t{i % 7}"]}
         for i in range(RECORDS)
-    ]
-    for start in range(0, RECORDS, BATCH):
-        answer = kinto("POST", "/batch", {"requests": [
-            {"method": "PUT", "path": f"/buckets/{bid}/collections/source/records/{r['id']}",
-             "body": {"data": r}}
-            for r in records[start:start + BATCH]]})
-        bad = [r for r in answer["responses"] if r["status"] not in (200, 201)]
-        if bad:
-            raise RuntimeError(f"seeding {bid} failed: {bad[0]}")
+    ])
     return kinto
 
 

@@ -10,10 +10,8 @@ import json
 import os
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 
-import stack as stack_module
-from bench import measurement
+from bench import Seeder, measurement
 
 RECORDS = 10_000
 
@@ -37,26 +35,14 @@ def record(i):
 
 
 def seed(bench, bid):
-    def kinto(method, path, body=None):
-        return stack_module.http(method, bench.server + path, auth="editor", body=body, timeout=120)
-
-    kinto("PUT", f"/buckets/{bid}", {"permissions": {"read": ["system.Everyone"]}})
-    for cid in ("addons", "plugins"):
-        kinto("PUT", f"/buckets/{bid}/collections/{cid}", {})
-    batches = []
-    for start in range(0, RECORDS, 25):
-        requests = []
-        for i in range(start, min(start + 25, RECORDS)):
-            r = record(i)
-            cid = "addons" if r["blockID"].startswith("i") else "plugins"
-            requests.append({"method": "PUT", "path": f"/buckets/{bid}/collections/{cid}/records/{r['id']}",
-                             "body": {"data": r}})
-        batches.append({"requests": requests})
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for answer in pool.map(lambda b: kinto("POST", "/batch", b), batches):
-            bad = [r for r in answer["responses"] if r["status"] >= 300]
-            if bad:
-                raise RuntimeError(f"seeding {bid} failed: {bad[0]}")
+    seeder = Seeder(bench.server)
+    seeder.request("PUT", f"/buckets/{bid}", "editor", {"permissions": {"read": ["system.Everyone"]}})
+    by_collection = {"addons": [], "plugins": []}
+    for r in map(record, range(RECORDS)):
+        by_collection["addons" if r["blockID"].startswith("i") else "plugins"].append(r)
+    for cid, records in by_collection.items():
+        seeder.request("PUT", f"/buckets/{bid}/collections/{cid}", "editor", {})
+        seeder.put_records(bid, cid, records)
 
 
 @measurement("blockpages_generator",

@@ -167,10 +167,11 @@ impl Invoker {
         // This invocation's credentials (the event may bring its own) are scrubbed too.
         let secrets = telemetry::secrets(raw);
         let scrubbed = secrets.clone();
+        let server = self.command.server_tag(raw);
         sentry::configure_scope(|scope| {
+            telemetry::tag_run(scope, self.command, &server);
             scope.add_event_processor(move |event| telemetry::scrub(event, &scrubbed))
         });
-        let server = self.command.server_tag(raw);
         let ctx = Context { progress: false };
         let result = match &settings {
             Ok(raw) => panics::guarded(self.command.run(raw, &ctx), &secrets).await,

@@ -118,7 +118,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<BlockpagesReport, Com
     })
     .await
     .map_err(|e| CommandError::Runtime(format!("rendering the pages failed: {e}")))?;
-    let pages = pages.map_err(|e| CommandError::Runtime(format!("rendering a page: {e}")))?;
+    let mut pages = pages.map_err(|e| CommandError::Runtime(format!("rendering a page: {e}")))?;
     timings.render = started.elapsed();
     for item in &items {
         for warning in &item.warnings {
@@ -140,10 +140,14 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<BlockpagesReport, Com
     if let Some(dir) = &config.target_dir {
         let started = Instant::now();
         let dir = dir.clone();
-        let pages_ref = pages.clone();
-        let written = tokio::task::spawn_blocking(move || write_pages(&dir, &pages_ref))
-            .await
-            .map_err(|e| CommandError::Runtime(format!("writing the pages failed: {e}")))?;
+        // The pages go to the blocking task and come back for the upload, uncopied.
+        let written;
+        (pages, written) = tokio::task::spawn_blocking(move || {
+            let written = write_pages(&dir, &pages);
+            (pages, written)
+        })
+        .await
+        .map_err(|e| CommandError::Runtime(format!("writing the pages failed: {e}")))?;
         for (outcome, result) in outcomes.iter_mut().zip(written) {
             outcome.written = Some(result);
         }
