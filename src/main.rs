@@ -64,7 +64,7 @@ fn cli_or_lambda() -> ExitCode {
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    let secrets = telemetry::secrets(&raw);
+    let secrets = raw.secret_values();
     let result = runtime.block_on(panics::guarded(command.run(&raw, &ctx), &secrets));
     let ending = finish(
         format,

@@ -60,14 +60,6 @@ pub fn redact_text(text: &str, secrets: &[String]) -> String {
     out
 }
 
-/// The values [`scrub`] replaces for these settings: every credential and the forms it travels in.
-pub fn secrets(raw: &RawSettings) -> Vec<String> {
-    raw.secret_values()
-        .into_iter()
-        .filter(|s| s.len() >= 3)
-        .collect()
-}
-
 /// Tag the current scope with the run's command and server: every event of the run (its failure,
 /// its alerts, a panic) carries them.
 pub fn tag_run(scope: &mut sentry::Scope, command: Command, server: &str) {
@@ -84,7 +76,7 @@ impl Telemetry {
             .trim()
             .parse()
             .map_err(|_| SettingError::new("SENTRY_DSN", "not a valid Sentry DSN"))?;
-        let secrets = secrets(raw);
+        let secrets = raw.secret_values();
         let mut options = sentry::ClientOptions::new();
         options.dsn = Some(dsn);
         options.release =

@@ -86,7 +86,8 @@ impl RawSettings {
     }
 
     /// Every credential value present, plus the forms in which it can travel (a Basic password
-    /// alone, the base64 of `user:pass`), for scrubbing.
+    /// alone, the base64 of `user:pass`), for scrubbing. Values shorter than 3 characters are
+    /// left out, as [`Auth::forms`] does: replacing them would mangle every text.
     pub fn secret_values(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (name, value) in &self.values {
@@ -111,6 +112,7 @@ impl RawSettings {
                 }
             }
         }
+        out.retain(|s| s.len() >= 3);
         out.sort();
         out.dedup();
         out
@@ -524,6 +526,13 @@ mod tests {
         assert!(v.contains(&"hunter2".to_string()));
         assert!(v.contains(&"dXNlcjpodW50ZXIy".to_string()));
         assert!(!v.iter().any(|s| s == "http://x"));
+    }
+
+    #[test]
+    fn secret_values_leave_out_what_is_too_short_to_scrub() {
+        let v =
+            RawSettings::from_pairs(&[("AUTH", "u:pw"), ("REDASH_API_KEY", "k")]).secret_values();
+        assert_eq!(v, ["dTpwdw==", "u:pw"], "{v:?}");
     }
 
     #[test]

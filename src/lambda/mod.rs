@@ -151,7 +151,7 @@ impl Invoker {
             // A panic outside the command run (which `run` turns into an error itself). The
             // panic hook has captured it into the invocation's hub; send it before posting.
             self.telemetry.flush();
-            let message = panics::caught(panic.as_ref(), &telemetry::secrets(&self.env));
+            let message = panics::caught(panic.as_ref(), &self.env.secret_values());
             eprintln!("error: {message}");
             Err(Diagnostic {
                 error_type: "Panic".into(),
@@ -165,7 +165,7 @@ impl Invoker {
         let settings = event::settings(&self.env, &payload);
         let raw = settings.as_ref().unwrap_or(&self.env);
         // This invocation's credentials (the event may bring its own) are scrubbed too.
-        let secrets = telemetry::secrets(raw);
+        let secrets = raw.secret_values();
         let scrubbed = secrets.clone();
         let server = self.command.server_tag(raw);
         sentry::configure_scope(|scope| {

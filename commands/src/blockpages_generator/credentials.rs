@@ -108,11 +108,9 @@ impl CredentialSource {
             raw.secret("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
         ) {
             (Some(path), _) => Some(TokenSource::File(PathBuf::from(path.trim()))),
-            (None, Some(token)) => {
-                check_token(token.expose())
-                    .map_err(|m| SettingError::new("AWS_CONTAINER_AUTHORIZATION_TOKEN", m))?;
-                Some(TokenSource::Value(token))
-            }
+            // Control characters in the value are refused with every setting's
+            // (`RawSettings::check_control_characters`); the file is checked when read.
+            (None, Some(token)) => Some(TokenSource::Value(token)),
             (None, None) => None,
         };
         Ok(Some(CredentialSource::Container(ContainerEndpoint {
@@ -322,21 +320,41 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_token_with_a_line_break_is_refused_without_being_quoted() {
-        let err = CredentialSource::from_settings(
-            &RawSettings::from_pairs(&[
-                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1/x"),
-                ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok\nen-MARKER"),
-            ]),
-            true,
-        )
-        .unwrap_err()
-        .to_string();
+    #[tokio::test]
+    async fn a_token_with_a_line_break_is_refused_without_being_quoted() {
+        // In the setting: refused up front, like every setting's control characters.
+        let raw = RawSettings::from_pairs(&[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/x"),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok\nen-MARKER"),
+        ]);
+        let err = raw.check_control_characters().unwrap_err().to_string();
         assert!(
             err.starts_with("invalid AWS_CONTAINER_AUTHORIZATION_TOKEN"),
             "{err}"
         );
+        assert!(!err.contains("MARKER"), "{err}");
+        // In the token file: refused when read, before any request.
+        let file = std::env::temp_dir().join(format!("rsl-token-{}", std::process::id()));
+        std::fs::write(&file, "tok\nen-MARKER").unwrap();
+        let raw = RawSettings::from_pairs(&[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/x"),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                file.to_str().unwrap(),
+            ),
+        ]);
+        let source = CredentialSource::from_settings(&raw, true)
+            .unwrap()
+            .unwrap();
+        let client =
+            KintoClient::new(&crate::settings::HttpSettings::from_settings(&raw, "AUTH").unwrap());
+        let err = source.resolve(&client).await.unwrap_err().to_string();
+        std::fs::remove_file(&file).unwrap();
+        assert!(
+            err.contains("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+            "{err}"
+        );
+        assert!(err.contains("line break"), "{err}");
         assert!(!err.contains("MARKER"), "{err}");
     }
 }
