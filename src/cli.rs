@@ -1,407 +1,144 @@
-//! The command line. House rules: every setting is a long flag backed by the original's
-//! environment variable (flag wins over env); values stay raw strings here and are validated by
-//! the commands crate, so a bad value gets the same one-line error from a flag, the env or a
-//! Lambda event. Credentials never show in `--help` (`hide_env_values`).
+//! The command line, derived from the commands' declarations. House rules: every setting is a long
+//! flag backed by its environment variable (flag wins over env), the global settings are global
+//! flags, `--help` shows each setting's real default, and credentials never show in `--help`
+//! (`hide_env_values`). Values stay raw strings here and are validated by the commands crate, so a
+//! bad value gets the same one-line error from a flag, the env or a Lambda event.
 
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use commands::{Command, RawSettings};
+use clap::{Arg, ArgAction, ArgMatches};
+use commands::command::Command;
+use commands::settings::{shared, Setting, Shape};
+use commands::{RawSettings, COMMANDS};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "remote-settings-lambdas",
-    version,
-    about = "Operate a Mozilla Remote Settings service (Kinto with the signer and changes plugins).",
-    arg_required_else_help = true,
-    after_help = "Exit codes: 0 all good, 1 the check found problems, 2 usage or configuration error, 3 runtime failure."
-)]
-pub struct Cli {
-    #[command(flatten)]
-    pub global: GlobalArgs,
-    #[command(subcommand)]
-    pub command: CliCommand,
-}
+const AFTER_HELP: &str = "Exit codes: 0 all good, 1 the check found problems, 2 usage or configuration error, 3 runtime failure.";
 
-#[derive(Debug, Args)]
-pub struct GlobalArgs {
-    // Fields are read through `raw_settings`, by their environment variable names.
-    /// Server root URL
-    #[arg(long, env = "SERVER", global = true, value_name = "URL")]
-    server: Option<String>,
-    /// Connect and read timeout per request, in seconds [default: 2]
-    #[arg(
-        long,
-        env = "REQUESTS_TIMEOUT_SECONDS",
-        global = true,
-        value_name = "SECONDS"
-    )]
-    requests_timeout_seconds: Option<String>,
-    /// Retries of one request after a transient failure [default: 4]
-    #[arg(long, env = "REQUESTS_NB_RETRIES", global = true, value_name = "N")]
-    requests_nb_retries: Option<String>,
-    /// Base delay of the exponential backoff between retries, in seconds [default: 0.5]
-    #[arg(
-        long,
-        env = "REQUESTS_RETRY_BACKOFF_SECONDS",
-        global = true,
-        value_name = "SECONDS"
-    )]
-    requests_retry_backoff_seconds: Option<String>,
-    /// At most this many requests in flight for the whole run [default: 4]
-    #[arg(long, env = "PARALLEL_REQUESTS", global = true, value_name = "N")]
-    parallel_requests: Option<String>,
-    /// Credentials: `user:pass` (Basic) or a Bearer token
-    #[arg(
-        long,
-        env = "AUTH",
-        global = true,
-        hide_env_values = true,
-        value_name = "CREDENTIALS"
-    )]
-    auth: Option<String>,
-    /// Report failures to this Sentry DSN
-    #[arg(
-        long,
-        env = "SENTRY_DSN",
-        global = true,
-        hide_env_values = true,
-        value_name = "DSN"
-    )]
-    sentry_dsn: Option<String>,
-    /// Sentry environment name
-    #[arg(long, env = "SENTRY_ENV", global = true, value_name = "NAME")]
-    sentry_env: Option<String>,
-    /// Print one JSON document instead of the text report (same as OUTPUT=json)
-    #[arg(long, global = true)]
-    json: bool,
-    /// Output format: text or json [default: text]
-    #[arg(long, env = "OUTPUT", global = true, value_name = "FORMAT")]
-    output: Option<String>,
-    /// More logs on stderr (-v info, -vv debug); RUST_LOG=<level> works too
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+/// What the command line asked for.
+pub struct Invocation {
+    pub command: &'static Command,
+    pub settings: RawSettings,
+    /// `-v` count.
     pub verbose: u8,
 }
 
-#[derive(Debug, Args)]
-pub struct MonitorArgs {
-    /// Bucket of the monitor collection [default: monitor]
-    #[arg(long, env = "BUCKET", value_name = "ID")]
-    bucket: Option<String>,
-    /// Monitor collection listing the published collections [default: changes]
-    #[arg(long, env = "COLLECTION", value_name = "ID")]
-    collection: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct UptakeHealthArgs {
-    /// Redash API key, added to the query URL as `api_key` (required unless REDASH_RESULT_FILE)
-    #[arg(
-        long,
-        env = "REDASH_API_KEY",
-        hide_env_values = true,
-        value_name = "KEY"
-    )]
-    redash_api_key: Option<String>,
-    /// Redash query results URL, without the key [default: https://sql.telemetry.mozilla.org/api/queries/61352/results.json]
-    #[arg(long, env = "REDASH_API_QUERY_URL", value_name = "URL")]
-    redash_api_query_url: Option<String>,
-    /// Connect and read timeout of the Redash request, in seconds [default: 60]
-    #[arg(long, env = "REDASH_TIMEOUT_SECONDS", value_name = "SECONDS")]
-    redash_timeout_seconds: Option<String>,
-    /// Read the query result (the same JSON) from this file instead of Redash
-    #[arg(long, env = "REDASH_RESULT_FILE", value_name = "PATH")]
-    redash_result_file: Option<String>,
-    /// Comma-separated globs of sources to ignore [default: shield-recipe-client/*, normandy/*, main/url-classifier-skip-urls]
-    #[arg(long, env = "EXCLUDE_SOURCES", value_name = "GLOBS")]
-    exclude_sources: Option<String>,
-    /// Skip sources with fewer events than this [default: 1000]
-    #[arg(long, env = "MIN_TOTAL_ENTRIES", value_name = "N")]
-    min_total_entries: Option<String>,
-    /// Error percentage over which a source is reported [default: 2.0]
-    #[arg(long, env = "DEFAULT_ERROR_THRESHOLD_PERCENT", value_name = "PERCENT")]
-    default_error_threshold_percent: Option<String>,
-    /// Thresholds by source: `main/cfr = 5.5; foo/bar=12` [default: none]
-    #[arg(
-        long,
-        env = "SPECIFIC_ERROR_THRESHOLD_PERCENTAGES",
-        value_name = "PAIRS"
-    )]
-    specific_error_threshold_percentages: Option<String>,
-    /// Also print every status count and why sources are skipped [default: 0]
-    #[arg(
-        long,
-        env = "VERBOSE",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        default_missing_value = "1"
-    )]
-    explain: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct BlockpagesArgs {
-    /// Kinto bucket of the blocklist collections [default: blocklists]
-    #[arg(long, env = "BUCKET", value_name = "ID")]
-    bucket: Option<String>,
-    /// Add-ons blocklist collection [default: addons]
-    #[arg(long, env = "ADDONS_COLLECTION", value_name = "ID")]
-    addons_collection: Option<String>,
-    /// Plugins blocklist collection [default: plugins]
-    #[arg(long, env = "PLUGINS_COLLECTION", value_name = "ID")]
-    plugins_collection: Option<String>,
-    // The seed README's plural names, still accepted from the environment.
-    #[arg(long, env = "ADDONS_COLLECTIONS", hide = true)]
-    addons_collections: Option<String>,
-    #[arg(long, env = "PLUGINS_COLLECTIONS", hide = true)]
-    plugins_collections: Option<String>,
-    /// AWS region of the S3 bucket [default: eu-central-1]
-    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
-    aws_region: Option<String>,
-    /// S3 bucket the pages are uploaded to, created when missing [default: amo-blocked-pages]
-    #[arg(long, env = "BUCKET_NAME", value_name = "NAME")]
-    bucket_name: Option<String>,
-    /// S3-compatible endpoint instead of AWS (path-style requests) [default: AWS]
-    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
-    aws_endpoint_url: Option<String>,
-    /// AWS access key id [default: none; required unless --dry-run]
-    #[arg(
-        long,
-        env = "AWS_ACCESS_KEY_ID",
-        value_name = "ID",
-        hide_env_values = true
-    )]
-    aws_access_key_id: Option<String>,
-    /// AWS secret access key [default: none; required unless --dry-run]
-    #[arg(
-        long,
-        env = "AWS_SECRET_ACCESS_KEY",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
-    aws_secret_access_key: Option<String>,
-    /// AWS session token, for temporary credentials [default: none]
-    #[arg(
-        long,
-        env = "AWS_SESSION_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    aws_session_token: Option<String>,
-    /// ECS container credentials path on 169.254.170.2, used when AWS_ACCESS_KEY_ID is unset [default: none]
-    #[arg(
-        long,
-        env = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        value_name = "PATH"
-    )]
-    aws_container_credentials_relative_uri: Option<String>,
-    /// Container credentials URL (https, or http to loopback / the ECS and EKS agents) [default: none]
-    #[arg(long, env = "AWS_CONTAINER_CREDENTIALS_FULL_URI", value_name = "URL")]
-    aws_container_credentials_full_uri: Option<String>,
-    /// Authorization header value for the container credentials URL [default: none]
-    #[arg(
-        long,
-        env = "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    aws_container_authorization_token: Option<String>,
-    /// File holding that token, read at each run (EKS Pod Identity) [default: none]
-    #[arg(
-        long,
-        env = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-        value_name = "FILE"
-    )]
-    aws_container_authorization_token_file: Option<String>,
-    /// Also write the pages into this directory (created when missing) [default: none]
-    #[arg(long, env = "TARGET_DIR", value_name = "DIR")]
-    target_dir: Option<String>,
-    /// Render (and write to TARGET_DIR) without uploading anything [default: 0]
-    #[arg(long, env = "DRY_RUN", value_name = "BOOL", num_args = 0..=1, default_missing_value = "1")]
-    dry_run: Option<String>,
-    /// Delete the bucket's .html pages that are no longer produced [default: 0]
-    #[arg(long, env = "DELETE_STALE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "1")]
-    delete_stale: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct BackportArgs {
-    /// Credentials for the source (and the destination unless --dest-auth): `user:pass` or a token (required)
-    #[arg(
-        long,
-        env = "BACKPORT_RECORDS_SOURCE_AUTH",
-        hide_env_values = true,
-        value_name = "CREDENTIALS"
-    )]
-    source_auth: Option<String>,
-    /// Bucket to read records from (required unless --mappings)
-    #[arg(long, env = "BACKPORT_RECORDS_SOURCE_BUCKET", value_name = "ID")]
-    source_bucket: Option<String>,
-    /// Collection to read records from (required unless --mappings)
-    #[arg(long, env = "BACKPORT_RECORDS_SOURCE_COLLECTION", value_name = "ID")]
-    source_collection: Option<String>,
-    /// Filters selecting the source records, as a JSON object of Kinto querystring filters, e.g. {"min_age": 42} [default: none]
-    #[arg(long, env = "BACKPORT_RECORDS_SOURCE_FILTERS", value_name = "JSON")]
-    source_filters: Option<String>,
-    /// Credentials for the destination [default: the source's]
-    #[arg(
-        long,
-        env = "BACKPORT_RECORDS_DEST_AUTH",
-        hide_env_values = true,
-        value_name = "CREDENTIALS"
-    )]
-    dest_auth: Option<String>,
-    /// Bucket to copy records to [default: the source bucket]
-    #[arg(long, env = "BACKPORT_RECORDS_DEST_BUCKET", value_name = "ID")]
-    dest_bucket: Option<String>,
-    /// Collection to copy records to [default: the source collection]
-    #[arg(long, env = "BACKPORT_RECORDS_DEST_COLLECTION", value_name = "ID")]
-    dest_collection: Option<String>,
-    /// Several pairs instead of the source/dest settings, one per line: `sbid/scid[?filters] -> dbid/dcid`
-    #[arg(long, env = "BACKPORT_RECORDS_MAPPINGS", value_name = "LINES")]
-    mappings: Option<String>,
-    /// Print the changes that would be made, and write nothing [default: 0]
-    #[arg(
-        long,
-        env = "DRY_RUN",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        default_missing_value = "1"
-    )]
-    dry_run: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct RefreshSignatureArgs {
-    #[command(flatten)]
-    monitor: MonitorArgs,
-    /// Credentials allowed to write the source collections: `user:pass` (Basic) or a Bearer token
-    #[arg(
-        long,
-        env = "REFRESH_SIGNATURE_AUTH",
-        hide_env_values = true,
-        value_name = "CREDENTIALS"
-    )]
-    refresh_signature_auth: Option<String>,
-    /// Skip sources whose last signature is fewer than this many days old [default: 0, refresh all]
-    #[arg(long, env = "MAX_SIGNATURE_AGE", value_name = "DAYS")]
-    max_signature_age: Option<String>,
-    /// Say what would be refreshed, write nothing (`--dry-run`, or DRY_RUN=1)
-    #[arg(
-        long,
-        env = "DRY_RUN",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        default_missing_value = "1"
-    )]
-    dry_run: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct ValidateSignatureArgs {
-    #[command(flatten)]
-    monitor: MonitorArgs,
-    /// Colon-hex SHA-256 of the only root certificate accepted [default: any self-signed root]
-    #[arg(long, env = "ROOT_HASH", value_name = "HEX")]
-    root_hash: Option<String>,
-    /// The name the leaf certificate must carry, for every bucket [default:
-    /// onecrl.content-signature.mozilla.org for security-state(-preview),
-    /// remote-settings.content-signature.mozilla.org elsewhere]
-    #[arg(long, env = "SIGNER_NAME", value_name = "DNS_NAME")]
-    signer_name: Option<String>,
-    /// Check certificates at this time, in seconds since the epoch [default: now]
-    #[arg(long = "at", env = "CHECK_AT", value_name = "EPOCH_SECONDS")]
-    check_at: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum CliCommand {
-    /// Verify the content signature and certificate chain of every published collection
-    #[command(name = "validate_signature", alias = "validate-signature")]
-    ValidateSignature(ValidateSignatureArgs),
-    /// Re-sign every published collection as it is (writer server)
-    #[command(name = "refresh_signature", alias = "refresh-signature")]
-    RefreshSignature(RefreshSignatureArgs),
-    /// Check that source, preview and destination records agree with the review status (writer server)
-    #[command(name = "consistency_checks", alias = "consistency-checks")]
-    ConsistencyChecks(MonitorArgs),
-    /// Copy record creations, updates and deletions from one collection to another, then ask for signature
-    #[command(name = "backport_records", alias = "backport-records")]
-    BackportRecords(BackportArgs),
-    /// Check that monitor/changes timestamps match each collection's records timestamp
-    #[command(
-        name = "validate_changes_collection",
-        alias = "validate-changes-collection"
-    )]
-    ValidateChangesCollection(MonitorArgs),
-    /// Render the add-ons and plugins blocklists as HTML pages and upload them to S3
-    #[command(name = "blockpages_generator", alias = "blockpages-generator")]
-    BlockpagesGenerator(Box<BlockpagesArgs>),
-    /// Alert when the clients' uptake error rates in Redash telemetry are over threshold
-    #[command(name = "uptake_health", alias = "uptake-health")]
-    UptakeHealth(UptakeHealthArgs),
-}
-
-impl Cli {
-    /// Parse the command line (and the environment variables behind the flags).
-    pub fn try_parse_with_settings() -> Result<(Cli, RawSettings), clap::Error> {
-        let matches = <Cli as CommandFactory>::command().try_get_matches()?;
-        let cli = <Cli as FromArgMatches>::from_arg_matches(&matches)?;
-        let raw = raw_settings(&matches);
-        Ok((cli, raw))
+/// The clap command tree: one subcommand per declared command.
+pub fn clap_command() -> clap::Command {
+    let mut cli = clap::Command::new("remote-settings-lambdas")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Operate a Mozilla Remote Settings service (Kinto with the signer and changes plugins).")
+        .arg_required_else_help(true)
+        .subcommand_required(true)
+        .after_help(AFTER_HELP);
+    for setting in shared::GLOBAL {
+        cli = cli.arg(setting_arg(setting).global(true));
     }
+    cli = cli
+        .arg(
+            Arg::new("json")
+                .long("json")
+                .global(true)
+                .action(ArgAction::SetTrue)
+                .help("Print one JSON document instead of the text report (same as OUTPUT=json)"),
+        )
+        .arg(
+            Arg::new("verbose")
+                .short('v')
+                .long("verbose")
+                .global(true)
+                .action(ArgAction::Count)
+                .help("More logs on stderr (-v info, -vv debug); RUST_LOG=<level> works too"),
+        );
+    for command in COMMANDS {
+        cli = cli.subcommand(subcommand(command));
+    }
+    cli
+}
 
-    pub fn selected(&self) -> Command {
-        match &self.command {
-            CliCommand::ValidateChangesCollection(_) => Command::ValidateChangesCollection,
-            CliCommand::UptakeHealth(_) => Command::UptakeHealth,
-            CliCommand::BlockpagesGenerator(_) => Command::BlockpagesGenerator,
-            CliCommand::BackportRecords(_) => Command::BackportRecords,
-            CliCommand::RefreshSignature(_) => Command::RefreshSignature,
-            CliCommand::ConsistencyChecks(_) => Command::ConsistencyChecks,
-            CliCommand::ValidateSignature(_) => Command::ValidateSignature,
+fn subcommand(command: &'static Command) -> clap::Command {
+    let mut sub = clap::Command::new(command.name)
+        .alias(command.name.replace('_', "-"))
+        .about(command.about);
+    for group in command.groups {
+        for setting in *group {
+            sub = sub.arg(setting_arg(setting));
+        }
+    }
+    for setting in command.settings {
+        sub = sub.arg(setting_arg(setting));
+    }
+    sub
+}
+
+/// One setting as a flag: its id is its variable's name.
+fn setting_arg(setting: &'static Setting) -> Arg {
+    use commands::settings::declare::Default;
+    let help = match setting.default {
+        Default::Unset => setting.help.to_string(),
+        Default::Value(value) | Default::Derived(value) => {
+            format!("{} [default: {value}]", setting.help)
+        }
+    };
+    let mut arg = Arg::new(setting.env)
+        .long(setting.long_flag())
+        .env(setting.env)
+        .value_name(setting.value_name)
+        .help(help)
+        .hide_env_values(setting.secret)
+        .hide(setting.hidden)
+        .action(ArgAction::Set);
+    if setting.shape == Shape::Switch {
+        arg = arg.num_args(0..=1).default_missing_value("1");
+    }
+    arg
+}
+
+/// Parse the command line (and the environment variables behind the flags).
+pub fn parse() -> Result<Invocation, clap::Error> {
+    invocation(clap_command().try_get_matches()?)
+}
+
+fn invocation(matches: ArgMatches) -> Result<Invocation, clap::Error> {
+    let Some((name, sub_matches)) = matches.subcommand() else {
+        return Err(clap_command().error(
+            clap::error::ErrorKind::MissingSubcommand,
+            "a command is required",
+        ));
+    };
+    let command = commands::find_command(name).expect("clap knows only declared commands");
+    let mut settings = RawSettings::declaring(command.all_settings());
+    collect(&matches, &mut settings);
+    collect(sub_matches, &mut settings);
+    if matches.get_flag("json") || sub_matches.get_flag("json") {
+        settings.set(shared::OUTPUT.env, "json");
+    }
+    let verbose = matches.get_count("verbose").max(sub_matches.get_count("verbose"));
+    Ok(Invocation {
+        command,
+        settings,
+        verbose,
+    })
+}
+
+/// Stage one of configuration: every setting from its flag or the environment, keyed by its
+/// variable's name.
+fn collect(matches: &ArgMatches, settings: &mut RawSettings) {
+    for id in matches.ids() {
+        if let Ok(Some(value)) = matches.try_get_one::<String>(id.as_str()) {
+            settings.set(id.as_str(), value.clone());
         }
     }
 }
 
 /// The settings a run of `command` takes from the environment alone, as if started without flags:
 /// what Lambda mode starts from before the event's keys.
-pub fn env_settings(command: Command) -> Result<RawSettings, clap::Error> {
-    let matches = <Cli as CommandFactory>::command()
-        .try_get_matches_from(["remote-settings-lambdas", command.name()])?;
-    Ok(raw_settings(&matches))
-}
-
-/// Stage one of configuration: every argument backed by an environment variable, from the flag or
-/// the environment, keyed by the variable's name. Arguments without a variable are CLI-only.
-fn raw_settings(matches: &ArgMatches) -> RawSettings {
-    let mut raw = RawSettings::new();
-    let cli = <Cli as CommandFactory>::command();
-    let mut collect = |command: &clap::Command, matches: &ArgMatches| {
-        for arg in command.get_arguments() {
-            let (Some(env), id) = (arg.get_env(), arg.get_id().as_str()) else {
-                continue;
-            };
-            if let Ok(Some(value)) = matches.try_get_one::<String>(id) {
-                raw.set(&env.to_string_lossy(), value.clone());
-            }
-        }
-    };
-    collect(&cli, matches);
-    if let Some((name, sub_matches)) = matches.subcommand() {
-        if let Some(sub) = cli.find_subcommand(name) {
-            collect(sub, sub_matches);
-        }
-    }
-    if matches.get_flag("json") {
-        raw.set("OUTPUT", "json");
-    }
-    raw
+pub fn env_settings(command: &'static Command) -> Result<RawSettings, clap::Error> {
+    let matches = clap_command().try_get_matches_from(["remote-settings-lambdas", command.name])?;
+    Ok(invocation(matches)?.settings)
 }
 
 /// The message for an unknown command: names it and lists the commands, one per line.
 pub fn unknown_command_message(name: &str) -> String {
     let mut msg = format!("error: unknown command '{name}'\n\nCommands:\n");
-    for c in Command::ALL {
-        msg.push_str(&format!("  {:<30} {}\n", c.name(), c.about()));
+    for c in COMMANDS {
+        msg.push_str(&format!("  {:<30} {}\n", c.name, c.about));
     }
     msg
 }
@@ -412,38 +149,62 @@ mod tests {
 
     /// The settings of a command line (program name first).
     fn settings_of<const N: usize>(args: [&str; N]) -> RawSettings {
-        let matches = <Cli as CommandFactory>::command()
-            .try_get_matches_from(args)
-            .unwrap();
-        raw_settings(&matches)
+        invocation(clap_command().try_get_matches_from(args).unwrap())
+            .unwrap()
+            .settings
+    }
+
+    fn get<'a>(raw: &'a RawSettings, name: &str) -> Option<&'a str> {
+        assert!(
+            raw.declared().iter().any(|s| s.env == name),
+            "{name} is not declared"
+        );
+        raw.value_of(name)
     }
 
     #[test]
     fn cli_is_well_formed() {
-        <Cli as CommandFactory>::command().debug_assert();
+        clap_command().debug_assert();
     }
 
     #[test]
-    fn every_command_is_a_subcommand_with_its_about() {
-        let cli = <Cli as CommandFactory>::command();
-        for c in Command::ALL {
+    fn every_command_is_a_subcommand_with_its_about_and_alias() {
+        let cli = clap_command();
+        for c in COMMANDS {
             let sub = cli
-                .find_subcommand(c.name())
-                .unwrap_or_else(|| panic!("{} missing from the CLI", c.name()));
+                .find_subcommand(c.name)
+                .unwrap_or_else(|| panic!("{} missing from the CLI", c.name));
             assert_eq!(
                 sub.get_about().map(|a| a.to_string()).as_deref(),
-                Some(c.about())
+                Some(c.about)
             );
-            assert!(sub
-                .get_all_aliases()
-                .any(|a| a == c.name().replace('_', "-")));
+            assert!(sub.get_all_aliases().any(|a| a == c.name.replace('_', "-")));
         }
-        assert_eq!(
-            cli.get_subcommands()
-                .filter(|s| s.get_name() != "help")
-                .count(),
-            Command::ALL.len()
-        );
+    }
+
+    #[test]
+    fn help_shows_the_real_defaults() {
+        let mut cli = clap_command();
+        let help = cli.render_long_help().to_string();
+        assert!(help.contains("[default: 4]"), "{help}");
+        let sub = cli.find_subcommand_mut("refresh_signature").unwrap();
+        let help = sub.render_long_help().to_string();
+        assert!(help.contains("[default: 0]"), "{help}");
+        assert!(help.contains("[default: monitor]"), "{help}");
+    }
+
+    #[test]
+    fn credentials_values_never_show_in_help() {
+        std::env::set_var("REFRESH_SIGNATURE_AUTH", "user:help-m4rker");
+        let mut cli = clap_command();
+        let help = cli
+            .find_subcommand_mut("refresh_signature")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        std::env::remove_var("REFRESH_SIGNATURE_AUTH");
+        assert!(help.contains("REFRESH_SIGNATURE_AUTH"), "{help}");
+        assert!(!help.contains("help-m4rker"), "{help}");
     }
 
     #[test]
@@ -456,9 +217,9 @@ mod tests {
             "--addons-collection",
             "a",
         ]);
-        assert_eq!(raw.get("DELETE_STALE"), Some("1"));
-        assert_eq!(raw.get("DRY_RUN"), Some("0"));
-        assert_eq!(raw.get("ADDONS_COLLECTION"), Some("a"));
+        assert_eq!(get(&raw, "DELETE_STALE"), Some("1"));
+        assert_eq!(get(&raw, "DRY_RUN"), Some("0"));
+        assert_eq!(get(&raw, "ADDONS_COLLECTION"), Some("a"));
     }
 
     #[test]
@@ -473,11 +234,11 @@ mod tests {
             "7",
             "--json",
         ]);
-        assert_eq!(raw.get("BUCKET"), Some("b"));
-        assert_eq!(raw.get("SERVER"), Some("http://h/v1"));
-        assert_eq!(raw.get("PARALLEL_REQUESTS"), Some("7"));
-        assert_eq!(raw.get("OUTPUT"), Some("json"));
-        assert_eq!(raw.get("COLLECTION"), None);
+        assert_eq!(get(&raw, "BUCKET"), Some("b"));
+        assert_eq!(get(&raw, "SERVER"), Some("http://h/v1"));
+        assert_eq!(get(&raw, "PARALLEL_REQUESTS"), Some("7"));
+        assert_eq!(get(&raw, "OUTPUT"), Some("json"));
+        assert_eq!(get(&raw, "COLLECTION"), None);
     }
 
     #[test]
@@ -488,7 +249,7 @@ mod tests {
             "--explain",
             "-v",
         ]);
-        assert_eq!(raw.get("VERBOSE"), Some("1"));
+        assert_eq!(get(&raw, "VERBOSE"), Some("1"));
     }
 
     #[test]
@@ -501,9 +262,9 @@ mod tests {
             "--dry-run",
             "--max-signature-age=7",
         ]);
-        assert_eq!(raw.get("COLLECTION"), Some("c"));
-        assert_eq!(raw.get("DRY_RUN"), Some("1"));
-        assert_eq!(raw.get("MAX_SIGNATURE_AGE"), Some("7"));
+        assert_eq!(get(&raw, "COLLECTION"), Some("c"));
+        assert_eq!(get(&raw, "DRY_RUN"), Some("1"));
+        assert_eq!(get(&raw, "MAX_SIGNATURE_AGE"), Some("7"));
     }
 
     #[test]
@@ -520,9 +281,26 @@ mod tests {
             "--at",
             "1615559719",
         ]);
-        assert_eq!(raw.get("BUCKET"), Some("b"));
-        assert_eq!(raw.get("ROOT_HASH"), Some("AA:BB"));
-        assert_eq!(raw.get("SIGNER_NAME"), Some("x.example"));
-        assert_eq!(raw.get("CHECK_AT"), Some("1615559719"));
+        assert_eq!(get(&raw, "BUCKET"), Some("b"));
+        assert_eq!(get(&raw, "ROOT_HASH"), Some("AA:BB"));
+        assert_eq!(get(&raw, "SIGNER_NAME"), Some("x.example"));
+        assert_eq!(get(&raw, "CHECK_AT"), Some("1615559719"));
+    }
+
+    #[test]
+    fn backport_flags_keep_their_short_names() {
+        let raw = settings_of([
+            "remote-settings-lambdas",
+            "backport_records",
+            "--source-auth",
+            "u:p",
+            "--source-bucket",
+            "b",
+            "--mappings",
+            "a/b -> c/d",
+        ]);
+        assert_eq!(get(&raw, "BACKPORT_RECORDS_SOURCE_AUTH"), Some("u:p"));
+        assert_eq!(get(&raw, "BACKPORT_RECORDS_SOURCE_BUCKET"), Some("b"));
+        assert_eq!(get(&raw, "BACKPORT_RECORDS_MAPPINGS"), Some("a/b -> c/d"));
     }
 }

@@ -38,19 +38,22 @@ fn cli_or_lambda() -> ExitCode {
     if let Some(api) = lambda::runtime_api() {
         return lambda::serve(&api);
     }
-    let (cli, raw) = match cli::Cli::try_parse_with_settings() {
-        Ok(parsed) => parsed,
+    let cli::Invocation {
+        command,
+        settings: raw,
+        verbose,
+    } = match cli::parse() {
+        Ok(invocation) => invocation,
         Err(err) => return clap_error(err),
     };
-    logger::init(cli.global.verbose);
-    let command = cli.selected();
-    let server = command.server_tag(&raw);
+    logger::init(verbose);
+    let server = (command.server_tag)(&raw);
 
     let (format, telemetry) = match (Format::from_settings(&raw), Telemetry::init(&raw)) {
         (Ok(f), Ok(t)) => (f, t),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(commands::report::Exit::Usage.code());
         }
     };
     let ctx = Context {
@@ -74,7 +77,7 @@ fn cli_or_lambda() -> ExitCode {
         &result,
         started.elapsed(),
     );
-    ExitCode::from(ending.exit_code)
+    ExitCode::from(ending.exit.code())
 }
 
 /// How every run ends, from either front door: the ending (exit code, message), the report on
@@ -83,12 +86,12 @@ fn cli_or_lambda() -> ExitCode {
 pub(crate) fn finish(
     format: Format,
     telemetry: &Telemetry,
-    command: Command,
+    command: &'static Command,
     server: &str,
     result: &Result<Box<dyn Report>, CommandError>,
     elapsed: Duration,
 ) -> Ending {
-    let ending = Ending::from_result(result);
+    let ending = Ending::from_result(command, result);
     output::emit(format, command, server, result, &ending, elapsed);
     if !matches!(result, Err(CommandError::Panic(_))) {
         telemetry.report_run(&ending);

@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::time::Duration;
 
+use commands::report::Exit;
+use commands::settings::shared::OUTPUT;
 use commands::{Alert, Command, CommandError, Outcome, RawSettings, Report, SettingError};
 use serde_json::{json, Value};
 
@@ -16,14 +18,14 @@ pub enum Format {
 impl Format {
     pub fn from_settings(raw: &RawSettings) -> Result<Format, SettingError> {
         match raw
-            .get("OUTPUT")
+            .get(&OUTPUT)
             .map(|v| v.trim().to_ascii_lowercase())
             .as_deref()
         {
             None | Some("text") => Ok(Format::Text),
             Some("json") => Ok(Format::Json),
             Some(other) => Err(SettingError::new(
-                "OUTPUT",
+                OUTPUT.env,
                 format!(
                     "{} is not 'text' or 'json'",
                     commands::settings::quote(other)
@@ -33,48 +35,49 @@ impl Format {
     }
 }
 
-/// How a run ended, ready for the exit code, stderr and Sentry.
+/// How a run ended, ready for the exit code, stderr, Sentry and Lambda: built once, from the
+/// command and the run's result.
 pub struct Ending {
-    pub exit_code: u8,
+    pub exit: Exit,
     pub message: Option<String>,
     pub items: Vec<Value>,
     /// Messages the report asks to send to Sentry instead of the failure event.
     pub alerts: Vec<Alert>,
+    /// The stable code of the JSON document's `error` and the Lambda `errorType`: the error's own
+    /// code for runs that stopped (`ConfigError`, `UsageError`, `HttpError`, `RuntimeError`,
+    /// `Panic`), the command's kind of finding for a check that found problems (exit 1),
+    /// `IncompleteError` for a report that could not be completed (exit 3); `None` for exit 0.
+    pub error_type: Option<&'static str>,
 }
 
 impl Ending {
-    pub fn from_result(result: &Result<Box<dyn Report>, CommandError>) -> Ending {
+    pub fn from_result(command: &Command, result: &Result<Box<dyn Report>, CommandError>) -> Ending {
         let report = match result {
             Ok(report) => report,
             Err(e) => {
                 return Ending {
-                    exit_code: e.exit_code() as u8,
+                    exit: e.exit(),
                     message: Some(e.to_string()),
                     items: Vec::new(),
                     alerts: Vec::new(),
+                    error_type: Some(e.code()),
                 }
             }
         };
-        let (exit_code, failure) = match report.outcome() {
-            Outcome::Ok => (0, None),
-            Outcome::Problems(f) => (1, Some(f)),
-            Outcome::Incomplete(f) => (3, Some(f)),
+        let outcome = report.outcome();
+        let exit = outcome.exit();
+        let (error_type, failure) = match outcome {
+            Outcome::Ok => (None, None),
+            Outcome::Problems(f) => (Some(command.problems_error_type), Some(f)),
+            Outcome::Incomplete(f) => (Some("IncompleteError"), Some(f)),
         };
         let (message, items) = failure.map_or((None, Vec::new()), |f| (Some(f.message), f.items));
         Ending {
-            exit_code,
+            exit,
             message,
             items,
             alerts: report.alerts(),
-        }
-    }
-
-    pub fn status(&self) -> &'static str {
-        match self.exit_code {
-            0 => "ok",
-            1 => "problems",
-            2 => "config_error",
-            _ => "error",
+            error_type,
         }
     }
 }
@@ -82,17 +85,17 @@ impl Ending {
 /// The JSON document of a run: command, status, exit code, timing, the report's own fields, and
 /// the error when there is one.
 pub fn json_document(
-    command: Command,
+    command: &Command,
     server: &str,
     result: &Result<Box<dyn Report>, CommandError>,
     ending: &Ending,
     elapsed: Duration,
 ) -> Value {
     let mut doc = json!({
-        "command": command.name(),
+        "command": command.name,
         "server": server,
-        "status": ending.status(),
-        "exit_code": ending.exit_code,
+        "status": ending.exit.status(),
+        "exit_code": ending.exit.code(),
         "duration_seconds": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
     });
     if let Ok(report) = result {
@@ -101,50 +104,20 @@ pub fn json_document(
         }
     }
     if let Some(message) = &ending.message {
-        let code = match result {
-            Err(e) => e.code(),
-            Ok(_) if ending.exit_code == 1 => "CheckFailed",
-            Ok(_) => "Incomplete",
+        let code = match (result, ending.exit) {
+            (Err(e), _) => e.code(),
+            (Ok(_), Exit::Problems) => "CheckFailed",
+            (Ok(_), _) => "Incomplete",
         };
         doc["error"] = json!({"code": code, "message": message});
     }
     doc
 }
 
-/// The Lambda `errorType` of a run that did not end well (`None` for exit 0): the error's own code
-/// for runs that stopped (`ConfigError`, `UsageError`, `HttpError`, `RuntimeError`), the command's
-/// kind of finding for a check that found problems (exit 1), `IncompleteError` for a report that
-/// could not be completed (exit 3).
-pub fn error_type(
-    command: Command,
-    result: &Result<Box<dyn Report>, CommandError>,
-    ending: &Ending,
-) -> Option<&'static str> {
-    match (result, ending.exit_code) {
-        (_, 0) => None,
-        (Err(e), _) => Some(e.code()),
-        (Ok(_), 1) => Some(problems_error_type(command)),
-        (Ok(_), _) => Some("IncompleteError"),
-    }
-}
-
-/// What a check that found problems is called, per command (exhaustive: a new command must
-/// name its kind of finding here).
-pub fn problems_error_type(command: Command) -> &'static str {
-    match command {
-        Command::ValidateSignature | Command::ValidateChangesCollection => "ValidationError",
-        Command::RefreshSignature => "RefreshError",
-        Command::ConsistencyChecks => "ConsistencyError",
-        Command::BackportRecords => "BackportError",
-        Command::BlockpagesGenerator => "BlockpagesError",
-        Command::UptakeHealth => "UptakeHealthError",
-    }
-}
-
 /// Print the run's output and its one-line error, if any.
 pub fn emit(
     format: Format,
-    command: Command,
+    command: &Command,
     server: &str,
     result: &Result<Box<dyn Report>, CommandError>,
     ending: &Ending,
@@ -173,21 +146,15 @@ pub fn emit(
 mod tests {
     use super::*;
 
-    /// `problems_error_type` is an exhaustive match, so the compiler already makes every command
-    /// name one; what can drift is the README's table of `errorType`s, which users read.
+    /// Every command names its kind of finding, and the README's errorType table (which users
+    /// read) lists it.
     #[test]
-    fn every_command_names_its_problems_error_type() {
+    fn the_readme_lists_every_commands_problems_error_type() {
         let readme = include_str!("../README.md");
-        for command in Command::ALL {
-            let error_type = problems_error_type(*command);
-            assert_ne!(
-                error_type,
-                "CheckFailed",
-                "{} has no errorType of its own: add it to problems_error_type and the README",
-                command.name()
-            );
+        for command in commands::COMMANDS {
+            let error_type = command.problems_error_type;
             let row = format!("| `{error_type}` |");
-            let name = format!("`{}`", command.name());
+            let name = format!("`{}`", command.name);
             assert!(
                 readme
                     .lines()
@@ -195,5 +162,17 @@ mod tests {
                 "the README's errorType table has no row {row} naming {name}"
             );
         }
+    }
+
+    #[test]
+    fn output_format_is_text_or_json_and_names_a_bad_value() {
+        let command = commands::find_command("validate_signature").unwrap();
+        let mut raw = RawSettings::declaring(command.all_settings());
+        assert_eq!(Format::from_settings(&raw).unwrap(), Format::Text);
+        raw.set("OUTPUT", " JSON ");
+        assert_eq!(Format::from_settings(&raw).unwrap(), Format::Json);
+        raw.set("OUTPUT", "yaml");
+        let err = Format::from_settings(&raw).unwrap_err().to_string();
+        assert_eq!(err, "invalid OUTPUT: \"yaml\" is not 'text' or 'json'");
     }
 }

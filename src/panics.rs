@@ -14,7 +14,6 @@ use std::sync::Mutex;
 use commands::{CommandError, Report};
 use futures::FutureExt;
 
-use crate::telemetry;
 
 /// The first panic recorded since the last [`take`], with its location.
 static PANIC: Mutex<Option<String>> = Mutex::new(None);
@@ -82,7 +81,7 @@ pub fn panic_message(message: &str, secrets: &[String]) -> String {
         .chars()
         .take(MAX_MESSAGE)
         .collect();
-    let cleaned = telemetry::redact_text(&first, secrets);
+    let cleaned = commands::secrets::redact_text(&first, secrets);
     format!("the command panicked (a bug): {cleaned}")
 }
 

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-// The one marker for a hidden credential, in client errors and Sentry events alike.
-use commands::client::REDACTED_VALUE as REDACTED;
+use commands::secrets::redact_text;
+use commands::settings::shared::{SENTRY_DSN, SENTRY_ENV};
 use commands::{Alert, Command, RawSettings, SettingError};
 
 use crate::output::Ending;
@@ -17,7 +17,7 @@ pub struct Telemetry {
     _guard: Option<sentry::ClientInitGuard>,
 }
 
-/// Replace every secret in an event (and any password in a URL), or drop the event when it
+/// Replace every secret in an event (and any user-info in a URL), or drop the event when it
 /// cannot be cleaned.
 pub fn scrub(
     event: sentry::protocol::Event<'static>,
@@ -31,57 +31,28 @@ pub fn scrub(
     serde_json::from_str(&cleaned).ok()
 }
 
-/// `text` with every one of `secrets` replaced by [`REDACTED`], and the user-info part of any URL
-/// in it (`http://user:password@host`) too: a credential put into a URL is no known setting value.
-pub fn redact_text(text: &str, secrets: &[String]) -> String {
-    let mut cleaned = text.to_string();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        cleaned = cleaned.replace(secret.as_str(), REDACTED);
-    }
-    let mut out = String::with_capacity(cleaned.len());
-    let mut rest = cleaned.as_str();
-    while let Some(start) = rest.find("://") {
-        let (before, after) = rest.split_at(start + 3);
-        out.push_str(before);
-        let authority_end = after
-            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '\\') || c.is_whitespace())
-            .unwrap_or(after.len());
-        let authority = &after[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
-                out.push_str(REDACTED);
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &after[authority_end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Tag the current scope with the run's command and server: every event of the run (its failure,
 /// its alerts, a panic) carries them.
-pub fn tag_run(scope: &mut sentry::Scope, command: Command, server: &str) {
-    scope.set_tag("command", command.name());
+pub fn tag_run(scope: &mut sentry::Scope, command: &Command, server: &str) {
+    scope.set_tag("command", command.name);
     scope.set_tag("server", server);
 }
 
 impl Telemetry {
     pub fn init(raw: &RawSettings) -> Result<Telemetry, SettingError> {
-        let Some(dsn) = raw.get("SENTRY_DSN") else {
+        let Some(dsn) = raw.get(&SENTRY_DSN) else {
             return Ok(Telemetry { _guard: None });
         };
         let dsn: sentry::types::Dsn = dsn
             .trim()
             .parse()
-            .map_err(|_| SettingError::new("SENTRY_DSN", "not a valid Sentry DSN"))?;
+            .map_err(|_| SettingError::new(SENTRY_DSN.env, "not a valid Sentry DSN"))?;
         let secrets = raw.secret_values();
         let mut options = sentry::ClientOptions::new();
         options.dsn = Some(dsn);
         options.release =
             Some(concat!("remote-settings-lambdas@", env!("CARGO_PKG_VERSION")).into());
-        options.environment = raw.get("SENTRY_ENV").map(|e| e.to_string().into());
+        options.environment = raw.get(&SENTRY_ENV).map(|e| e.to_string().into());
         options.shutdown_timeout = Duration::from_secs(5);
         options.send_default_pii = false;
         options.before_send = Some(Arc::new(move |event| scrub(event, &secrets)));
@@ -96,7 +67,7 @@ impl Telemetry {
     pub fn report_run(&self, ending: &Ending) {
         if !ending.alerts.is_empty() {
             self.report_alerts(&ending.alerts);
-        } else if let (Some(message), 1 | 3) = (&ending.message, ending.exit_code) {
+        } else if let (Some(message), true) = (&ending.message, ending.exit.is_failure()) {
             self.report_failure(message, &ending.items);
         }
     }
@@ -156,17 +127,7 @@ mod tests {
             !text.contains("hunter2") && !text.contains("dTpodW50ZXIy"),
             "{text}"
         );
-        assert!(text.contains(REDACTED));
-    }
-
-    #[test]
-    fn redact_text_hides_secrets_and_url_user_info_only() {
-        let text = "GET http://user:pw1@h:8/v1/x?a=b and https://tok@h2 \"ftp://a:b@c\" http://plain/path hunter2";
-        let out = redact_text(text, &["hunter2".into()]);
-        assert_eq!(
-            out,
-            "GET http://[redacted]@h:8/v1/x?a=b and https://[redacted]@h2 \"ftp://[redacted]@c\" http://plain/path [redacted]"
-        );
+        assert!(text.contains(commands::secrets::REDACTED));
     }
 
     #[test]

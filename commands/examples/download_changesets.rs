@@ -9,6 +9,7 @@
 
 use commands::client::{KintoClient, Request};
 use commands::kinto::read_changes;
+use commands::settings::shared::{AUTH, MONITOR_BUCKET, MONITOR_COLLECTION};
 use commands::settings::{HttpSettings, RawSettings};
 use futures::StreamExt;
 
@@ -18,9 +19,9 @@ async fn main() -> anyhow::Result<()> {
     for (name, value) in std::env::vars() {
         raw.set(&name, value);
     }
-    let http = HttpSettings::from_settings(&raw, "AUTH")?;
-    let bucket = raw.kinto_id("BUCKET", "monitor")?;
-    let collection = raw.kinto_id("COLLECTION", "changes")?;
+    let http = HttpSettings::from_settings(&raw, &AUTH)?;
+    let bucket = raw.kinto_id(&MONITOR_BUCKET)?;
+    let collection = raw.kinto_id(&MONITOR_COLLECTION)?;
     let client = KintoClient::new(&http);
     let (entries, _) = read_changes(&client, &bucket, &collection).await?;
     let client = &client;

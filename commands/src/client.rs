@@ -3,7 +3,7 @@
 //! `Next-Page` pagination, `POST /batch` with its sub-responses, authentication (sent only to the
 //! server's origin), a global cap on requests in flight, and errors that carry the method and URL
 //! but never the credentials. Which failures are retried is a [`RetryPolicy`] chosen per client
-//! (Kinto's by default). URLs are shown (errors, logs) through [`display_url`], which hides
+//! (Kinto's by default). URLs are shown (errors, logs) through [`crate::secrets::display_url`], which hides
 //! credentials held in query strings.
 
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use crate::settings::{Auth, HttpSettings};
+use crate::secrets::{display_url, scrub, secret_query_values, Auth};
+use crate::settings::HttpSettings;
 
 pub const USER_AGENT_VALUE: &str = concat!("remote-settings-lambdas/", env!("CARGO_PKG_VERSION"));
 
@@ -54,87 +55,6 @@ impl RetryPolicy {
     }
 }
 
-/// What a hidden credential is replaced with where a URL is shown.
-pub const REDACTED_VALUE: &str = "[redacted]";
-
-/// Query parameters whose values are credentials (compared case-insensitively, `-` as `_`).
-/// Kinto's own parameters (`_token` of `Next-Page` links, `_since`, ...) are not among them.
-const SECRET_QUERY_PARAMS: &[&str] = &[
-    "access_token",
-    "api_key",
-    "apikey",
-    "auth",
-    "key",
-    "password",
-    "secret",
-    "signature",
-    "token",
-    "x_amz_credential",
-    "x_amz_security_token",
-    "x_amz_signature",
-];
-
-fn is_secret_query_param(name: &str) -> bool {
-    let name = name.to_ascii_lowercase().replace('-', "_");
-    SECRET_QUERY_PARAMS.contains(&name.as_str())
-}
-
-/// A URL as it may be shown in an error, a log line or a report: the values of credential query
-/// parameters (`api_key=...`) and any password are replaced by `[redacted]`; the rest is kept
-/// byte for byte. A presigned URL (SigV4 `X-Amz-Signature`) is shown without its query, which
-/// is all signing material.
-pub fn display_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    if shown.password().is_some() {
-        let _ = shown.set_password(Some("redacted"));
-    }
-    if url
-        .query_pairs()
-        .any(|(name, _)| name.eq_ignore_ascii_case("x-amz-signature"))
-    {
-        shown.set_query(None);
-    } else if let Some(query) = url.query() {
-        let redacted = redact_query(query);
-        if redacted != query {
-            shown.set_query(Some(&redacted));
-        }
-    }
-    shown.to_string()
-}
-
-/// A query string (without `?`) with the values of its credential parameters (names compared
-/// once decoded) replaced by `[redacted]`; every other pair is kept byte for byte.
-pub fn redact_query(query: &str) -> String {
-    let pairs: Vec<String> = query
-        .split('&')
-        .map(|pair| {
-            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
-            let secret = form_urlencoded::parse(name.as_bytes())
-                .next()
-                .is_some_and(|(decoded, _)| is_secret_query_param(&decoded));
-            if secret {
-                format!("{name}={REDACTED_VALUE}")
-            } else {
-                pair.to_string()
-            }
-        })
-        .collect();
-    pairs.join("&")
-}
-
-/// The values of a URL's credential query parameters, decoded and as sent, for scrubbing texts.
-fn secret_query_values(url: &Url) -> Vec<String> {
-    let mut values = Vec::new();
-    for (name, value) in url.query_pairs() {
-        if is_secret_query_param(&name) && !value.is_empty() {
-            let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
-            values.push(encoded);
-            values.push(value.into_owned());
-        }
-    }
-    values
-}
-
 /// Why a request failed, after retries where the failure was transient.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientErrorKind {
@@ -154,7 +74,7 @@ pub enum ClientErrorKind {
     Forbidden(String),
 }
 
-/// A failed request: method, URL (never holding credentials: see [`display_url`]) and why.
+/// A failed request: method, URL (never holding credentials: see [`crate::secrets::display_url`]) and why.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{method} {url} failed{}: {kind}", if *attempts > 1 { format!(" after {attempts} attempts") } else { String::new() })]
 pub struct ClientError {
@@ -171,11 +91,7 @@ impl ClientErrorKind {
         if secrets.is_empty() {
             return self;
         }
-        let clean = |text: String| {
-            secrets
-                .iter()
-                .fold(text, |t, s| t.replace(s.as_str(), REDACTED_VALUE))
-        };
+        let clean = |text: String| scrub(&text, secrets);
         match self {
             ClientErrorKind::Connect(t) => ClientErrorKind::Connect(clean(t)),
             ClientErrorKind::Status { status, detail } => ClientErrorKind::Status {
@@ -943,12 +859,14 @@ impl KintoClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::{RawSettings, Secret};
+    use crate::secrets::{is_secret_query_param, Secret};
+    use crate::settings::shared::AUTH;
+    use crate::settings::RawSettings;
 
     fn client(server: &str) -> KintoClient {
         let mut raw = RawSettings::new();
         raw.set("SERVER", server);
-        KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap())
+        KintoClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap())
     }
 
     /// A loopback server that answers every connection with `{}` after `delay`.
@@ -978,7 +896,7 @@ mod tests {
         raw.set("SERVER", &server);
         raw.set("REQUESTS_TIMEOUT_SECONDS", "0.2");
         raw.set("REQUESTS_NB_RETRIES", "0");
-        let c = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
+        let c = KintoClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap());
         let plain = Request::new(Method::PATCH, c.url("/x"));
         let err = c.send(&plain).await.unwrap_err();
         assert_eq!(err.kind, ClientErrorKind::Timeout);
@@ -1038,7 +956,7 @@ mod tests {
         assert_eq!(h.to_str().unwrap(), "Basic dTpodW50ZXIy");
         let mut raw = RawSettings::new();
         raw.set("AUTH", "u:hunter2");
-        let c = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
+        let c = KintoClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap());
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!format!("{c:?}").contains("dTpodW50ZXIy"));
     }
@@ -1080,7 +998,7 @@ mod tests {
         raw.set("SERVER", server);
         raw.set("REQUESTS_RETRY_BACKOFF_SECONDS", "0.001");
         raw.set("REQUESTS_NB_RETRIES", "4");
-        KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap())
+        KintoClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap())
     }
 
     async fn get_json_from(
@@ -1396,7 +1314,7 @@ mod tests {
         raw.set("SERVER", server);
         raw.set("REQUESTS_NB_RETRIES", "2");
         raw.set("REQUESTS_RETRY_BACKOFF_SECONDS", "0.001");
-        KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap())
+        KintoClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap())
     }
 
     fn two_requests() -> Vec<BatchRequest> {
@@ -1498,7 +1416,7 @@ mod tests {
         let (url, _) =
             slow_canned_server(vec![(200, answer.into()), (200, "{}".into())], delay).await;
         raw.set("SERVER", &url);
-        let client = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
+        let client = KintoClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap());
         assert_eq!(client.batch(&requests).await.unwrap().len(), 4);
         let err = client.get_json::<Value>("/", &[]).await.unwrap_err();
         assert_eq!(err.kind, ClientErrorKind::Timeout);

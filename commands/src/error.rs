@@ -2,6 +2,7 @@
 //! code and one Lambda `errorType`; the check results themselves (exit 1) are in the report.
 
 use crate::client::ClientError;
+use crate::report::Exit;
 use crate::settings::SettingError;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,10 +25,12 @@ pub enum CommandError {
 }
 
 impl CommandError {
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit(&self) -> Exit {
         match self {
-            CommandError::Setting(_) | CommandError::Usage(_) => 2,
-            CommandError::Http(_) | CommandError::Runtime(_) | CommandError::Panic(_) => 3,
+            CommandError::Setting(_) | CommandError::Usage(_) => Exit::Usage,
+            CommandError::Http(_) | CommandError::Runtime(_) | CommandError::Panic(_) => {
+                Exit::Incomplete
+            }
         }
     }
 

@@ -18,11 +18,36 @@ use crate::client::{ClientError, KintoClient, Request, Response};
 use crate::kinto::{read_changes, ChangesEntry, CollectionRef, InvalidEntry, Role, ServerInfo};
 use crate::progress::Progress;
 use crate::report::{client_error_json, Failure, Outcome, Report};
-use crate::settings::{HttpSettings, RawSettings, SettingError};
+use crate::command::{start, Command, CommandConfig};
+use crate::settings::shared::{
+    DRY_RUN, DRY_RUN_GROUP, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION,
+};
+use crate::settings::{HttpSettings, RawSettings, Setting, SettingError};
 use crate::{CommandError, Context};
 
-/// The variable holding the credentials that may write the source collections.
-pub const AUTH_SETTING: &str = "REFRESH_SIGNATURE_AUTH";
+pub const COMMAND: Command = Command {
+    name: "refresh_signature",
+    about: "Re-sign every published collection as it is (writer server)",
+    problems_error_type: "RefreshError",
+    writer: true,
+    groups: &[MONITOR, DRY_RUN_GROUP],
+    settings: &[&REFRESH_SIGNATURE_AUTH, &MAX_SIGNATURE_AGE],
+    server_tag: Command::kinto_server_tag,
+    start: start::<Config>,
+};
+
+/// The credentials that may write the source collections.
+pub const REFRESH_SIGNATURE_AUTH: Setting = Setting::credentials(
+    "REFRESH_SIGNATURE_AUTH",
+    "Credentials allowed to write the source collections: `user:pass` (Basic) or a Bearer token (required)",
+)
+.event_key("refresh_signature_auth");
+pub const MAX_SIGNATURE_AGE: Setting = Setting::new(
+    "MAX_SIGNATURE_AGE",
+    "DAYS",
+    "Skip sources whose last signature is fewer than this many days old (0 refreshes all)",
+)
+.default("0");
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -37,22 +62,28 @@ pub struct Config {
     pub dry_run: bool,
 }
 
-impl Config {
-    pub fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
-        let http = HttpSettings::from_settings(raw, AUTH_SETTING)?;
+impl CommandConfig for Config {
+    type Report = RefreshReport;
+
+    async fn run(&self, ctx: &Context) -> Result<RefreshReport, CommandError> {
+        run(self, ctx).await
+    }
+
+    fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
+        let http = HttpSettings::from_settings(raw, &REFRESH_SIGNATURE_AUTH)?;
         if http.auth.is_none() {
             return Err(SettingError::new(
-                AUTH_SETTING,
+                REFRESH_SIGNATURE_AUTH.env,
                 "not set: credentials allowed to write the source collections are required \
                  (user:pass or a Bearer token)",
             ));
         }
         Ok(Config {
             http,
-            bucket: raw.kinto_id("BUCKET", "monitor")?,
-            collection: raw.kinto_id("COLLECTION", "changes")?,
-            max_signature_age_days: raw.uint("MAX_SIGNATURE_AGE", 0, 36_500)?,
-            dry_run: raw.flag("DRY_RUN")?,
+            bucket: raw.kinto_id(&MONITOR_BUCKET)?,
+            collection: raw.kinto_id(&MONITOR_COLLECTION)?,
+            max_signature_age_days: raw.uint(&MAX_SIGNATURE_AGE, 36_500)?,
+            dry_run: raw.flag(&DRY_RUN)?,
         })
     }
 }
@@ -443,7 +474,7 @@ mod tests {
 
     #[test]
     fn settings_are_checked_up_front() {
-        let ok = Config::from_settings(&RawSettings::from_pairs(&[(AUTH_SETTING, "u:p")])).unwrap();
+        let ok = Config::from_settings(&RawSettings::from_pairs(&[(REFRESH_SIGNATURE_AUTH.env, "u:p")])).unwrap();
         assert_eq!(ok.max_signature_age_days, 0);
         assert!(!ok.dry_run);
         assert_eq!(
@@ -452,7 +483,7 @@ mod tests {
         );
         // AUTH is not what this command writes with.
         let err = Config::from_settings(&RawSettings::from_pairs(&[("AUTH", "u:p")])).unwrap_err();
-        assert_eq!(err.name, AUTH_SETTING);
+        assert_eq!(err.name, REFRESH_SIGNATURE_AUTH.env);
         for (name, value) in [
             ("MAX_SIGNATURE_AGE", "-1"),
             ("MAX_SIGNATURE_AGE", "week"),
@@ -460,7 +491,7 @@ mod tests {
             ("BUCKET", "../x"),
         ] {
             let err = Config::from_settings(&RawSettings::from_pairs(&[
-                (AUTH_SETTING, "u:p"),
+                (REFRESH_SIGNATURE_AUTH.env, "u:p"),
                 (name, value),
             ]))
             .unwrap_err();

@@ -9,9 +9,22 @@ use serde_json::{json, Value};
 use crate::client::{ClientError, KintoClient};
 use crate::kinto::{read_changes, ChangesEntry, InvalidEntry};
 use crate::progress::Progress;
-use crate::report::{client_error_json, Failure, Outcome, Report};
+use crate::report::{client_error_json, is_finding, judge, Failure, Outcome, Report};
+use crate::command::{start, Command, CommandConfig};
+use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
 use crate::settings::{HttpSettings, RawSettings, SettingError};
 use crate::{CommandError, Context};
+
+pub const COMMAND: Command = Command {
+    name: "validate_changes_collection",
+    about: "Check that monitor/changes timestamps match each collection's records timestamp",
+    problems_error_type: "ValidationError",
+    writer: false,
+    groups: &[MONITOR],
+    settings: &[],
+    server_tag: Command::kinto_server_tag,
+    start: start::<Config>,
+};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -20,13 +33,19 @@ pub struct Config {
     pub collection: String,
 }
 
-impl Config {
-    pub fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
+impl CommandConfig for Config {
+    type Report = ChangesReport;
+
+    fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
         Ok(Config {
-            http: HttpSettings::from_settings(raw, "AUTH")?,
-            bucket: raw.kinto_id("BUCKET", "monitor")?,
-            collection: raw.kinto_id("COLLECTION", "changes")?,
+            http: HttpSettings::from_settings(raw, &AUTH)?,
+            bucket: raw.kinto_id(&MONITOR_BUCKET)?,
+            collection: raw.kinto_id(&MONITOR_COLLECTION)?,
         })
+    }
+
+    async fn run(&self, ctx: &Context) -> Result<ChangesReport, CommandError> {
+        run(self, ctx).await
     }
 }
 
@@ -172,35 +191,38 @@ impl Report for ChangesReport {
     }
 
     fn outcome(&self) -> Outcome {
-        let failed: Vec<Value> = self
+        let failed: Vec<&EntryCheck> = self
             .checks
             .iter()
             .filter(|c| !matches!(c, EntryCheck::Ok(_)))
-            .map(Self::item_json)
             .collect();
-        let unreachable: Vec<&ClientError> = self
+        let could_not_tell: Vec<&ClientError> = self
             .checks
             .iter()
             .filter_map(|c| match c {
-                EntryCheck::Unreadable { error, .. } if !error.is_client_status() => Some(error),
+                EntryCheck::Unreadable { error, .. } if !is_finding(error) => Some(error),
                 _ => None,
             })
             .collect();
-        if let Some(first) = unreachable.first() {
-            Outcome::Incomplete(Failure {
-                message: format!(
+        let findings = failed.len() - could_not_tell.len();
+        judge(findings, could_not_tell.len(), || {
+            let mut message = String::new();
+            if findings > 0 {
+                message.push_str("One of the collection did not validate.");
+            }
+            if let Some(first) = could_not_tell.first() {
+                if !message.is_empty() {
+                    message.push(' ');
+                }
+                message.push_str(&format!(
                     "Could not read {} collection(s): {first}",
-                    unreachable.len()
-                ),
-                items: failed,
-            })
-        } else if !failed.is_empty() {
-            Outcome::Problems(Failure {
-                message: "One of the collection did not validate.".into(),
-                items: failed,
-            })
-        } else {
-            Outcome::Ok
-        }
+                    could_not_tell.len()
+                ));
+            }
+            Failure {
+                message,
+                items: failed.into_iter().map(Self::item_json).collect(),
+            }
+        })
     }
 }

@@ -12,6 +12,7 @@ use commands::settings::{is_kinto_id, RawSettings};
 use commands::signature::chain::{self, ChainPolicy, MAX_CHAIN_CERTS};
 use commands::signature::payload::{self, PREFIX};
 use commands::signature::{decode_signature, verify_digest, ErrorCode};
+use commands::command::CommandConfig as _;
 use commands::uptake_health;
 use serde_json::{json, Value};
 use sha2::Digest as _;
@@ -223,7 +224,7 @@ pub fn mappings(data: &[u8]) {
             assert_eq!(again, mappings);
         }
         Err(e) => {
-            assert_eq!(e.name, MAPPINGS);
+            assert_eq!(e.name, MAPPINGS.env);
             assert_one_line(&e.to_string());
         }
     }

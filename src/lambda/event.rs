@@ -1,50 +1,19 @@
-//! Lambda events as settings: the keys the original lambdas read from their event (SPEC.md §5),
-//! each overriding the environment variable it names. Every other setting comes from the
-//! environment only. An event that is not an object, or an EventBridge envelope (a scheduled rule
-//! without a constant input), changes nothing: the run uses the environment.
+//! Lambda events as settings: the keys the original lambdas read from their event, each
+//! overriding the environment variable of the setting that declares it (`event_key`). Every other
+//! setting comes from the environment only. An event that is not an object, or an EventBridge
+//! envelope (a scheduled rule without a constant input), changes nothing: the run uses the
+//! environment.
 
+use commands::settings::{Setting, Shape};
 use commands::{RawSettings, SettingError};
 use serde_json::{Map, Value};
 
-/// Event key → the environment variable it overrides.
-pub const EVENT_KEYS: &[(&str, &str)] = &[
-    ("server", "SERVER"),
-    ("bucket", "BUCKET"),
-    ("collection", "COLLECTION"),
-    ("auth", "AUTH"),
-    ("refresh_signature_auth", "REFRESH_SIGNATURE_AUTH"),
-    (
-        "backport_records_source_auth",
-        "BACKPORT_RECORDS_SOURCE_AUTH",
-    ),
-    (
-        "backport_records_source_bucket",
-        "BACKPORT_RECORDS_SOURCE_BUCKET",
-    ),
-    (
-        "backport_records_source_collection",
-        "BACKPORT_RECORDS_SOURCE_COLLECTION",
-    ),
-    (
-        "backport_records_source_filters",
-        "BACKPORT_RECORDS_SOURCE_FILTERS",
-    ),
-    ("backport_records_dest_auth", "BACKPORT_RECORDS_DEST_AUTH"),
-    // Not in SPEC.md §5, but the original lambda read it from its event too.
-    ("backport_records_mappings", "BACKPORT_RECORDS_MAPPINGS"),
-    (
-        "backport_records_dest_bucket",
-        "BACKPORT_RECORDS_DEST_BUCKET",
-    ),
-    (
-        "backport_records_dest_collection",
-        "BACKPORT_RECORDS_DEST_COLLECTION",
-    ),
-    ("addons-collection", "ADDONS_COLLECTION"),
-    ("plugins-collection", "PLUGINS_COLLECTION"),
-    ("aws_region", "AWS_REGION"),
-    ("bucket_name", "BUCKET_NAME"),
-];
+/// The event keys of a run, from the settings its command declares.
+fn event_keys(raw: &RawSettings) -> impl Iterator<Item = (&'static str, &'static Setting)> + '_ {
+    raw.declared()
+        .iter()
+        .filter_map(|setting| setting.event_key.map(|key| (key, *setting)))
+}
 
 /// The settings of one invocation: the environment's, overridden by the event's keys.
 ///
@@ -63,17 +32,19 @@ pub fn settings(env: &RawSettings, event: &Value) -> Result<RawSettings, Setting
     }
     let mut unknown = Vec::new();
     for (key, value) in fields {
-        let Some(&(_, name)) = EVENT_KEYS.iter().find(|(k, _)| k == key) else {
+        let Some((_, setting)) = event_keys(env).find(|(k, _)| k == key) else {
             unknown.push(key.as_str());
             continue;
         };
+        let name = setting.env;
+        let json = setting.shape == Shape::Json;
         match value {
             Value::Null => {}
             Value::String(s) if s.trim().is_empty() => {}
             Value::String(s) => raw.set(name, s.clone()),
-            Value::Object(_) if name.ends_with("_FILTERS") => raw.set(name, value.to_string()),
+            Value::Object(_) if json => raw.set(name, value.to_string()),
             other => {
-                let expected = if name.ends_with("_FILTERS") {
+                let expected = if json {
                     "a JSON object or a string"
                 } else {
                     "a string"
@@ -89,11 +60,7 @@ pub fn settings(env: &RawSettings, event: &Value) -> Result<RawSettings, Setting
         log::warn!(
             "ignoring unknown event key(s) {}: the event keys are {}",
             unknown.join(", "),
-            EVENT_KEYS
-                .iter()
-                .map(|(k, _)| *k)
-                .collect::<Vec<_>>()
-                .join(", ")
+            event_keys(env).map(|(k, _)| k).collect::<Vec<_>>().join(", ")
         );
     }
     Ok(raw)
@@ -121,30 +88,65 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn env() -> RawSettings {
-        let mut raw = RawSettings::new();
+    /// The environment's settings of a run of `command`.
+    fn env_of(command: &str) -> RawSettings {
+        let command = commands::find_command(command).unwrap();
+        let mut raw = RawSettings::declaring(command.all_settings());
         raw.set("SERVER", "http://env/v1");
         raw.set("BUCKET", "env-bucket");
         raw.set("PARALLEL_REQUESTS", "3");
         raw
     }
 
+    fn env() -> RawSettings {
+        env_of("validate_signature")
+    }
+
     #[test]
-    fn every_key_of_the_spec_sets_its_variable() {
-        let event: Map<String, Value> = EVENT_KEYS
-            .iter()
-            .map(|(k, _)| (k.to_string(), json!(format!("value of {k}"))))
-            .collect();
-        let raw = settings(&RawSettings::new(), &Value::Object(event)).unwrap();
-        for (key, name) in EVENT_KEYS {
-            assert_eq!(raw.get(name), Some(format!("value of {key}").as_str()));
+    fn every_declared_key_sets_its_variable() {
+        for command in commands::COMMANDS {
+            let env = RawSettings::declaring(command.all_settings());
+            let keys: Vec<(&str, &Setting)> = event_keys(&env).collect();
+            assert!(!keys.is_empty(), "{} takes no event key", command.name);
+            let event: Map<String, Value> = keys
+                .iter()
+                .map(|(k, _)| (k.to_string(), json!(format!("value of {k}"))))
+                .collect();
+            let raw = settings(&env, &Value::Object(event)).unwrap();
+            for (key, setting) in keys {
+                assert_eq!(
+                    raw.get(setting),
+                    Some(format!("value of {key}").as_str()),
+                    "{}: {key}",
+                    command.name
+                );
+            }
         }
-        // The 16 keys of SPEC.md §5, and the original's backport_records_mappings.
-        assert_eq!(EVENT_KEYS.len(), 17);
+    }
+
+    #[test]
+    fn the_original_keys_are_kept() {
+        let keys = |command: &str| -> Vec<&str> {
+            event_keys(&env_of(command)).map(|(k, _)| k).collect()
+        };
         assert_eq!(
-            EVENT_KEYS.iter().find(|(k, _)| *k == "addons-collection"),
-            Some(&("addons-collection", "ADDONS_COLLECTION"))
+            keys("validate_signature"),
+            ["server", "auth", "bucket", "collection"]
         );
+        assert_eq!(
+            keys("blockpages_generator"),
+            [
+                "server",
+                "auth",
+                "bucket",
+                "addons-collection",
+                "plugins-collection",
+                "aws_region",
+                "bucket_name"
+            ]
+        );
+        assert!(keys("refresh_signature").contains(&"refresh_signature_auth"));
+        assert!(keys("backport_records").contains(&"backport_records_mappings"));
     }
 
     #[test]
@@ -154,26 +156,27 @@ mod tests {
             &json!({"server": "http://event/v1", "auth": "u:p", "bucket": null, "collection": ""}),
         )
         .unwrap();
-        assert_eq!(raw.get("SERVER"), Some("http://event/v1"));
-        assert_eq!(raw.get("AUTH"), Some("u:p"));
+        assert_eq!(raw.value_of("SERVER"), Some("http://event/v1"));
+        assert_eq!(raw.value_of("AUTH"), Some("u:p"));
         assert_eq!(
-            raw.get("BUCKET"),
+            raw.value_of("BUCKET"),
             Some("env-bucket"),
             "null falls back to env"
         );
-        assert_eq!(raw.get("COLLECTION"), None, "empty falls back to env");
-        assert_eq!(raw.get("PARALLEL_REQUESTS"), Some("3"));
+        assert_eq!(raw.value_of("COLLECTION"), None, "empty falls back to env");
+        assert_eq!(raw.value_of("PARALLEL_REQUESTS"), Some("3"));
     }
 
     #[test]
     fn settings_that_are_no_event_key_come_from_env_only() {
         let raw = settings(
             &env(),
-            &json!({"parallel_requests": "9", "PARALLEL_REQUESTS": "9", "SERVER": "http://x/"}),
+            &json!({"parallel_requests": "9", "PARALLEL_REQUESTS": "9", "SERVER": "http://x/", "bucket_name": "x"}),
         )
         .unwrap();
-        assert_eq!(raw.get("PARALLEL_REQUESTS"), Some("3"));
-        assert_eq!(raw.get("SERVER"), Some("http://env/v1"));
+        assert_eq!(raw.value_of("PARALLEL_REQUESTS"), Some("3"));
+        assert_eq!(raw.value_of("SERVER"), Some("http://env/v1"));
+        assert_eq!(raw.value_of("BUCKET_NAME"), None, "not a key of this command");
     }
 
     #[test]
@@ -193,29 +196,34 @@ mod tests {
     #[test]
     fn filters_may_be_a_json_object() {
         let raw = settings(
-            &env(),
+            &env_of("backport_records"),
             &json!({"backport_records_source_filters": {"min_age": 42}}),
         )
         .unwrap();
         assert_eq!(
-            raw.get("BACKPORT_RECORDS_SOURCE_FILTERS"),
+            raw.value_of("BACKPORT_RECORDS_SOURCE_FILTERS"),
             Some(r#"{"min_age":42}"#)
         );
     }
 
     #[test]
     fn values_of_the_wrong_type_are_a_config_error_naming_the_key() {
-        for (event, key) in [
-            (json!({"server": 8888}), "server"),
-            (json!({"bucket": ["a"]}), "bucket"),
-            (json!({"auth": {"user": "x"}}), "auth"),
-            (json!({"addons-collection": true}), "addons-collection"),
+        for (command, event, key) in [
+            ("validate_signature", json!({"server": 8888}), "server"),
+            ("validate_signature", json!({"bucket": ["a"]}), "bucket"),
+            ("validate_signature", json!({"auth": {"user": "x"}}), "auth"),
             (
+                "blockpages_generator",
+                json!({"addons-collection": true}),
+                "addons-collection",
+            ),
+            (
+                "backport_records",
                 json!({"backport_records_source_filters": [1]}),
                 "backport_records_source_filters",
             ),
         ] {
-            let err = settings(&env(), &event).unwrap_err();
+            let err = settings(&env_of(command), &event).unwrap_err();
             let text = err.to_string();
             assert!(
                 text.starts_with(&format!("invalid event key \"{key}\": must be ")),

@@ -3,7 +3,7 @@
 //! `aws_lambda.validate_changes_collection`); each invocation's event overrides settings
 //! ([`event`]), runs the command, and ends through the same `finish` as the CLI: the response is
 //! the CLI's `--json` document, a failure is an error whose `errorType` comes from
-//! [`output::error_type`]. Sentry is initialised once per process; each invocation gets a fresh
+//! the run's [`output::Ending`]. Sentry is initialised once per process; each invocation gets a fresh
 //! scope carrying its request id, and events are flushed before the response or error is posted.
 //! Nothing else outlives an invocation: settings are rebuilt from the environment and the event,
 //! and every command builds its client and caches per run.
@@ -87,7 +87,7 @@ async fn serve_async(api: &str) -> ExitCode {
 /// What every invocation of this process shares: the command, the environment's settings, the
 /// output format of the logs, and Sentry.
 struct Invoker {
-    command: Command,
+    command: &'static Command,
     env: RawSettings,
     format: Format,
     telemetry: Telemetry,
@@ -114,7 +114,7 @@ impl Invoker {
         })?;
         let format = Format::from_settings(&env).map_err(|e| config_error(e.to_string()))?;
         let telemetry = Telemetry::init(&env).map_err(|e| config_error(e.to_string()))?;
-        log::info!("serving {} invocations", command.name());
+        log::info!("serving {} invocations", command.name);
         Ok(Invoker {
             command,
             env,
@@ -167,7 +167,7 @@ impl Invoker {
         // This invocation's credentials (the event may bring its own) are scrubbed too.
         let secrets = raw.secret_values();
         let scrubbed = secrets.clone();
-        let server = self.command.server_tag(raw);
+        let server = (self.command.server_tag)(raw);
         sentry::configure_scope(|scope| {
             telemetry::tag_run(scope, self.command, &server);
             scope.add_event_processor(move |event| telemetry::scrub(event, &scrubbed))
@@ -186,7 +186,7 @@ impl Invoker {
             &result,
             elapsed,
         );
-        match output::error_type(self.command, &result, &ending) {
+        match ending.error_type {
             None => Ok(output::json_document(
                 self.command,
                 &server,
@@ -204,14 +204,14 @@ impl Invoker {
 
 /// The command named by `_HANDLER` (or, when it is unset, the first argument: an image whose
 /// `CMD` names the command).
-fn handler_command() -> Result<Command, Diagnostic> {
+fn handler_command() -> Result<&'static Command, Diagnostic> {
     let handler = std::env::var("_HANDLER")
         .ok()
         .filter(|h| !h.trim().is_empty())
         .or_else(|| std::env::args().nth(1));
-    let names = Command::ALL
+    let names = commands::COMMANDS
         .iter()
-        .map(|c| c.name())
+        .map(|c| c.name)
         .collect::<Vec<_>>()
         .join(", ");
     let Some(handler) = handler else {
@@ -219,7 +219,7 @@ fn handler_command() -> Result<Command, Diagnostic> {
             "no handler: set _HANDLER to one of {names}"
         )));
     };
-    Command::from_name(&handler).ok_or_else(|| {
+    commands::find_command(&handler).ok_or_else(|| {
         handler_not_found(format!(
             "unknown handler {}: expected one of {names} (optionally prefixed with aws_lambda.)",
             commands::settings::quote(&handler)

@@ -10,14 +10,54 @@ use reqwest::Url;
 use serde_json::Value;
 
 use crate::kinto::CollectionRef;
-use crate::settings::{is_kinto_id, quote, RawSettings, SettingError};
+use crate::settings::{is_kinto_id, quote, RawSettings, Setting, SettingError, Shape};
 
-pub const MAPPINGS: &str = "BACKPORT_RECORDS_MAPPINGS";
-pub const SOURCE_BUCKET: &str = "BACKPORT_RECORDS_SOURCE_BUCKET";
-pub const SOURCE_COLLECTION: &str = "BACKPORT_RECORDS_SOURCE_COLLECTION";
-pub const SOURCE_FILTERS: &str = "BACKPORT_RECORDS_SOURCE_FILTERS";
-pub const DEST_BUCKET: &str = "BACKPORT_RECORDS_DEST_BUCKET";
-pub const DEST_COLLECTION: &str = "BACKPORT_RECORDS_DEST_COLLECTION";
+pub const MAPPINGS: Setting = Setting::new(
+    "BACKPORT_RECORDS_MAPPINGS",
+    "LINES",
+    "Several pairs instead of the source/dest settings, one per line: `sbid/scid[?filters] -> dbid/dcid`",
+)
+.flag("mappings")
+.event_key("backport_records_mappings")
+.shape(Shape::Lines);
+pub const SOURCE_BUCKET: Setting = Setting::new(
+    "BACKPORT_RECORDS_SOURCE_BUCKET",
+    "ID",
+    "Bucket to read records from (required unless --mappings)",
+)
+.flag("source-bucket")
+.event_key("backport_records_source_bucket");
+pub const SOURCE_COLLECTION: Setting = Setting::new(
+    "BACKPORT_RECORDS_SOURCE_COLLECTION",
+    "ID",
+    "Collection to read records from (required unless --mappings)",
+)
+.flag("source-collection")
+.event_key("backport_records_source_collection");
+pub const SOURCE_FILTERS: Setting = Setting::new(
+    "BACKPORT_RECORDS_SOURCE_FILTERS",
+    "JSON",
+    "Filters selecting the source records, as a JSON object of Kinto querystring filters, e.g. {\"min_age\": 42}",
+)
+.flag("source-filters")
+.event_key("backport_records_source_filters")
+.shape(Shape::Json);
+pub const DEST_BUCKET: Setting = Setting::new(
+    "BACKPORT_RECORDS_DEST_BUCKET",
+    "ID",
+    "Bucket to copy records to",
+)
+.flag("dest-bucket")
+.event_key("backport_records_dest_bucket")
+.derived("the source bucket");
+pub const DEST_COLLECTION: Setting = Setting::new(
+    "BACKPORT_RECORDS_DEST_COLLECTION",
+    "ID",
+    "Collection to copy records to",
+)
+.flag("dest-collection")
+.event_key("backport_records_dest_collection")
+.derived("the source collection");
 
 /// One source collection (with the filters that select its records) and the destination that
 /// must end up holding exactly those records.
@@ -44,20 +84,21 @@ impl fmt::Display for Mapping {
 
 /// The mappings to run, and whether they came from `BACKPORT_RECORDS_MAPPINGS`.
 pub fn from_settings(raw: &RawSettings) -> Result<(Vec<Mapping>, bool), SettingError> {
-    match raw.get(MAPPINGS) {
+    match raw.get(&MAPPINGS) {
         Some(lines) => {
             let ignored: Vec<&str> = [
-                SOURCE_BUCKET,
-                SOURCE_COLLECTION,
-                SOURCE_FILTERS,
-                DEST_BUCKET,
-                DEST_COLLECTION,
+                &SOURCE_BUCKET,
+                &SOURCE_COLLECTION,
+                &SOURCE_FILTERS,
+                &DEST_BUCKET,
+                &DEST_COLLECTION,
             ]
             .into_iter()
-            .filter(|name| raw.get(name).is_some())
+            .filter(|setting| raw.get(setting).is_some())
+            .map(|setting| setting.env)
             .collect();
             if !ignored.is_empty() {
-                log::warn!("{MAPPINGS} is set: {} ignored", ignored.join(", "));
+                log::warn!("{} is set: {} ignored", MAPPINGS.env, ignored.join(", "));
             }
             Ok((parse_mappings(lines)?, true))
         }
@@ -68,28 +109,33 @@ pub fn from_settings(raw: &RawSettings) -> Result<(Vec<Mapping>, bool), SettingE
 /// The pair given by the `_SOURCE_*` / `_DEST_*` settings; the destination defaults to the
 /// source's bucket and collection, and must differ from the source.
 fn single_mapping(raw: &RawSettings) -> Result<Mapping, SettingError> {
-    let required = |name: &str| -> Result<String, SettingError> {
-        if raw.get(name).is_none() {
+    let required = |setting: &Setting| -> Result<String, SettingError> {
+        if raw.get(setting).is_none() {
             return Err(SettingError::new(
-                name,
-                format!("required (or set {MAPPINGS})"),
+                setting.env,
+                format!("required (or set {})", MAPPINGS.env),
             ));
         }
-        raw.kinto_id(name, "")
+        raw.kinto_id(setting)
     };
-    let source = CollectionRef::new(&required(SOURCE_BUCKET)?, &required(SOURCE_COLLECTION)?);
+    let source = CollectionRef::new(&required(&SOURCE_BUCKET)?, &required(&SOURCE_COLLECTION)?);
     let destination = CollectionRef::new(
-        &raw.kinto_id(DEST_BUCKET, &source.bucket)?,
-        &raw.kinto_id(DEST_COLLECTION, &source.collection)?,
+        &raw.kinto_id_or(&DEST_BUCKET, &source.bucket)?,
+        &raw.kinto_id_or(&DEST_COLLECTION, &source.collection)?,
     );
     if source == destination {
         return Err(SettingError::new(
-            DEST_COLLECTION,
-            format!("the destination {destination} is the source: set {DEST_BUCKET} or {DEST_COLLECTION}"),
+            DEST_COLLECTION.env,
+            format!(
+                "the destination {destination} is the source: set {} or {}",
+                DEST_BUCKET.env, DEST_COLLECTION.env
+            ),
         ));
     }
-    let filters = match raw.get(SOURCE_FILTERS) {
-        Some(json) => filters_from_json(json).map_err(|m| SettingError::new(SOURCE_FILTERS, m))?,
+    let filters = match raw.get(&SOURCE_FILTERS) {
+        Some(json) => {
+            filters_from_json(json).map_err(|m| SettingError::new(SOURCE_FILTERS.env, m))?
+        }
         None => Vec::new(),
     };
     Ok(Mapping {
@@ -111,7 +157,7 @@ pub fn parse_mappings(text: &str) -> Result<Vec<Mapping>, SettingError> {
         }
         let error = |why: &str| {
             SettingError::new(
-                MAPPINGS,
+                MAPPINGS.env,
                 format!("line {} {}: {why}", number + 1, quote(line)),
             )
         };
@@ -128,7 +174,7 @@ pub fn parse_mappings(text: &str) -> Result<Vec<Mapping>, SettingError> {
         mappings.push(mapping);
     }
     if mappings.is_empty() {
-        return Err(SettingError::new(MAPPINGS, "no mapping in it"));
+        return Err(SettingError::new(MAPPINGS.env, "no mapping in it"));
     }
     Ok(mappings)
 }
@@ -232,11 +278,11 @@ mod tests {
     #[test]
     fn one_pair_defaults_the_destination_to_the_source_ids() {
         let (m, from_lines) = from_settings(&RawSettings::from_pairs(&[
-            (SOURCE_BUCKET, "main-workspace"),
-            (SOURCE_COLLECTION, "new"),
-            (DEST_COLLECTION, "old"),
+            (SOURCE_BUCKET.env, "main-workspace"),
+            (SOURCE_COLLECTION.env, "new"),
+            (DEST_COLLECTION.env, "old"),
             (
-                SOURCE_FILTERS,
+                SOURCE_FILTERS.env,
                 r#"{"min_age": 42, "in_id": ["a", "b"], "has_x": true}"#,
             ),
         ]))
@@ -261,20 +307,20 @@ mod tests {
     #[test]
     fn source_equal_to_destination_or_missing_ids_are_config_errors() {
         let err = from_settings(&RawSettings::from_pairs(&[
-            (SOURCE_BUCKET, "b"),
-            (SOURCE_COLLECTION, "c"),
+            (SOURCE_BUCKET.env, "b"),
+            (SOURCE_COLLECTION.env, "c"),
         ]))
         .unwrap_err();
-        assert_eq!(err.name, DEST_COLLECTION);
+        assert_eq!(err.name, DEST_COLLECTION.env);
         assert!(err.to_string().contains("is the source"), "{err}");
-        let err = from_settings(&RawSettings::from_pairs(&[(SOURCE_BUCKET, "b")])).unwrap_err();
-        assert_eq!(err.name, SOURCE_COLLECTION);
+        let err = from_settings(&RawSettings::from_pairs(&[(SOURCE_BUCKET.env, "b")])).unwrap_err();
+        assert_eq!(err.name, SOURCE_COLLECTION.env);
         let err = from_settings(&RawSettings::from_pairs(&[
-            (SOURCE_BUCKET, "../b"),
-            (SOURCE_COLLECTION, "c"),
+            (SOURCE_BUCKET.env, "../b"),
+            (SOURCE_COLLECTION.env, "c"),
         ]))
         .unwrap_err();
-        assert_eq!(err.name, SOURCE_BUCKET);
+        assert_eq!(err.name, SOURCE_BUCKET.env);
     }
 
     #[test]
@@ -287,13 +333,13 @@ mod tests {
             "{\"_fields\": \"id\"}",
         ] {
             let err = from_settings(&RawSettings::from_pairs(&[
-                (SOURCE_BUCKET, "b"),
-                (SOURCE_COLLECTION, "c"),
-                (DEST_BUCKET, "d"),
-                (SOURCE_FILTERS, bad),
+                (SOURCE_BUCKET.env, "b"),
+                (SOURCE_COLLECTION.env, "c"),
+                (DEST_BUCKET.env, "d"),
+                (SOURCE_FILTERS.env, bad),
             ]))
             .unwrap_err();
-            assert_eq!(err.name, SOURCE_FILTERS, "{bad}");
+            assert_eq!(err.name, SOURCE_FILTERS.env, "{bad}");
         }
     }
 
@@ -333,7 +379,7 @@ mod tests {
             ("../x/a -> main/a", "not a Kinto id"),
         ] {
             let err = parse_mappings(text).unwrap_err();
-            assert_eq!(err.name, MAPPINGS);
+            assert_eq!(err.name, MAPPINGS.env);
             assert!(err.to_string().contains(line), "{text}: {err}");
         }
         assert!(parse_mappings("\n \n").is_err());
@@ -342,8 +388,8 @@ mod tests {
     #[test]
     fn mappings_win_over_the_single_pair() {
         let (m, from_lines) = from_settings(&RawSettings::from_pairs(&[
-            (MAPPINGS, "a/b -> c/d"),
-            (SOURCE_BUCKET, "x"),
+            (MAPPINGS.env, "a/b -> c/d"),
+            (SOURCE_BUCKET.env, "x"),
         ]))
         .unwrap();
         assert!(from_lines);

@@ -15,7 +15,10 @@ use serde_json::{json, Value};
 use crate::client::{ClientError, KintoClient, Request};
 use crate::kinto::{object_data, shape_error, CollectionRef, ServerInfo, SignerCapability};
 use crate::progress::Progress;
-use crate::settings::{Auth, HttpSettings, RawSettings, SettingError};
+use crate::command::{start, Command, CommandConfig};
+use crate::secrets::Auth;
+use crate::settings::shared::{DRY_RUN, DRY_RUN_GROUP};
+use crate::settings::{HttpSettings, RawSettings, Setting, SettingError};
 use crate::{CommandError, Context};
 
 pub use apply::Outcome;
@@ -23,8 +26,39 @@ pub use diff::{Change, Kind};
 pub use mapping::Mapping;
 pub use report::{BackportReport, MappingResult, MappingState, Signing};
 
-pub const SOURCE_AUTH: &str = "BACKPORT_RECORDS_SOURCE_AUTH";
-pub const DEST_AUTH: &str = "BACKPORT_RECORDS_DEST_AUTH";
+pub const COMMAND: Command = Command {
+    name: "backport_records",
+    about: "Copy record creations, updates and deletions from one collection to another, then ask for signature",
+    problems_error_type: "BackportError",
+    writer: true,
+    groups: &[DRY_RUN_GROUP],
+    settings: &[
+        &SOURCE_AUTH,
+        &mapping::SOURCE_BUCKET,
+        &mapping::SOURCE_COLLECTION,
+        &mapping::SOURCE_FILTERS,
+        &DEST_AUTH,
+        &mapping::DEST_BUCKET,
+        &mapping::DEST_COLLECTION,
+        &mapping::MAPPINGS,
+    ],
+    server_tag: Command::kinto_server_tag,
+    start: start::<Config>,
+};
+
+pub const SOURCE_AUTH: Setting = Setting::credentials(
+    "BACKPORT_RECORDS_SOURCE_AUTH",
+    "Credentials for the source (and the destination unless --dest-auth): `user:pass` or a token (required)",
+)
+.flag("source-auth")
+.event_key("backport_records_source_auth");
+pub const DEST_AUTH: Setting = Setting::credentials(
+    "BACKPORT_RECORDS_DEST_AUTH",
+    "Credentials for the destination",
+)
+.flag("dest-auth")
+.event_key("backport_records_dest_auth")
+.derived("the source's");
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -38,22 +72,31 @@ pub struct Config {
     pub dry_run: bool,
 }
 
-impl Config {
-    pub fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
-        let http = HttpSettings::from_settings(raw, SOURCE_AUTH)?;
+impl CommandConfig for Config {
+    type Report = BackportReport;
+
+    async fn run(&self, ctx: &Context) -> Result<BackportReport, CommandError> {
+        run(self, ctx).await
+    }
+
+    fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
+        let http = HttpSettings::from_settings(raw, &SOURCE_AUTH)?;
         if http.auth.is_none() {
             return Err(SettingError::new(
-                SOURCE_AUTH,
+                SOURCE_AUTH.env,
                 "required: credentials (`user:pass` or a token) for the source and, unless BACKPORT_RECORDS_DEST_AUTH is set, the destination",
             ));
         }
         let (mappings, from_mapping_lines) = mapping::from_settings(raw)?;
         Ok(Config {
-            dest_auth: Auth::from_settings(raw, DEST_AUTH).or_else(|| http.auth.clone()),
+            dest_auth: raw
+                .secret(&DEST_AUTH)
+                .map(|s| Auth::parse(&s))
+                .or_else(|| http.auth.clone()),
             http,
             mappings,
             from_mapping_lines,
-            dry_run: raw.flag("DRY_RUN")?,
+            dry_run: raw.flag(&DRY_RUN)?,
         })
     }
 }

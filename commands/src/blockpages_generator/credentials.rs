@@ -13,7 +13,56 @@ use serde::Deserialize;
 
 use super::s3::AwsCredentials;
 use crate::client::{ClientError, ClientErrorKind, KintoClient, Request};
-use crate::settings::{quote, RawSettings, Secret, SettingError};
+use crate::secrets::Secret;
+use crate::settings::{quote, RawSettings, Setting, SettingError};
+
+pub const AWS_ACCESS_KEY_ID: Setting = Setting::new("AWS_ACCESS_KEY_ID", "ID", "AWS access key id")
+    .derived("none; required unless --dry-run or a container credentials endpoint");
+pub const AWS_SECRET_ACCESS_KEY: Setting = Setting::new(
+    "AWS_SECRET_ACCESS_KEY",
+    "SECRET",
+    "AWS secret access key",
+)
+.derived("none; required with AWS_ACCESS_KEY_ID")
+.secret();
+pub const AWS_SESSION_TOKEN: Setting = Setting::new(
+    "AWS_SESSION_TOKEN",
+    "TOKEN",
+    "AWS session token, for temporary credentials",
+)
+.secret();
+pub const AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: Setting = Setting::new(
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "PATH",
+    "ECS container credentials path on 169.254.170.2, used when AWS_ACCESS_KEY_ID is unset",
+);
+pub const AWS_CONTAINER_CREDENTIALS_FULL_URI: Setting = Setting::new(
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "URL",
+    "Container credentials URL (https, or http to loopback / the ECS and EKS agents)",
+);
+pub const AWS_CONTAINER_AUTHORIZATION_TOKEN: Setting = Setting::new(
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "TOKEN",
+    "Authorization header value for the container credentials URL",
+)
+.secret();
+pub const AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: Setting = Setting::new(
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "FILE",
+    "File holding that token, read at each run (EKS Pod Identity)",
+);
+
+/// The settings of the AWS credentials chain.
+pub const SETTINGS: &[&Setting] = &[
+    &AWS_ACCESS_KEY_ID,
+    &AWS_SECRET_ACCESS_KEY,
+    &AWS_SESSION_TOKEN,
+    &AWS_CONTAINER_CREDENTIALS_RELATIVE_URI,
+    &AWS_CONTAINER_CREDENTIALS_FULL_URI,
+    &AWS_CONTAINER_AUTHORIZATION_TOKEN,
+    &AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE,
+];
 
 /// The ECS agent's address for `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`.
 const ECS_CREDENTIALS_HOST: &str = "http://169.254.170.2";
@@ -45,49 +94,49 @@ impl CredentialSource {
         raw: &RawSettings,
         required: bool,
     ) -> Result<Option<CredentialSource>, SettingError> {
-        let access_key_id = raw.get("AWS_ACCESS_KEY_ID").map(|v| v.trim().to_string());
-        let secret_access_key = raw.secret("AWS_SECRET_ACCESS_KEY");
+        let access_key_id = raw.get(&AWS_ACCESS_KEY_ID).map(|v| v.trim().to_string());
+        let secret_access_key = raw.secret(&AWS_SECRET_ACCESS_KEY);
         match (access_key_id, secret_access_key) {
             (Some(access_key_id), Some(secret_access_key)) => {
                 return Ok(Some(CredentialSource::Environment(AwsCredentials {
                     access_key_id,
                     secret_access_key,
-                    session_token: raw.secret("AWS_SESSION_TOKEN"),
+                    session_token: raw.secret(&AWS_SESSION_TOKEN),
                 })))
             }
             (Some(_), None) => {
                 return Err(SettingError::new(
-                    "AWS_SECRET_ACCESS_KEY",
+                    AWS_SECRET_ACCESS_KEY.env,
                     "is required with AWS_ACCESS_KEY_ID",
                 ))
             }
             (None, Some(_)) => {
                 return Err(SettingError::new(
-                    "AWS_ACCESS_KEY_ID",
+                    AWS_ACCESS_KEY_ID.env,
                     "is required with AWS_SECRET_ACCESS_KEY",
                 ))
             }
             (None, None) => {}
         }
-        let url = if let Some(relative) = raw.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
+        let url = if let Some(relative) = raw.get(&AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) {
             let relative = relative.trim();
             if !relative.starts_with('/') {
                 return Err(SettingError::new(
-                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI.env,
                     format!("{} is not a path starting with /", quote(relative)),
                 ));
             }
             Url::parse(&format!("{ECS_CREDENTIALS_HOST}{relative}")).map_err(|e| {
                 SettingError::new(
-                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI.env,
                     format!("{} is not a URL path ({e})", quote(relative)),
                 )
             })?
-        } else if raw.get("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some() {
-            let url = raw.http_url("AWS_CONTAINER_CREDENTIALS_FULL_URI", "")?;
+        } else if raw.get(&AWS_CONTAINER_CREDENTIALS_FULL_URI).is_some() {
+            let url = raw.http_url(&AWS_CONTAINER_CREDENTIALS_FULL_URI)?;
             if url.scheme() == "http" && !is_allowed_http_host(&url) {
                 return Err(SettingError::new(
-                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    AWS_CONTAINER_CREDENTIALS_FULL_URI.env,
                     "http is allowed only to a loopback address or the ECS/EKS credentials \
                      addresses (169.254.170.2, 169.254.170.23, fd00:ec2::23); use https",
                 ));
@@ -95,7 +144,7 @@ impl CredentialSource {
             url
         } else if required {
             return Err(SettingError::new(
-                "AWS_ACCESS_KEY_ID",
+                AWS_ACCESS_KEY_ID.env,
                 "is required to upload to S3 (with AWS_SECRET_ACCESS_KEY), unless DRY_RUN=1 or a \
                  container credentials endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or \
                  AWS_CONTAINER_CREDENTIALS_FULL_URI) is set",
@@ -104,8 +153,8 @@ impl CredentialSource {
             return Ok(None);
         };
         let token = match (
-            raw.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
-            raw.secret("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
+            raw.get(&AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE),
+            raw.secret(&AWS_CONTAINER_AUTHORIZATION_TOKEN),
         ) {
             (Some(path), _) => Some(TokenSource::File(PathBuf::from(path.trim()))),
             // Control characters in the value are refused with every setting's
@@ -347,7 +396,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let client =
-            KintoClient::new(&crate::settings::HttpSettings::from_settings(&raw, "AUTH").unwrap());
+            KintoClient::new(&crate::settings::HttpSettings::from_settings(&raw, &crate::settings::shared::AUTH).unwrap());
         let err = source.resolve(&client).await.unwrap_err().to_string();
         std::fs::remove_file(&file).unwrap();
         assert!(

@@ -20,13 +20,71 @@ use futures::StreamExt;
 
 use crate::client::{ClientError, KintoClient};
 use crate::progress::Progress;
-use crate::settings::{HttpSettings, RawSettings, SettingError};
+use crate::command::{start, Command, CommandConfig};
+use crate::settings::shared::{AUTH, DRY_RUN, DRY_RUN_GROUP};
+use crate::settings::{HttpSettings, RawSettings, Setting, SettingError};
 use crate::{CommandError, Context};
 use records::{assign_file_names, parse_record, sort_newest_first, BlockedItem};
 use render::Page;
 pub use report::BlockpagesReport;
 use report::{PageOutcome, StalePhase, Timings, UploadPhase};
 use s3::{BucketState, S3Bucket, S3Settings};
+
+pub const COMMAND: Command = Command {
+    name: "blockpages_generator",
+    about: "Render the add-ons and plugins blocklists as HTML pages and upload them to S3",
+    problems_error_type: "BlockpagesError",
+    writer: false,
+    groups: &[DRY_RUN_GROUP, credentials::SETTINGS],
+    settings: &[
+        &BUCKET,
+        &ADDONS_COLLECTION,
+        &PLUGINS_COLLECTION,
+        &ADDONS_COLLECTIONS,
+        &PLUGINS_COLLECTIONS,
+        &s3::AWS_REGION,
+        &s3::BUCKET_NAME,
+        &s3::AWS_ENDPOINT_URL,
+        &TARGET_DIR,
+        &DELETE_STALE,
+    ],
+    server_tag: Command::kinto_server_tag,
+    start: start::<Config>,
+};
+
+pub const BUCKET: Setting = Setting::new("BUCKET", "ID", "Kinto bucket of the blocklist collections")
+    .default("blocklists")
+    .event_key("bucket");
+pub const ADDONS_COLLECTION: Setting =
+    Setting::new("ADDONS_COLLECTION", "ID", "Add-ons blocklist collection")
+        .default("addons")
+        .event_key("addons-collection");
+pub const PLUGINS_COLLECTION: Setting =
+    Setting::new("PLUGINS_COLLECTION", "ID", "Plugins blocklist collection")
+        .default("plugins")
+        .event_key("plugins-collection");
+/// The seed README's plural names, still accepted from the environment.
+pub const ADDONS_COLLECTIONS: Setting = Setting::new(
+    "ADDONS_COLLECTIONS",
+    "ID",
+    "Legacy alias of ADDONS_COLLECTION",
+)
+.hidden();
+pub const PLUGINS_COLLECTIONS: Setting = Setting::new(
+    "PLUGINS_COLLECTIONS",
+    "ID",
+    "Legacy alias of PLUGINS_COLLECTION",
+)
+.hidden();
+pub const TARGET_DIR: Setting = Setting::new(
+    "TARGET_DIR",
+    "DIR",
+    "Also write the pages into this directory (created when missing)",
+);
+pub const DELETE_STALE: Setting = Setting::switch(
+    "DELETE_STALE",
+    "Delete the bucket's .html pages that are no longer produced",
+);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -44,39 +102,43 @@ pub struct Config {
 /// A collection id from its setting, or from the plural name of the seed README.
 fn collection_setting(
     raw: &RawSettings,
-    name: &str,
-    plural: &str,
-    default: &str,
+    setting: &Setting,
+    plural: &Setting,
 ) -> Result<String, SettingError> {
-    if raw.get(name).is_none() && raw.get(plural).is_some() {
-        raw.kinto_id(plural, default)
+    if raw.get(setting).is_none() && raw.get(plural).is_some() {
+        raw.kinto_id(plural)
     } else {
-        raw.kinto_id(name, default)
+        raw.kinto_id(setting)
     }
 }
 
-impl Config {
-    pub fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
-        let dry_run = raw.flag("DRY_RUN")?;
-        let addons_collection =
-            collection_setting(raw, "ADDONS_COLLECTION", "ADDONS_COLLECTIONS", "addons")?;
+impl CommandConfig for Config {
+    type Report = BlockpagesReport;
+
+    async fn run(&self, ctx: &Context) -> Result<BlockpagesReport, CommandError> {
+        run(self, ctx).await
+    }
+
+    fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
+        let dry_run = raw.flag(&DRY_RUN)?;
+        let addons_collection = collection_setting(raw, &ADDONS_COLLECTION, &ADDONS_COLLECTIONS)?;
         let plugins_collection =
-            collection_setting(raw, "PLUGINS_COLLECTION", "PLUGINS_COLLECTIONS", "plugins")?;
+            collection_setting(raw, &PLUGINS_COLLECTION, &PLUGINS_COLLECTIONS)?;
         if addons_collection == plugins_collection {
             return Err(SettingError::new(
-                "PLUGINS_COLLECTION",
+                PLUGINS_COLLECTION.env,
                 format!("must differ from ADDONS_COLLECTION (both are {addons_collection:?})"),
             ));
         }
         Ok(Config {
-            http: HttpSettings::from_settings(raw, "AUTH")?,
-            bucket: raw.kinto_id("BUCKET", "blocklists")?,
+            http: HttpSettings::from_settings(raw, &AUTH)?,
+            bucket: raw.kinto_id(&BUCKET)?,
             addons_collection,
             plugins_collection,
             s3: S3Settings::from_settings(raw, !dry_run)?,
-            target_dir: raw.get("TARGET_DIR").map(|d| PathBuf::from(d.trim())),
+            target_dir: raw.get(&TARGET_DIR).map(|d| PathBuf::from(d.trim())),
             dry_run,
-            delete_stale: raw.flag("DELETE_STALE")?,
+            delete_stale: raw.flag(&DELETE_STALE)?,
         })
     }
 }

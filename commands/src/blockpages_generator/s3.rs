@@ -11,7 +11,25 @@ use rusty_s3::{Bucket, Credentials, UrlStyle};
 
 use super::credentials::CredentialSource;
 use crate::client::{ClientError, ClientErrorKind, KintoClient, Request, Response};
-use crate::settings::{quote, RawSettings, Secret, SettingError};
+use crate::secrets::Secret;
+use crate::settings::{quote, RawSettings, Setting, SettingError};
+
+pub const AWS_REGION: Setting = Setting::new("AWS_REGION", "REGION", "AWS region of the S3 bucket")
+    .default("eu-central-1")
+    .event_key("aws_region");
+pub const BUCKET_NAME: Setting = Setting::new(
+    "BUCKET_NAME",
+    "NAME",
+    "S3 bucket the pages are uploaded to, created when missing",
+)
+.default("amo-blocked-pages")
+.event_key("bucket_name");
+pub const AWS_ENDPOINT_URL: Setting = Setting::new(
+    "AWS_ENDPOINT_URL",
+    "URL",
+    "S3-compatible endpoint instead of AWS (path-style requests)",
+)
+.derived("AWS");
 
 /// How long a presigned request stays valid: long enough for every retry of it.
 const SIGNATURE_TTL: Duration = Duration::from_secs(15 * 60);
@@ -42,7 +60,7 @@ impl S3Settings {
         raw: &RawSettings,
         required_credentials: bool,
     ) -> Result<Self, SettingError> {
-        let region = raw.string_or("AWS_REGION", "eu-central-1");
+        let region = raw.string(&AWS_REGION);
         let valid_region = !region.is_empty()
             && region.len() <= 64
             && region
@@ -50,16 +68,16 @@ impl S3Settings {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !valid_region {
             return Err(SettingError::new(
-                "AWS_REGION",
+                AWS_REGION.env,
                 format!("{} is not an AWS region name", quote(&region)),
             ));
         }
-        let bucket_name = raw.string_or("BUCKET_NAME", "amo-blocked-pages");
+        let bucket_name = raw.string(&BUCKET_NAME);
         if let Err(message) = check_bucket_name(&bucket_name) {
-            return Err(SettingError::new("BUCKET_NAME", message));
+            return Err(SettingError::new(BUCKET_NAME.env, message));
         }
-        let endpoint = match raw.get("AWS_ENDPOINT_URL") {
-            Some(_) => Some(raw.server_url("AWS_ENDPOINT_URL", "")?),
+        let endpoint = match raw.get(&AWS_ENDPOINT_URL) {
+            Some(_) => Some(raw.server_url(&AWS_ENDPOINT_URL)?),
             None => None,
         };
         let credentials = CredentialSource::from_settings(raw, required_credentials)?;
@@ -347,7 +365,7 @@ mod tests {
         ] {
             let raw = raw_for(name);
             let settings = S3Settings::from_settings(&raw, true).unwrap();
-            let client = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
+            let client = KintoClient::new(&HttpSettings::from_settings(&raw, &crate::settings::shared::AUTH).unwrap());
             let bucket = S3Bucket::new(&settings, &env_creds(&settings), client).unwrap();
             let url = bucket
                 .bucket
@@ -365,7 +383,7 @@ mod tests {
         pairs.push(("AWS_SESSION_TOKEN", "session-token-secret"));
         let raw = RawSettings::from_pairs(&pairs);
         let settings = S3Settings::from_settings(&raw, true).unwrap();
-        let client = KintoClient::new(&HttpSettings::from_settings(&raw, "AUTH").unwrap());
+        let client = KintoClient::new(&HttpSettings::from_settings(&raw, &crate::settings::shared::AUTH).unwrap());
         let bucket =
             S3Bucket::new(&settings, &env_creds(&settings), client.with_auth(None)).unwrap();
         let put = bucket
@@ -378,7 +396,7 @@ mod tests {
         let request = bucket.request(Method::PUT, url);
         assert!(request.url.as_str().contains("X-Amz-Security-Token"));
         assert_eq!(
-            crate::client::display_url(&request.url),
+            crate::secrets::display_url(&request.url),
             "http://127.0.0.1:9000/amo-blocked-pages/i1.html"
         );
         assert_eq!(

@@ -25,8 +25,21 @@ use crate::kinto::{
     read_changes, ChangesEntry, CollectionRef, Role, ServerInfo, SignedCollection, SignerCapability,
 };
 use crate::progress::Progress;
+use crate::command::{start, Command, CommandConfig};
+use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
 use crate::settings::{HttpSettings, RawSettings, SettingError};
 use crate::{CommandError, Context};
+
+pub const COMMAND: Command = Command {
+    name: "consistency_checks",
+    about: "Check that source, preview and destination records agree with the review status (writer server)",
+    problems_error_type: "ConsistencyError",
+    writer: true,
+    groups: &[MONITOR],
+    settings: &[],
+    server_tag: Command::kinto_server_tag,
+    start: start::<Config>,
+};
 
 pub use diff::{PairDiff, Side};
 pub use report::ConsistencyReport;
@@ -39,20 +52,26 @@ pub struct Config {
     pub collection: String,
 }
 
-impl Config {
-    pub fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
-        let http = HttpSettings::from_settings(raw, "AUTH")?;
+impl CommandConfig for Config {
+    type Report = ConsistencyReport;
+
+    async fn run(&self, ctx: &Context) -> Result<ConsistencyReport, CommandError> {
+        run(self, ctx).await
+    }
+
+    fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
+        let http = HttpSettings::from_settings(raw, &AUTH)?;
         if http.auth.is_none() {
             return Err(SettingError::new(
-                "AUTH",
+                AUTH.env,
                 "not set: credentials that can read the source (workspace) collections are \
                  required (user:pass or a Bearer token)",
             ));
         }
         Ok(Config {
             http,
-            bucket: raw.kinto_id("BUCKET", "monitor")?,
-            collection: raw.kinto_id("COLLECTION", "changes")?,
+            bucket: raw.kinto_id(&MONITOR_BUCKET)?,
+            collection: raw.kinto_id(&MONITOR_COLLECTION)?,
         })
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::{Check, Inconsistency, Verdict};
 use crate::kinto::CollectionRef;
-use crate::report::{client_error_json, Failure, Outcome, Report};
+use crate::report::{client_error_json, judge, Failure, Outcome, Report};
 
 #[derive(Debug, Clone)]
 pub struct ConsistencyReport {
@@ -155,23 +155,27 @@ impl Report for ConsistencyReport {
             })
             .map(Self::check_json)
             .collect();
-        let detected = format!("Inconsistencies detected on {}", inconsistent.join(", "));
-        if let Some(Verdict::Unreadable { error, .. }) = unreadable.first().map(|c| &c.verdict) {
-            let mut message = format!(
-                "Could not check {} collection(s): {error}",
-                unreadable.len()
-            );
-            if !inconsistent.is_empty() {
-                message = format!("{message}; {detected}");
+        // A 404 on any side is already an inconsistency; what is left unreadable could not be
+        // checked.
+        judge(inconsistent.len(), unreadable.len(), || {
+            let mut parts = Vec::new();
+            if let Some(Verdict::Unreadable { error, .. }) = unreadable.first().map(|c| &c.verdict)
+            {
+                parts.push(format!(
+                    "Could not check {} collection(s): {error}",
+                    unreadable.len()
+                ));
             }
-            Outcome::Incomplete(Failure { message, items })
-        } else if !inconsistent.is_empty() {
-            Outcome::Problems(Failure {
-                message: detected,
+            if !inconsistent.is_empty() {
+                parts.push(format!(
+                    "Inconsistencies detected on {}",
+                    inconsistent.join(", ")
+                ));
+            }
+            Failure {
+                message: parts.join("; "),
                 items,
-            })
-        } else {
-            Outcome::Ok
-        }
+            }
+        })
     }
 }

@@ -14,17 +14,94 @@ use std::path::PathBuf;
 use reqwest::{Method, Url};
 use serde_json::{json, Map, Value};
 
-use crate::client::{display_url, KintoClient, Request, RetryPolicy};
-use crate::settings::{quote, HttpSettings, RawSettings, Secret, SettingError};
+use crate::client::{KintoClient, Request, RetryPolicy};
+use crate::command::{start, Command, CommandConfig};
+use crate::secrets::{display_url, Secret};
+use crate::settings::{quote, HttpSettings, RawSettings, Setting, SettingError};
 use crate::{CommandError, Context};
 
 pub use report::{SourceCheck, UptakeReport, Verdict};
 pub use text::fnmatch;
 
-pub const DEFAULT_QUERY_URL: &str =
-    "https://sql.telemetry.mozilla.org/api/queries/61352/results.json";
-pub const DEFAULT_EXCLUDE_SOURCES: &str =
-    "shield-recipe-client/*, normandy/*, main/url-classifier-skip-urls";
+pub const COMMAND: Command = Command {
+    name: "uptake_health",
+    about: "Alert when the clients' uptake error rates in Redash telemetry are over threshold",
+    problems_error_type: "UptakeHealthError",
+    writer: false,
+    groups: &[],
+    settings: &[
+        &REDASH_API_KEY,
+        &REDASH_API_QUERY_URL,
+        &REDASH_TIMEOUT_SECONDS,
+        &REDASH_RESULT_FILE,
+        &EXCLUDE_SOURCES,
+        &MIN_TOTAL_ENTRIES,
+        &DEFAULT_ERROR_THRESHOLD_PERCENT,
+        &SPECIFIC_ERROR_THRESHOLD_PERCENTAGES,
+        &VERBOSE,
+    ],
+    server_tag: redash_server_tag,
+    start: start::<Config>,
+};
+
+pub const REDASH_API_KEY: Setting = Setting::new(
+    "REDASH_API_KEY",
+    "KEY",
+    "Redash API key, added to the query URL as `api_key` (required unless REDASH_RESULT_FILE)",
+)
+.secret();
+pub const REDASH_API_QUERY_URL: Setting = Setting::new(
+    "REDASH_API_QUERY_URL",
+    "URL",
+    "Redash query results URL, without the key",
+)
+.default("https://sql.telemetry.mozilla.org/api/queries/61352/results.json");
+pub const REDASH_TIMEOUT_SECONDS: Setting = Setting::new(
+    "REDASH_TIMEOUT_SECONDS",
+    "SECONDS",
+    "Connect and read timeout of the Redash request, in seconds",
+)
+.default("60");
+pub const REDASH_RESULT_FILE: Setting = Setting::new(
+    "REDASH_RESULT_FILE",
+    "PATH",
+    "Read the query result (the same JSON) from this file instead of Redash",
+);
+pub const EXCLUDE_SOURCES: Setting = Setting::new(
+    "EXCLUDE_SOURCES",
+    "GLOBS",
+    "Comma-separated globs of sources to ignore",
+)
+.default("shield-recipe-client/*, normandy/*, main/url-classifier-skip-urls");
+pub const MIN_TOTAL_ENTRIES: Setting = Setting::new(
+    "MIN_TOTAL_ENTRIES",
+    "N",
+    "Skip sources with fewer events than this",
+)
+.default("1000");
+pub const DEFAULT_ERROR_THRESHOLD_PERCENT: Setting = Setting::new(
+    "DEFAULT_ERROR_THRESHOLD_PERCENT",
+    "PERCENT",
+    "Error percentage over which a source is reported",
+)
+.default("2.0");
+pub const SPECIFIC_ERROR_THRESHOLD_PERCENTAGES: Setting = Setting::new(
+    "SPECIFIC_ERROR_THRESHOLD_PERCENTAGES",
+    "PAIRS",
+    "Thresholds by source: `main/cfr = 5.5; foo/bar=12`",
+);
+pub const VERBOSE: Setting = Setting::switch(
+    "VERBOSE",
+    "Also print every status count and why sources are skipped",
+)
+.flag("explain");
+
+/// This command talks to Redash, not to the Kinto server.
+fn redash_server_tag(raw: &RawSettings) -> String {
+    query_url(raw)
+        .map(|u| display_url(&u))
+        .unwrap_or_else(|_| "(invalid)".into())
+}
 /// Redash is retried on connection errors and timeouts, and on these statuses only.
 pub const REDASH_RETRY_STATUSES: &[u16] = &[503, 504];
 
@@ -53,9 +130,9 @@ pub struct Config {
 
 /// `REDASH_API_QUERY_URL`, which must not hold the key (it would be printed).
 pub fn query_url(raw: &RawSettings) -> Result<Url, SettingError> {
-    const NAME: &str = "REDASH_API_QUERY_URL";
+    const NAME: &str = REDASH_API_QUERY_URL.env;
     if raw
-        .get(NAME)
+        .get(&REDASH_API_QUERY_URL)
         .is_some_and(|v| v.to_ascii_lowercase().contains("api_key="))
     {
         return Err(SettingError::new(
@@ -63,7 +140,7 @@ pub fn query_url(raw: &RawSettings) -> Result<Url, SettingError> {
             "the URL must not hold api_key=: set REDASH_API_KEY instead",
         ));
     }
-    let url = raw.http_url(NAME, DEFAULT_QUERY_URL)?;
+    let url = raw.http_url(&REDASH_API_QUERY_URL)?;
     if url.fragment().is_some() {
         return Err(SettingError::new(NAME, "the URL must not have a fragment"));
     }
@@ -110,32 +187,32 @@ pub fn parse_thresholds(text: &str) -> Result<BTreeMap<String, f64>, String> {
     Ok(thresholds)
 }
 
-impl Config {
-    pub fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
+impl CommandConfig for Config {
+    type Report = UptakeReport;
+
+    async fn run(&self, ctx: &Context) -> Result<UptakeReport, CommandError> {
+        run(self, ctx).await
+    }
+
+    fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
         let query_url = query_url(raw)?;
-        let redash_timeout = raw.duration_secs("REDASH_TIMEOUT_SECONDS", 60.0)?;
-        let default_threshold = match raw.get("DEFAULT_ERROR_THRESHOLD_PERCENT") {
-            None => 2.0,
-            Some(text) => percentage("", text)
-                .map_err(|e| SettingError::new("DEFAULT_ERROR_THRESHOLD_PERCENT", e))?,
-        };
-        let thresholds = parse_thresholds(
-            raw.get("SPECIFIC_ERROR_THRESHOLD_PERCENTAGES")
-                .unwrap_or(""),
-        )
-        .map_err(|e| SettingError::new("SPECIFIC_ERROR_THRESHOLD_PERCENTAGES", e))?;
-        let min_total_entries = raw.uint("MIN_TOTAL_ENTRIES", 1000, u64::MAX)?;
-        let verbose = raw.flag("VERBOSE")?;
-        let exclude_sources = raw.list("EXCLUDE_SOURCES", DEFAULT_EXCLUDE_SOURCES, ',');
+        let redash_timeout = raw.duration_secs(&REDASH_TIMEOUT_SECONDS)?;
+        let default_threshold = percentage("", &raw.string(&DEFAULT_ERROR_THRESHOLD_PERCENT))
+            .map_err(|e| SettingError::new(DEFAULT_ERROR_THRESHOLD_PERCENT.env, e))?;
+        let thresholds = parse_thresholds(&raw.string(&SPECIFIC_ERROR_THRESHOLD_PERCENTAGES))
+            .map_err(|e| SettingError::new(SPECIFIC_ERROR_THRESHOLD_PERCENTAGES.env, e))?;
+        let min_total_entries = raw.uint(&MIN_TOTAL_ENTRIES, u64::MAX)?;
+        let verbose = raw.flag(&VERBOSE)?;
+        let exclude_sources = raw.list(&EXCLUDE_SOURCES, ',');
         let origin = query_url.join("/").unwrap_or_else(|_| query_url.clone());
         let mut http = HttpSettings::for_service(raw, origin)?;
         http.timeout = redash_timeout;
-        let source = match raw.get("REDASH_RESULT_FILE") {
+        let source = match raw.get(&REDASH_RESULT_FILE) {
             Some(path) => ResultSource::File(PathBuf::from(path.trim())),
             None => ResultSource::Redash {
-                api_key: raw.secret("REDASH_API_KEY").ok_or_else(|| {
+                api_key: raw.secret(&REDASH_API_KEY).ok_or_else(|| {
                     SettingError::new(
-                        "REDASH_API_KEY",
+                        REDASH_API_KEY.env,
                         "missing: set the Redash API key (or REDASH_RESULT_FILE to read a saved result)",
                     )
                 })?,
@@ -152,7 +229,9 @@ impl Config {
             verbose,
         })
     }
+}
 
+impl Config {
     /// The threshold of a source: its own, else the default.
     pub fn threshold(&self, source: &str) -> f64 {
         self.thresholds

@@ -33,7 +33,7 @@ fn judge(rows: Vec<UptakeRow>, config: &Config) -> UptakeReport {
 #[test]
 fn defaults_are_the_documented_ones() {
     let c = config(&[]);
-    assert_eq!(c.query_url.as_str(), DEFAULT_QUERY_URL);
+    assert_eq!(c.query_url.as_str(), "https://sql.telemetry.mozilla.org/api/queries/61352/results.json");
     assert_eq!(
         c.exclude_sources,
         vec![

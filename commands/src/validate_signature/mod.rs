@@ -17,7 +17,9 @@ use tokio::sync::Semaphore;
 use crate::client::{ClientError, ClientErrorKind, KintoClient, Request};
 use crate::kinto::{read_changes, ChangesEntry};
 use crate::progress::Progress;
-use crate::settings::{quote, HttpSettings, RawSettings, SettingError};
+use crate::command::{start, Command, CommandConfig};
+use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
+use crate::settings::{quote, HttpSettings, RawSettings, Setting, SettingError};
 use crate::signature::payload::{self, ChangesetDigest};
 use crate::signature::{
     self, parse_root_hash, verify_entry, ChainPolicy, ErrorCode, VerifyError, Warning,
@@ -26,6 +28,37 @@ use crate::{CommandError, Context};
 
 use chains::{off_executor, ChainCache};
 pub use report::{CollectionResult, SignatureCheck, SignatureReport, Verdict};
+
+pub const COMMAND: Command = Command {
+    name: "validate_signature",
+    about: "Verify the content signature and certificate chain of every published collection",
+    problems_error_type: "ValidationError",
+    writer: false,
+    groups: &[MONITOR],
+    settings: &[&ROOT_HASH, &SIGNER_NAME, &CHECK_AT],
+    server_tag: Command::kinto_server_tag,
+    start: start::<Config>,
+};
+
+pub const ROOT_HASH: Setting = Setting::new(
+    "ROOT_HASH",
+    "HEX",
+    "Colon-hex SHA-256 of the only root certificate accepted",
+)
+.derived("any self-signed root");
+pub const SIGNER_NAME: Setting = Setting::new(
+    "SIGNER_NAME",
+    "DNS_NAME",
+    "The name the leaf certificate must carry, for every bucket",
+)
+.derived("onecrl.content-signature.mozilla.org for security-state(-preview), remote-settings.content-signature.mozilla.org elsewhere");
+pub const CHECK_AT: Setting = Setting::new(
+    "CHECK_AT",
+    "EPOCH_SECONDS",
+    "Check certificates at this time, in seconds since the epoch",
+)
+.flag("at")
+.derived("now");
 
 /// The latest check time accepted (9999-12-31).
 const MAX_CHECK_AT: u64 = 253_402_300_799;
@@ -55,38 +88,46 @@ fn is_dns_name(name: &str) -> bool {
         })
 }
 
-impl Config {
-    pub fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
+impl CommandConfig for Config {
+    type Report = SignatureReport;
+
+    async fn run(&self, ctx: &Context) -> Result<SignatureReport, CommandError> {
+        run(self, ctx).await
+    }
+
+    fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
-        let signer_name = match raw.get("SIGNER_NAME").map(str::trim) {
+        let signer_name = match raw.get(&SIGNER_NAME).map(str::trim) {
             None => None,
             Some(name) if is_dns_name(name) => Some(name.to_ascii_lowercase()),
             Some(name) => {
                 return Err(SettingError::new(
-                    "SIGNER_NAME",
+                    SIGNER_NAME.env,
                     format!("{} is not a DNS name", quote(name)),
                 ))
             }
         };
         let root_hash = raw
-            .get("ROOT_HASH")
+            .get(&ROOT_HASH)
             .map(|value| {
-                parse_root_hash(value).map_err(|message| SettingError::new("ROOT_HASH", message))
+                parse_root_hash(value).map_err(|message| SettingError::new(ROOT_HASH.env, message))
             })
             .transpose()?;
         Ok(Config {
-            http: HttpSettings::from_settings(raw, "AUTH")?,
-            bucket: raw.kinto_id("BUCKET", "monitor")?,
-            collection: raw.kinto_id("COLLECTION", "changes")?,
+            http: HttpSettings::from_settings(raw, &AUTH)?,
+            bucket: raw.kinto_id(&MONITOR_BUCKET)?,
+            collection: raw.kinto_id(&MONITOR_COLLECTION)?,
             signer_name,
             root_hash,
-            check_at: raw.uint("CHECK_AT", now, MAX_CHECK_AT)?,
+            check_at: raw.uint_opt(&CHECK_AT, MAX_CHECK_AT)?.unwrap_or(now),
         })
     }
+}
 
+impl Config {
     fn policy(&self) -> ChainPolicy {
         ChainPolicy {
             at: self.check_at,

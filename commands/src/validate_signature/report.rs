@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::chains::ChainInfo;
 use crate::client::ClientError;
 use crate::kinto::{ChangesEntry, InvalidEntry};
-use crate::report::{client_error_json, Failure, Outcome, Report};
+use crate::report::{client_error_json, is_finding, judge, Failure, Outcome, Report};
 use crate::signature::{colon_hex, format_utc, VerifyError, Warning};
 
 /// The verdict on one collection.
@@ -243,7 +243,7 @@ impl Report for SignatureReport {
                     bad.push(r.entry.path());
                     blocks.push(Self::failure_block(r, e));
                 }
-                Verdict::Unreadable(e) if e.is_client_status() => missing.push(e),
+                Verdict::Unreadable(e) if is_finding(e) => missing.push(e),
                 Verdict::Unreadable(e) => unreachable.push(e),
             }
             items.push(Self::item_json(r));
@@ -270,21 +270,14 @@ impl Report for SignatureReport {
                 self.invalid.len()
             ));
         }
-        if lines.is_empty() {
-            return Outcome::Ok;
-        }
-        let mut message = lines.join("\n");
-        for block in blocks {
-            message.push_str("\n\n");
-            message.push_str(&block);
-        }
-        let failure = Failure { message, items };
-        // A bad signature is the finding that matters most: it decides the exit code (1) even
-        // when other collections could not be read (which alone is exit 3).
-        if bad.is_empty() && !unreachable.is_empty() {
-            Outcome::Incomplete(failure)
-        } else {
-            Outcome::Problems(failure)
-        }
+        let findings = bad.len() + missing.len() + self.invalid.len();
+        judge(findings, unreachable.len(), || {
+            let mut message = lines.join("\n");
+            for block in blocks {
+                message.push_str("\n\n");
+                message.push_str(&block);
+            }
+            Failure { message, items }
+        })
     }
 }

@@ -1,7 +1,13 @@
 //! Configuration, stage one and two: raw string values keyed by their environment variable name
 //! (filled from flags and env by the CLI, or from a Lambda event), then typed, validated settings
-//! built from them. Nothing below this module sees a raw value; every validation error names the
+//! built from them. Readers take a setting's declaration ([`declare::Setting`]): its name and its
+//! real default come from there, and in debug builds a command that reads a setting it did not
+//! declare panics. Nothing below this module sees a raw value; every validation error names the
 //! variable it is about.
+
+pub mod declare;
+mod http;
+pub mod shared;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,6 +15,11 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use reqwest::Url;
+
+pub use declare::{Setting, Shape};
+pub use http::HttpSettings;
+
+use crate::secrets::{self, Secret};
 
 /// A bad configuration value. Displays as one line naming the variable; never echoes a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,30 +38,21 @@ impl SettingError {
     }
 }
 
-/// Names of the settings that hold credentials: their values are never printed, and are scrubbed
-/// from anything sent to Sentry.
-pub fn is_secret_name(name: &str) -> bool {
-    name == "AUTH"
-        || name.ends_with("_AUTH")
-        || name.ends_with("API_KEY")
-        || name == "AWS_SECRET_ACCESS_KEY"
-        || name == "AWS_SESSION_TOKEN"
-        || name == "AWS_CONTAINER_AUTHORIZATION_TOKEN"
-        || name == "SENTRY_DSN"
-}
-
-/// Raw values keyed by environment variable name. An empty value counts as unset, as it does for
-/// the original's `os.getenv(...) or default` style settings.
+/// Raw values keyed by environment variable name, with the declarations of the settings the run
+/// may read. An empty value counts as unset, as it does for the original's
+/// `os.getenv(...) or default` style settings.
 #[derive(Clone, Default)]
 pub struct RawSettings {
     values: BTreeMap<String, String>,
+    /// What the command declared; empty for settings built by hand (tests), which are unchecked.
+    declared: Vec<&'static Setting>,
 }
 
 impl fmt::Debug for RawSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut map = f.debug_map();
         for (k, v) in &self.values {
-            if is_secret_name(k) {
+            if self.is_secret(k) {
                 map.entry(k, &"(redacted)");
             } else {
                 map.entry(k, v);
@@ -63,6 +65,25 @@ impl fmt::Debug for RawSettings {
 impl RawSettings {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Settings for a run that declares these settings: only they may be read, and the secret
+    /// ones are scrubbed.
+    pub fn declaring(declared: Vec<&'static Setting>) -> Self {
+        RawSettings {
+            values: BTreeMap::new(),
+            declared,
+        }
+    }
+
+    /// The same values, for a run that declares these settings.
+    pub fn with_declared(mut self, declared: Vec<&'static Setting>) -> Self {
+        self.declared = declared;
+        self
+    }
+
+    pub fn declared(&self) -> &[&'static Setting] {
+        &self.declared
     }
 
     /// Settings holding these values (tests, and callers that have pairs rather than flags).
@@ -78,41 +99,64 @@ impl RawSettings {
         self.values.insert(name.to_string(), value.into());
     }
 
-    pub fn get(&self, name: &str) -> Option<&str> {
+    /// The value of a setting, untrimmed, `None` when unset or blank.
+    pub fn get(&self, setting: &Setting) -> Option<&str> {
+        self.check_declared(setting);
+        self.get_named(setting.env)
+    }
+
+    /// The value of the declared setting with this variable name (tests, and messages that
+    /// hold names rather than declarations).
+    pub fn value_of(&self, name: &str) -> Option<&str> {
+        match self.declared.iter().find(|d| d.env == name) {
+            Some(setting) => self.get(setting),
+            None => self.get_named(name),
+        }
+    }
+
+    fn get_named(&self, name: &str) -> Option<&str> {
         self.values
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.trim().is_empty())
     }
 
-    /// Every credential value present, plus the forms in which it can travel (a Basic password
-    /// alone, the base64 of `user:pass`), for scrubbing. Values shorter than 3 characters are
-    /// left out, as [`Auth::forms`] does: replacing them would mangle every text.
+    /// A run reads only what its command declared (debug builds: a test fails otherwise).
+    fn check_declared(&self, setting: &Setting) {
+        debug_assert!(
+            self.declared.is_empty() || self.declared.iter().any(|d| **d == *setting),
+            "the command reads {} without declaring it",
+            setting.env
+        );
+    }
+
+    /// The value, or the declared default value, or `None`.
+    fn value_or_default(&self, setting: &Setting) -> Option<&str> {
+        match (self.get(setting), setting.default) {
+            (Some(value), _) => Some(value),
+            (None, declare::Default::Value(default)) => Some(default),
+            (None, _) => None,
+        }
+    }
+
+    fn is_secret(&self, name: &str) -> bool {
+        self.declared.iter().any(|d| d.env == name && d.secret)
+    }
+
+    /// Every secret value present, plus the forms in which it can travel (a Basic password
+    /// alone, the base64 of `user:pass`), for scrubbing. Which settings are secret is declared.
     pub fn secret_values(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (name, value) in &self.values {
-            if !is_secret_name(name) || value.is_empty() {
+            if value.is_empty() || !self.is_secret(name) {
                 continue;
             }
-            out.push(value.clone());
-            if name.ends_with("AUTH") {
-                // The forms the value travels in, from the value as it is used (trimmed).
-                use base64::Engine as _;
-                let used = value.trim();
-                out.push(used.to_string());
-                out.push(base64::engine::general_purpose::STANDARD.encode(value));
-                out.extend(Auth::parse(&Secret::new(used)).forms());
-            }
-            if name == "SENTRY_DSN" {
-                // Only the key part of a DSN is secret-ish; the whole value is scrubbed anyway.
-                if let Ok(url) = Url::parse(value) {
-                    if !url.username().is_empty() {
-                        out.push(url.username().to_string());
-                    }
-                }
-            }
+            let credentials = self
+                .declared
+                .iter()
+                .any(|d| d.env == name.as_str() && d.value_name == "CREDENTIALS");
+            out.extend(secrets::forms_of_value(value, credentials));
         }
-        out.retain(|s| s.len() >= 3);
         out.sort();
         out.dedup();
         out
@@ -121,12 +165,15 @@ impl RawSettings {
     /// Refuse any value holding a control character (a newline, a carriage return, NUL...) inside
     /// it: leading and trailing whitespace is trimmed by every reader, but a value such as
     /// `http://host\nname/v1` would otherwise be read silently (URL parsing drops newlines) or end
-    /// up in a header. Only the settings of [`MULTI_LINE_SETTINGS`] may hold newlines and tabs.
-    /// The error names the variable and the character's position, never the value (it may be
-    /// a credential, and would print on several lines).
+    /// up in a header. Only multi-line settings ([`Setting::multi_line`]) may hold newlines and
+    /// tabs. The error names the variable and the character's position, never the value (it may
+    /// be a credential, and would print on several lines).
     pub fn check_control_characters(&self) -> Result<(), SettingError> {
         for (name, value) in &self.values {
-            let multi_line = MULTI_LINE_SETTINGS.contains(&name.as_str());
+            let multi_line = self
+                .declared
+                .iter()
+                .any(|d| d.env == name.as_str() && d.multi_line());
             let bad =
                 value.trim().chars().enumerate().find(|(_, c)| {
                     c.is_control() && !(multi_line && matches!(c, '\n' | '\r' | '\t'))
@@ -150,17 +197,22 @@ impl RawSettings {
         Ok(())
     }
 
-    pub fn string_or(&self, name: &str, default: &str) -> String {
-        self.get(name).unwrap_or(default).trim().to_string()
+    /// The value or the declared default, trimmed (empty when neither).
+    pub fn string(&self, setting: &Setting) -> String {
+        self.value_or_default(setting)
+            .unwrap_or("")
+            .trim()
+            .to_string()
     }
 
-    pub fn secret(&self, name: &str) -> Option<Secret> {
-        self.get(name).map(|v| Secret::new(v.trim()))
+    pub fn secret(&self, setting: &Setting) -> Option<Secret> {
+        self.get(setting).map(|v| Secret::new(v.trim()))
     }
 
-    pub fn float(&self, name: &str, default: f64, min_exclusive: f64) -> Result<f64, SettingError> {
-        let Some(raw) = self.get(name) else {
-            return Ok(default);
+    pub fn float(&self, setting: &Setting, min_exclusive: f64) -> Result<Option<f64>, SettingError> {
+        let name = setting.env;
+        let Some(raw) = self.value_or_default(setting) else {
+            return Ok(None);
         };
         let value: f64 = raw
             .trim()
@@ -175,23 +227,26 @@ impl RawSettings {
                 ),
             ));
         }
-        Ok(value)
+        Ok(Some(value))
     }
 
-    pub fn duration_secs(&self, name: &str, default: f64) -> Result<Duration, SettingError> {
-        let secs = self.float(name, default, 0.0)?;
+    /// A duration in seconds, greater than 0 and at most one hour (declared with a default).
+    pub fn duration_secs(&self, setting: &Setting) -> Result<Duration, SettingError> {
+        let secs = self.float(setting, 0.0)?.unwrap_or(0.0);
         if secs > 3600.0 {
             return Err(SettingError::new(
-                name,
+                setting.env,
                 format!("{secs} seconds is more than one hour"),
             ));
         }
         Ok(Duration::from_secs_f64(secs))
     }
 
-    pub fn uint(&self, name: &str, default: u64, max: u64) -> Result<u64, SettingError> {
-        let Some(raw) = self.get(name) else {
-            return Ok(default);
+    /// A whole number up to `max`; `None` when unset without a declared default value.
+    pub fn uint_opt(&self, setting: &Setting, max: u64) -> Result<Option<u64>, SettingError> {
+        let name = setting.env;
+        let Some(raw) = self.value_or_default(setting) else {
+            return Ok(None);
         };
         let value: u64 = raw.trim().parse().map_err(|_| {
             SettingError::new(name, format!("{} is not a whole number >= 0", quote(raw)))
@@ -202,28 +257,31 @@ impl RawSettings {
                 format!("{value} is more than the maximum {max}"),
             ));
         }
-        Ok(value)
+        Ok(Some(value))
     }
 
-    pub fn nonzero(
-        &self,
-        name: &str,
-        default: usize,
-        max: usize,
-    ) -> Result<NonZeroUsize, SettingError> {
-        let value = self.uint(name, default as u64, max as u64)?;
+    /// A whole number up to `max`, declared with a default value.
+    pub fn uint(&self, setting: &Setting, max: u64) -> Result<u64, SettingError> {
+        Ok(self.uint_opt(setting, max)?.unwrap_or(0))
+    }
+
+    pub fn nonzero(&self, setting: &Setting, max: usize) -> Result<NonZeroUsize, SettingError> {
+        let value = self.uint(setting, max as u64)?;
         NonZeroUsize::new(value as usize)
-            .ok_or_else(|| SettingError::new(name, "must be at least 1, got 0"))
+            .ok_or_else(|| SettingError::new(setting.env, "must be at least 1, got 0"))
     }
 
-    pub fn flag(&self, name: &str) -> Result<bool, SettingError> {
-        match self.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+    pub fn flag(&self, setting: &Setting) -> Result<bool, SettingError> {
+        match self
+            .value_or_default(setting)
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
             None => Ok(false),
             Some(v) => match v.as_str() {
                 "1" | "true" | "yes" | "on" => Ok(true),
                 "0" | "false" | "no" | "off" => Ok(false),
                 _ => Err(SettingError::new(
-                    name,
+                    setting.env,
                     format!("{} is not a boolean (use 1/0, true/false)", quote(&v)),
                 )),
             },
@@ -232,9 +290,9 @@ impl RawSettings {
 
     /// A list separated by `delimiter`, each item trimmed, empty items dropped (as the
     /// original's `decouple.Csv`).
-    pub fn list(&self, name: &str, default: &str, delimiter: char) -> Vec<String> {
-        self.get(name)
-            .unwrap_or(default)
+    pub fn list(&self, setting: &Setting, delimiter: char) -> Vec<String> {
+        self.value_or_default(setting)
+            .unwrap_or("")
             .split(delimiter)
             .map(str::trim)
             .filter(|item| !item.is_empty())
@@ -242,12 +300,16 @@ impl RawSettings {
             .collect()
     }
 
-    /// A Kinto object id (bucket or collection): `[A-Za-z0-9][A-Za-z0-9_-]*`.
-    pub fn kinto_id(&self, name: &str, default: &str) -> Result<String, SettingError> {
-        let value = self.string_or(name, default);
+    /// A Kinto object id (bucket or collection): `[A-Za-z0-9][A-Za-z0-9_-]*`; `fallback` when
+    /// unset without a declared default value (a derived default).
+    pub fn kinto_id_or(&self, setting: &Setting, fallback: &str) -> Result<String, SettingError> {
+        let value = match self.value_or_default(setting) {
+            Some(value) => value.trim().to_string(),
+            None => fallback.to_string(),
+        };
         if !is_kinto_id(&value) {
             return Err(SettingError::new(
-                name,
+                setting.env,
                 format!(
                     "{} is not a Kinto id (letters, digits, '-' and '_')",
                     quote(&value)
@@ -257,9 +319,15 @@ impl RawSettings {
         Ok(value)
     }
 
+    /// A Kinto object id, declared with a default value or required.
+    pub fn kinto_id(&self, setting: &Setting) -> Result<String, SettingError> {
+        self.kinto_id_or(setting, "")
+    }
+
     /// An http(s) URL without credentials in it (a query string is allowed).
-    pub fn http_url(&self, name: &str, default: &str) -> Result<Url, SettingError> {
-        let raw = self.string_or(name, default);
+    pub fn http_url(&self, setting: &Setting) -> Result<Url, SettingError> {
+        let name = setting.env;
+        let raw = self.string(setting);
         let url = Url::parse(&raw).map_err(|e| {
             SettingError::new(name, format!("{} is not a URL ({e})", quote_url(&raw)))
         })?;
@@ -282,11 +350,11 @@ impl RawSettings {
     }
 
     /// An http(s) base URL without credentials, normalised to end with `/`.
-    pub fn server_url(&self, name: &str, default: &str) -> Result<Url, SettingError> {
-        let mut url = self.http_url(name, default)?;
+    pub fn server_url(&self, setting: &Setting) -> Result<Url, SettingError> {
+        let mut url = self.http_url(setting)?;
         if url.query().is_some() || url.fragment().is_some() {
             return Err(SettingError::new(
-                name,
+                setting.env,
                 "the URL must not have a query string or fragment",
             ));
         }
@@ -297,13 +365,6 @@ impl RawSettings {
         Ok(url)
     }
 }
-
-/// The settings whose values may span several lines: one mapping per line, and JSON that may be
-/// pretty-printed.
-pub const MULTI_LINE_SETTINGS: &[&str] = &[
-    "BACKPORT_RECORDS_MAPPINGS",
-    "BACKPORT_RECORDS_SOURCE_FILTERS",
-];
 
 pub fn is_kinto_id(value: &str) -> bool {
     let mut chars = value.chars();
@@ -321,156 +382,42 @@ pub fn quote(value: &str) -> String {
     format!("{s:?}")
 }
 
-/// Quote a URL-like value for an error message, as [`quote`], without what may be a credential:
-/// the user-info part (`user:password@`, with or without a scheme) and the values of credential
-/// query parameters (`api_key=...`) show as `[redacted]`.
+/// Quote a URL-like value for an error message, as [`quote`], without what may be a credential
+/// (see [`secrets::redact_url_text`]).
 pub fn quote_url(value: &str) -> String {
-    use crate::client::{redact_query, REDACTED_VALUE};
-    let (scheme, rest) = match value.find("://") {
-        Some(i) => value.split_at(i + 3),
-        None => ("", value),
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rfind('@') {
-        Some(at) => format!("{REDACTED_VALUE}{}", &authority[at..]),
-        None => authority.to_string(),
-    };
-    let tail = match tail.split_once('?') {
-        None => tail.to_string(),
-        Some((path, query)) => {
-            let (query, fragment) = match query.split_once('#') {
-                Some((q, f)) => (q, format!("#{f}")),
-                None => (query, String::new()),
-            };
-            format!("{path}?{}{fragment}", redact_query(query))
-        }
-    };
-    quote(&format!("{scheme}{authority}{tail}"))
-}
-
-/// A credential. `Debug` and `Display` print `(redacted)`; only [`Secret::expose`] gives the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("(redacted)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("(redacted)")
-    }
-}
-
-/// Credentials for the Kinto server: `user:pass` is Basic auth, anything else a Bearer token.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Auth {
-    Basic { user: String, password: Secret },
-    Bearer(Secret),
-}
-
-impl Auth {
-    pub fn parse(value: &Secret) -> Auth {
-        match value.expose().split_once(':') {
-            Some((user, password)) => Auth::Basic {
-                user: user.to_string(),
-                password: Secret::new(password),
-            },
-            None => {
-                let token = value.expose();
-                // Accept a value that already says "Bearer xyz".
-                let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();
-                Auth::Bearer(Secret::new(token))
-            }
-        }
-    }
-
-    pub fn from_settings(raw: &RawSettings, name: &str) -> Option<Auth> {
-        raw.secret(name).map(|s| Auth::parse(&s))
-    }
-
-    /// The forms in which these credentials travel (a Basic password alone, `user:pass` and its
-    /// base64; a token), for scrubbing texts. Forms shorter than 3 characters are left out: they
-    /// would mangle every text.
-    pub fn forms(&self) -> Vec<String> {
-        use base64::Engine as _;
-        let mut forms = Vec::new();
-        match self {
-            Auth::Basic { user, password } => {
-                let pair = format!("{user}:{}", password.expose());
-                forms.push(base64::engine::general_purpose::STANDARD.encode(&pair));
-                forms.push(pair);
-                forms.push(password.expose().to_string());
-            }
-            Auth::Bearer(token) => forms.push(token.expose().to_string()),
-        }
-        forms.retain(|f| f.len() >= 3);
-        forms
-    }
-}
-
-/// Everything the HTTP client needs, validated.
-#[derive(Clone, Debug)]
-pub struct HttpSettings {
-    pub server: Url,
-    pub timeout: Duration,
-    pub retries: u32,
-    pub parallel: NonZeroUsize,
-    pub retry_backoff: Duration,
-    pub auth: Option<Auth>,
-}
-
-pub const DEFAULT_SERVER: &str = "http://localhost:8888/v1";
-
-impl HttpSettings {
-    /// The settings shared by every command; `auth_name` is the variable holding this command's
-    /// credentials (`AUTH`, `REFRESH_SIGNATURE_AUTH`, ...).
-    pub fn from_settings(raw: &RawSettings, auth_name: &str) -> Result<Self, SettingError> {
-        let server = raw.server_url("SERVER", DEFAULT_SERVER)?;
-        Ok(HttpSettings {
-            auth: Auth::from_settings(raw, auth_name),
-            ..HttpSettings::for_service(raw, server)?
-        })
-    }
-
-    /// The shared request settings (timeout, retries, backoff, in-flight cap) for a client of
-    /// another service than the Kinto server (e.g. Redash): `SERVER` and `AUTH` are not read, and
-    /// no credentials are attached.
-    pub fn for_service(raw: &RawSettings, server: Url) -> Result<Self, SettingError> {
-        Ok(HttpSettings {
-            server,
-            timeout: raw.duration_secs("REQUESTS_TIMEOUT_SECONDS", 2.0)?,
-            retries: raw.uint("REQUESTS_NB_RETRIES", 4, 20)? as u32,
-            parallel: raw.nonzero("PARALLEL_REQUESTS", 4, 256)?,
-            retry_backoff: raw.duration_secs("REQUESTS_RETRY_BACKOFF_SECONDS", 0.5)?,
-            auth: None,
-        })
-    }
+    quote(&secrets::redact_url_text(value))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::shared::{AUTH, GLOBAL, MONITOR_BUCKET, SERVER};
     use super::*;
+    use crate::secrets::Auth;
+
+    const LIST: Setting = Setting::new("L", "ITEMS", "a list").default("x;y");
+    const MAPPINGS: Setting = Setting::new("MAPPINGS", "LINES", "lines").shape(Shape::Lines);
+    const FILTERS: Setting = Setting::new("FILTERS", "JSON", "json").shape(Shape::Json);
+    const API_KEY: Setting = Setting::new("REDASH_API_KEY", "KEY", "a key").secret();
+    const RUN_AUTH: Setting = Setting::credentials("REFRESH_SIGNATURE_AUTH", "creds");
+
+    fn declared(pairs: &[(&str, &str)], extra: &[&'static Setting]) -> RawSettings {
+        let mut declared: Vec<&'static Setting> = GLOBAL.to_vec();
+        declared.extend_from_slice(extra);
+        let mut raw = RawSettings::declaring(declared);
+        for (name, value) in pairs {
+            raw.set(name, *value);
+        }
+        raw
+    }
 
     #[test]
     fn defaults_match_the_original() {
-        let s = HttpSettings::from_settings(&RawSettings::new(), "AUTH").unwrap();
+        let s = HttpSettings::from_settings(&RawSettings::new(), &AUTH).unwrap();
         assert_eq!(s.server.as_str(), "http://localhost:8888/v1/");
         assert_eq!(s.timeout, Duration::from_secs(2));
         assert_eq!(s.retries, 4);
         assert_eq!(s.parallel.get(), 4);
+        assert_eq!(s.retry_backoff, Duration::from_millis(500));
         assert!(s.auth.is_none());
     }
 
@@ -486,7 +433,7 @@ mod tests {
             ("SERVER", "not a url"),
         ] {
             let err =
-                HttpSettings::from_settings(&RawSettings::from_pairs(&[(name, value)]), "AUTH")
+                HttpSettings::from_settings(&RawSettings::from_pairs(&[(name, value)]), &AUTH)
                     .unwrap_err();
             assert_eq!(err.name, name);
             assert!(!err.to_string().contains('\n'));
@@ -494,35 +441,44 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "the command reads BUCKET without declaring it")]
+    fn reading_an_undeclared_setting_fails() {
+        let _ = declared(&[], &[]).get(&MONITOR_BUCKET);
+    }
+
+    #[test]
+    fn a_declared_setting_with_the_same_name_is_another_setting() {
+        const BLOCKLISTS: Setting = Setting::new("BUCKET", "ID", "blocklists").default("b");
+        let raw = declared(&[], &[&BLOCKLISTS]);
+        assert_eq!(raw.kinto_id(&BLOCKLISTS).unwrap(), "b");
+        let read = std::panic::catch_unwind(|| raw.kinto_id(&MONITOR_BUCKET));
+        assert!(read.is_err(), "the monitor's BUCKET was not declared");
+    }
+
+    #[test]
     fn server_with_credentials_is_refused_without_echoing_them() {
         let err = RawSettings::from_pairs(&[("SERVER", "http://u:hunter2@h/v1")])
-            .server_url("SERVER", DEFAULT_SERVER)
+            .server_url(&SERVER)
             .unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
     }
 
     #[test]
-    fn auth_forms() {
+    fn declared_secrets_are_never_shown_in_debug() {
+        let dbg = format!("{:?}", declared(&[("AUTH", "user:hunter2")], &[]));
+        assert!(!dbg.contains("hunter2"), "{dbg}");
         assert_eq!(
-            Auth::parse(&Secret::new("user:p:ss")),
+            Auth::parse(&Secret::new("user:p")),
             Auth::Basic {
                 user: "user".into(),
-                password: Secret::new("p:ss")
+                password: Secret::new("p")
             }
         );
-        assert_eq!(
-            Auth::parse(&Secret::new("Bearer tok")),
-            Auth::Bearer(Secret::new("tok"))
-        );
-        assert_eq!(format!("{:?}", Secret::new("x")), "(redacted)");
-        let dbg = format!("{:?}", RawSettings::from_pairs(&[("AUTH", "user:hunter2")]));
-        assert!(!dbg.contains("hunter2"), "{dbg}");
     }
 
     #[test]
     fn secret_values_cover_header_forms() {
-        let v = RawSettings::from_pairs(&[("AUTH", "user:hunter2"), ("SERVER", "http://x")])
-            .secret_values();
+        let v = declared(&[("AUTH", "user:hunter2"), ("SERVER", "http://x")], &[]).secret_values();
         assert!(v.contains(&"hunter2".to_string()));
         assert!(v.contains(&"dXNlcjpodW50ZXIy".to_string()));
         assert!(!v.iter().any(|s| s == "http://x"));
@@ -530,19 +486,24 @@ mod tests {
 
     #[test]
     fn secret_values_leave_out_what_is_too_short_to_scrub() {
-        let v =
-            RawSettings::from_pairs(&[("AUTH", "u:pw"), ("REDASH_API_KEY", "k")]).secret_values();
+        let v = declared(&[("AUTH", "u:pw"), ("REDASH_API_KEY", "k")], &[&API_KEY]).secret_values();
         assert_eq!(v, ["dTpwdw==", "u:pw"], "{v:?}");
     }
 
     #[test]
     fn secret_values_cover_bearer_tokens_and_padded_values() {
-        let v = RawSettings::from_pairs(&[("AUTH", "Bearer tok-123\n")]).secret_values();
+        let v = declared(&[("AUTH", "Bearer tok-123\n")], &[]).secret_values();
         assert!(v.contains(&"tok-123".to_string()), "{v:?}");
-        let v = RawSettings::from_pairs(&[("REFRESH_SIGNATURE_AUTH", " user:hunter2 ")])
+        let v = declared(&[("REFRESH_SIGNATURE_AUTH", " user:hunter2 ")], &[&RUN_AUTH])
             .secret_values();
         // base64("user:hunter2"), as the header carries the trimmed value.
         assert!(v.contains(&"dXNlcjpodW50ZXIy".to_string()), "{v:?}");
+    }
+
+    #[test]
+    fn undeclared_values_are_not_taken_for_secrets() {
+        let v = declared(&[("SOMETHING_AUTH", "user:hunter2")], &[]).secret_values();
+        assert!(v.is_empty(), "{v:?}");
     }
 
     #[test]
@@ -561,13 +522,12 @@ mod tests {
 
     #[test]
     fn http_urls_keep_their_query_and_refuse_credentials() {
+        const U: Setting = Setting::new("U", "URL", "u");
+        const P: Setting = Setting::new("P", "URL", "p");
         let r =
             RawSettings::from_pairs(&[("U", "https://h/api/q.json?x=1"), ("P", "https://u:pw@h/")]);
-        assert_eq!(
-            r.http_url("U", "").unwrap().as_str(),
-            "https://h/api/q.json?x=1"
-        );
-        assert!(!r.http_url("P", "").unwrap_err().to_string().contains("pw"));
+        assert_eq!(r.http_url(&U).unwrap().as_str(), "https://h/api/q.json?x=1");
+        assert!(!r.http_url(&P).unwrap_err().to_string().contains("pw"));
     }
 
     #[test]
@@ -581,8 +541,9 @@ mod tests {
             "not a url?token=pw-secret#f",
         ] {
             for name in ["SERVER", "REDASH_API_QUERY_URL", "AWS_ENDPOINT_URL"] {
+                let setting = Setting::new(name, "URL", "a URL");
                 let err = RawSettings::from_pairs(&[(name, value)])
-                    .http_url(name, "")
+                    .http_url(&setting)
                     .unwrap_err();
                 let text = err.to_string();
                 assert!(!text.contains("pw-secret"), "{value}: {text}");
@@ -595,14 +556,21 @@ mod tests {
     #[test]
     fn lists_are_trimmed_without_empty_items() {
         let r = RawSettings::from_pairs(&[("L", " a/* , b ,, c ")]);
-        assert_eq!(r.list("L", "", ','), vec!["a/*", "b", "c"]);
-        assert_eq!(r.list("MISSING", "x;y", ';'), vec!["x", "y"]);
+        assert_eq!(r.list(&LIST, ','), vec!["a/*", "b", "c"]);
+        assert_eq!(RawSettings::new().list(&LIST, ';'), vec!["x", "y"]);
+    }
+
+    #[test]
+    fn defaults_are_read_through_the_same_checks_as_values() {
+        const BAD_DEFAULT: Setting = Setting::new("N", "N", "n").default("many");
+        let err = RawSettings::new().uint(&BAD_DEFAULT, 10).unwrap_err();
+        assert_eq!(err.to_string(), "invalid N: \"many\" is not a whole number >= 0");
     }
 
     #[test]
     fn control_characters_inside_values_are_refused_without_echoing_them() {
         // Trailing newlines (a value read from a file) are trimmed as before.
-        RawSettings::from_pairs(&[("SERVER", "http://h/v1\n"), ("AUTH", " u:p\r\n")])
+        declared(&[("SERVER", "http://h/v1\n"), ("AUTH", " u:p\r\n")], &[])
             .check_control_characters()
             .unwrap();
         for (name, value, position) in [
@@ -610,9 +578,9 @@ mod tests {
             ("AUTH", "user:hunter\r\n2", 12),
             ("BUCKET", "main\u{0}x", 5),
             ("PARALLEL_REQUESTS", "4\u{1b}[2J", 2),
-            ("BACKPORT_RECORDS_MAPPINGS", "a/b -> c/d\u{7}", 11),
+            ("MAPPINGS", "a/b -> c/d\u{7}", 11),
         ] {
-            let err = RawSettings::from_pairs(&[(name, value)])
+            let err = declared(&[(name, value)], &[&MAPPINGS])
                 .check_control_characters()
                 .unwrap_err();
             assert_eq!(err.name, name);
@@ -625,10 +593,13 @@ mod tests {
             );
         }
         // Mappings are one per line, filters may be pretty-printed JSON.
-        RawSettings::from_pairs(&[
-            ("BACKPORT_RECORDS_MAPPINGS", "a/b -> c/d\r\n\te/f -> g/h"),
-            ("BACKPORT_RECORDS_SOURCE_FILTERS", "{\n  \"a\": 1\n}"),
-        ])
+        declared(
+            &[
+                ("MAPPINGS", "a/b -> c/d\r\n\te/f -> g/h"),
+                ("FILTERS", "{\n  \"a\": 1\n}"),
+            ],
+            &[&MAPPINGS, &FILTERS],
+        )
         .check_control_characters()
         .unwrap();
     }
