@@ -256,7 +256,8 @@ async fn validate_signature_retries_transient_faults_and_never_reports_unread_co
                 if !cell.persistent() || !cell.kind.fails() {
                     return expect_recovered(&cell, clean, &r, seen);
                 }
-                // An x5u that cannot be downloaded is a BAD chain (X5U_*), exit 1 (README).
+                // An x5u that cannot be downloaded is a BAD chain (X5U_*), exit 1
+                // (docs/commands/validate_signature.md).
                 let code = if cell.target == "x5u" { 1 } else { 3 };
                 let line = failed_naming_url(&r, code, &origin, &t.on.path, &[])?;
                 attempted(seen, ATTEMPTS, &r)?;
@@ -409,7 +410,8 @@ async fn uptake_health_retries_what_redash_may_fail_transiently_and_never_shows_
             let r = run(&proxy.url).await;
             let seen = proxy.count_on(on);
             common::no_secrets(&r, &[KEY])?;
-            // Redash's client retries connection errors, timeouts, 503 and 504 only (README):
+            // Redash's client retries connection errors, timeouts, 503 and 504 only
+            // (docs/commands/uptake_health.md):
             // any other answer ends the run at once.
             let retried = matches!(
                 cell.kind,

@@ -129,7 +129,8 @@ async fn refresh_signature_retries_transient_faults_and_a_rerun_completes_what_f
                     return Ok(format!("exit 0, same output; {seen} requests"));
                 }
                 // Reading the monitor or the server info: nothing can be done (exit 3); one
-                // collection failing: its line says so, exit 1 (README).
+                // collection failing: its line says so, exit 1
+                // (docs/commands/refresh_signature.md).
                 let code = if is_patch || cell.target == "source metadata" {
                     1
                 } else {
@@ -274,7 +275,8 @@ async fn backport_records_retries_transient_faults_and_a_rerun_completes_without
                     ensure(r.code == 0, || format!("exit {}: {}", r.code, show(&r)))?;
                     let clean = backport_clean_lines();
                     // A batch applied whose answer was lost: the retry's sub-requests fail their
-                    // preconditions and are recognised as applied (README).
+                    // preconditions and are recognised as applied
+                    // (docs/commands/backport_records.md).
                     let already = |l: &String| {
                         l.strip_suffix(" (already applied)").is_some_and(|head| {
                             clean.iter().any(|c| {
