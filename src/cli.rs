@@ -109,7 +109,9 @@ fn invocation(matches: ArgMatches) -> Result<Invocation, clap::Error> {
     if matches.get_flag("json") || sub_matches.get_flag("json") {
         settings.set(shared::OUTPUT.env, "json");
     }
-    let verbose = matches.get_count("verbose").max(sub_matches.get_count("verbose"));
+    let verbose = matches
+        .get_count("verbose")
+        .max(sub_matches.get_count("verbose"));
     Ok(Invocation {
         command,
         settings,

@@ -51,7 +51,10 @@ pub struct Ending {
 }
 
 impl Ending {
-    pub fn from_result(command: &Command, result: &Result<Box<dyn Report>, CommandError>) -> Ending {
+    pub fn from_result(
+        command: &Command,
+        result: &Result<Box<dyn Report>, CommandError>,
+    ) -> Ending {
         let report = match result {
             Ok(report) => report,
             Err(e) => {

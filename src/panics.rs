@@ -14,7 +14,6 @@ use std::sync::Mutex;
 use commands::{CommandError, Report};
 use futures::FutureExt;
 
-
 /// The first panic recorded since the last [`take`], with its location.
 static PANIC: Mutex<Option<String>> = Mutex::new(None);
 

@@ -19,8 +19,32 @@ pub trait CommandConfig: Sized {
     ) -> impl std::future::Future<Output = Result<Self::Report, CommandError>>;
 }
 
+/// What the registry calls: a command's configuration step alone, and the whole run.
+#[derive(Clone, Copy)]
+pub struct Runs {
+    pub configure: fn(&RawSettings) -> Result<(), SettingError>,
+    pub start: for<'a> fn(
+        &'a RawSettings,
+        &'a Context,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Report>, CommandError>>,
+}
+
+impl Runs {
+    /// The runs of the command whose configuration is `C`.
+    pub const fn of<C: CommandConfig>() -> Runs {
+        Runs {
+            configure: configure::<C>,
+            start: start::<C>,
+        }
+    }
+}
+
+fn configure<C: CommandConfig>(raw: &RawSettings) -> Result<(), SettingError> {
+    C::from_settings(raw).map(drop)
+}
+
 /// Validate the settings into `C`, then run it.
-pub fn start<'a, C: CommandConfig>(
+fn start<'a, C: CommandConfig>(
     raw: &'a RawSettings,
     ctx: &'a Context,
 ) -> LocalBoxFuture<'a, Result<Box<dyn Report>, CommandError>> {
@@ -30,10 +54,6 @@ pub fn start<'a, C: CommandConfig>(
         Ok(Box::new(report) as Box<dyn Report>)
     })
 }
-
-/// The function that starts a command run.
-pub type Start =
-    for<'a> fn(&'a RawSettings, &'a Context) -> LocalBoxFuture<'a, Result<Box<dyn Report>, CommandError>>;
 
 /// One command, declared once.
 pub struct Command {
@@ -50,7 +70,8 @@ pub struct Command {
     pub settings: &'static [&'static Setting],
     /// The server its Sentry events are tagged with (the Kinto server unless said otherwise).
     pub server_tag: fn(&RawSettings) -> String,
-    pub start: Start,
+    /// `Runs::of::<Config>()`.
+    pub runs: Runs,
 }
 
 impl std::fmt::Debug for Command {
@@ -92,7 +113,7 @@ impl Command {
         raw.check_control_characters()?;
         #[cfg(debug_assertions)]
         debug_panic(raw).await;
-        (self.start)(raw, ctx).await
+        (self.runs.start)(raw, ctx).await
     }
 }
 

@@ -18,7 +18,7 @@ use crate::client::{ClientError, KintoClient, Request, Response};
 use crate::kinto::{read_changes, ChangesEntry, CollectionRef, InvalidEntry, Role, ServerInfo};
 use crate::progress::Progress;
 use crate::report::{client_error_json, Failure, Outcome, Report};
-use crate::command::{start, Command, CommandConfig};
+use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{
     DRY_RUN, DRY_RUN_GROUP, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION,
 };
@@ -33,7 +33,7 @@ pub const COMMAND: Command = Command {
     groups: &[MONITOR, DRY_RUN_GROUP],
     settings: &[&REFRESH_SIGNATURE_AUTH, &MAX_SIGNATURE_AGE],
     server_tag: Command::kinto_server_tag,
-    start: start::<Config>,
+    runs: Runs::of::<Config>(),
 };
 
 /// The credentials that may write the source collections.
@@ -41,7 +41,8 @@ pub const REFRESH_SIGNATURE_AUTH: Setting = Setting::credentials(
     "REFRESH_SIGNATURE_AUTH",
     "Credentials allowed to write the source collections: `user:pass` (Basic) or a Bearer token (required)",
 )
-.event_key("refresh_signature_auth");
+.event_key("refresh_signature_auth")
+.derived("none (required)");
 pub const MAX_SIGNATURE_AGE: Setting = Setting::new(
     "MAX_SIGNATURE_AGE",
     "DAYS",

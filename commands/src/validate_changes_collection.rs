@@ -10,7 +10,7 @@ use crate::client::{ClientError, KintoClient};
 use crate::kinto::{read_changes, ChangesEntry, InvalidEntry};
 use crate::progress::Progress;
 use crate::report::{client_error_json, is_finding, judge, Failure, Outcome, Report};
-use crate::command::{start, Command, CommandConfig};
+use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
 use crate::settings::{HttpSettings, RawSettings, SettingError};
 use crate::{CommandError, Context};
@@ -23,7 +23,7 @@ pub const COMMAND: Command = Command {
     groups: &[MONITOR],
     settings: &[],
     server_tag: Command::kinto_server_tag,
-    start: start::<Config>,
+    runs: Runs::of::<Config>(),
 };
 
 #[derive(Debug, Clone)]

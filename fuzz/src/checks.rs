@@ -8,11 +8,11 @@
 
 use base64::Engine as _;
 use commands::backport_records::mapping::{self, MAPPINGS};
+use commands::command::CommandConfig as _;
 use commands::settings::{is_kinto_id, RawSettings};
 use commands::signature::chain::{self, ChainPolicy, MAX_CHAIN_CERTS};
 use commands::signature::payload::{self, PREFIX};
 use commands::signature::{decode_signature, verify_digest, ErrorCode};
-use commands::command::CommandConfig as _;
 use commands::uptake_health;
 use serde_json::{json, Value};
 use sha2::Digest as _;

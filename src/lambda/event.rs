@@ -60,7 +60,10 @@ pub fn settings(env: &RawSettings, event: &Value) -> Result<RawSettings, Setting
         log::warn!(
             "ignoring unknown event key(s) {}: the event keys are {}",
             unknown.join(", "),
-            event_keys(env).map(|(k, _)| k).collect::<Vec<_>>().join(", ")
+            event_keys(env)
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(raw)
@@ -126,9 +129,8 @@ mod tests {
 
     #[test]
     fn the_original_keys_are_kept() {
-        let keys = |command: &str| -> Vec<&str> {
-            event_keys(&env_of(command)).map(|(k, _)| k).collect()
-        };
+        let keys =
+            |command: &str| -> Vec<&str> { event_keys(&env_of(command)).map(|(k, _)| k).collect() };
         assert_eq!(
             keys("validate_signature"),
             ["server", "auth", "bucket", "collection"]
@@ -176,7 +178,11 @@ mod tests {
         .unwrap();
         assert_eq!(raw.value_of("PARALLEL_REQUESTS"), Some("3"));
         assert_eq!(raw.value_of("SERVER"), Some("http://env/v1"));
-        assert_eq!(raw.value_of("BUCKET_NAME"), None, "not a key of this command");
+        assert_eq!(
+            raw.value_of("BUCKET_NAME"),
+            None,
+            "not a key of this command"
+        );
     }
 
     #[test]

@@ -26,14 +26,16 @@ pub const SOURCE_BUCKET: Setting = Setting::new(
     "Bucket to read records from (required unless --mappings)",
 )
 .flag("source-bucket")
-.event_key("backport_records_source_bucket");
+.event_key("backport_records_source_bucket")
+.derived("none (required without mappings)");
 pub const SOURCE_COLLECTION: Setting = Setting::new(
     "BACKPORT_RECORDS_SOURCE_COLLECTION",
     "ID",
     "Collection to read records from (required unless --mappings)",
 )
 .flag("source-collection")
-.event_key("backport_records_source_collection");
+.event_key("backport_records_source_collection")
+.derived("none (required without mappings)");
 pub const SOURCE_FILTERS: Setting = Setting::new(
     "BACKPORT_RECORDS_SOURCE_FILTERS",
     "JSON",

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::client::{ClientError, KintoClient, Request};
 use crate::kinto::{object_data, shape_error, CollectionRef, ServerInfo, SignerCapability};
 use crate::progress::Progress;
-use crate::command::{start, Command, CommandConfig};
+use crate::command::{Command, CommandConfig, Runs};
 use crate::secrets::Auth;
 use crate::settings::shared::{DRY_RUN, DRY_RUN_GROUP};
 use crate::settings::{HttpSettings, RawSettings, Setting, SettingError};
@@ -43,7 +43,7 @@ pub const COMMAND: Command = Command {
         &mapping::MAPPINGS,
     ],
     server_tag: Command::kinto_server_tag,
-    start: start::<Config>,
+    runs: Runs::of::<Config>(),
 };
 
 pub const SOURCE_AUTH: Setting = Setting::credentials(
@@ -51,7 +51,8 @@ pub const SOURCE_AUTH: Setting = Setting::credentials(
     "Credentials for the source (and the destination unless --dest-auth): `user:pass` or a token (required)",
 )
 .flag("source-auth")
-.event_key("backport_records_source_auth");
+.event_key("backport_records_source_auth")
+.derived("none (required)");
 pub const DEST_AUTH: Setting = Setting::credentials(
     "BACKPORT_RECORDS_DEST_AUTH",
     "Credentials for the destination",

@@ -16,14 +16,16 @@ use crate::client::{ClientError, ClientErrorKind, KintoClient, Request};
 use crate::secrets::Secret;
 use crate::settings::{quote, RawSettings, Setting, SettingError};
 
-pub const AWS_ACCESS_KEY_ID: Setting = Setting::new("AWS_ACCESS_KEY_ID", "ID", "AWS access key id")
-    .derived("none; required unless --dry-run or a container credentials endpoint");
+pub const AWS_ACCESS_KEY_ID: Setting = Setting::new(
+    "AWS_ACCESS_KEY_ID",
+    "ID",
+    "AWS access key id (required to upload, unless a container credentials endpoint is set)",
+);
 pub const AWS_SECRET_ACCESS_KEY: Setting = Setting::new(
     "AWS_SECRET_ACCESS_KEY",
     "SECRET",
-    "AWS secret access key",
+    "AWS secret access key (required with AWS_ACCESS_KEY_ID)",
 )
-.derived("none; required with AWS_ACCESS_KEY_ID")
 .secret();
 pub const AWS_SESSION_TOKEN: Setting = Setting::new(
     "AWS_SESSION_TOKEN",

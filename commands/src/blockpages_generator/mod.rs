@@ -20,7 +20,7 @@ use futures::StreamExt;
 
 use crate::client::{ClientError, KintoClient};
 use crate::progress::Progress;
-use crate::command::{start, Command, CommandConfig};
+use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, DRY_RUN, DRY_RUN_GROUP};
 use crate::settings::{HttpSettings, RawSettings, Setting, SettingError};
 use crate::{CommandError, Context};
@@ -49,7 +49,7 @@ pub const COMMAND: Command = Command {
         &DELETE_STALE,
     ],
     server_tag: Command::kinto_server_tag,
-    start: start::<Config>,
+    runs: Runs::of::<Config>(),
 };
 
 pub const BUCKET: Setting = Setting::new("BUCKET", "ID", "Kinto bucket of the blocklist collections")

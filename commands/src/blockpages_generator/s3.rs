@@ -29,7 +29,7 @@ pub const AWS_ENDPOINT_URL: Setting = Setting::new(
     "URL",
     "S3-compatible endpoint instead of AWS (path-style requests)",
 )
-.derived("AWS");
+.derived("AWS, in AWS_REGION");
 
 /// How long a presigned request stays valid: long enough for every retry of it.
 const SIGNATURE_TTL: Duration = Duration::from_secs(15 * 60);

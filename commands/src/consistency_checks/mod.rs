@@ -25,7 +25,7 @@ use crate::kinto::{
     read_changes, ChangesEntry, CollectionRef, Role, ServerInfo, SignedCollection, SignerCapability,
 };
 use crate::progress::Progress;
-use crate::command::{start, Command, CommandConfig};
+use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
 use crate::settings::{HttpSettings, RawSettings, SettingError};
 use crate::{CommandError, Context};
@@ -38,7 +38,7 @@ pub const COMMAND: Command = Command {
     groups: &[MONITOR],
     settings: &[],
     server_tag: Command::kinto_server_tag,
-    start: start::<Config>,
+    runs: Runs::of::<Config>(),
 };
 
 pub use diff::{PairDiff, Side};

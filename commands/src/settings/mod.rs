@@ -209,7 +209,11 @@ impl RawSettings {
         self.get(setting).map(|v| Secret::new(v.trim()))
     }
 
-    pub fn float(&self, setting: &Setting, min_exclusive: f64) -> Result<Option<f64>, SettingError> {
+    pub fn float(
+        &self,
+        setting: &Setting,
+        min_exclusive: f64,
+    ) -> Result<Option<f64>, SettingError> {
         let name = setting.env;
         let Some(raw) = self.value_or_default(setting) else {
             return Ok(None);
@@ -494,8 +498,11 @@ mod tests {
     fn secret_values_cover_bearer_tokens_and_padded_values() {
         let v = declared(&[("AUTH", "Bearer tok-123\n")], &[]).secret_values();
         assert!(v.contains(&"tok-123".to_string()), "{v:?}");
-        let v = declared(&[("REFRESH_SIGNATURE_AUTH", " user:hunter2 ")], &[&RUN_AUTH])
-            .secret_values();
+        let v = declared(
+            &[("REFRESH_SIGNATURE_AUTH", " user:hunter2 ")],
+            &[&RUN_AUTH],
+        )
+        .secret_values();
         // base64("user:hunter2"), as the header carries the trimmed value.
         assert!(v.contains(&"dXNlcjpodW50ZXIy".to_string()), "{v:?}");
     }
@@ -564,7 +571,10 @@ mod tests {
     fn defaults_are_read_through_the_same_checks_as_values() {
         const BAD_DEFAULT: Setting = Setting::new("N", "N", "n").default("many");
         let err = RawSettings::new().uint(&BAD_DEFAULT, 10).unwrap_err();
-        assert_eq!(err.to_string(), "invalid N: \"many\" is not a whole number >= 0");
+        assert_eq!(
+            err.to_string(),
+            "invalid N: \"many\" is not a whole number >= 0"
+        );
     }
 
     #[test]

@@ -30,11 +30,9 @@ pub const PARALLEL_REQUESTS: Setting = Setting::new(
     "At most this many requests in flight for the whole run",
 )
 .default("4");
-pub const AUTH: Setting = Setting::credentials(
-    "AUTH",
-    "Credentials: `user:pass` (Basic) or a Bearer token",
-)
-.event_key("auth");
+pub const AUTH: Setting =
+    Setting::credentials("AUTH", "Credentials: `user:pass` (Basic) or a Bearer token")
+        .event_key("auth");
 pub const SENTRY_DSN: Setting =
     Setting::new("SENTRY_DSN", "DSN", "Report failures to this Sentry DSN").secret();
 pub const SENTRY_ENV: Setting = Setting::new("SENTRY_ENV", "NAME", "Sentry environment name");

@@ -15,7 +15,7 @@ use reqwest::{Method, Url};
 use serde_json::{json, Map, Value};
 
 use crate::client::{KintoClient, Request, RetryPolicy};
-use crate::command::{start, Command, CommandConfig};
+use crate::command::{Command, CommandConfig, Runs};
 use crate::secrets::{display_url, Secret};
 use crate::settings::{quote, HttpSettings, RawSettings, Setting, SettingError};
 use crate::{CommandError, Context};
@@ -41,14 +41,15 @@ pub const COMMAND: Command = Command {
         &VERBOSE,
     ],
     server_tag: redash_server_tag,
-    start: start::<Config>,
+    runs: Runs::of::<Config>(),
 };
 
 pub const REDASH_API_KEY: Setting = Setting::new(
     "REDASH_API_KEY",
     "KEY",
-    "Redash API key, added to the query URL as `api_key` (required unless REDASH_RESULT_FILE)",
+    "Redash API key, added to the query URL as `api_key`",
 )
+.derived("none (required without REDASH_RESULT_FILE)")
 .secret();
 pub const REDASH_API_QUERY_URL: Setting = Setting::new(
     "REDASH_API_QUERY_URL",

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use crate::client::{ClientError, ClientErrorKind, KintoClient, Request};
 use crate::kinto::{read_changes, ChangesEntry};
 use crate::progress::Progress;
-use crate::command::{start, Command, CommandConfig};
+use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
 use crate::settings::{quote, HttpSettings, RawSettings, Setting, SettingError};
 use crate::signature::payload::{self, ChangesetDigest};
@@ -37,7 +37,7 @@ pub const COMMAND: Command = Command {
     groups: &[MONITOR],
     settings: &[&ROOT_HASH, &SIGNER_NAME, &CHECK_AT],
     server_tag: Command::kinto_server_tag,
-    start: start::<Config>,
+    runs: Runs::of::<Config>(),
 };
 
 pub const ROOT_HASH: Setting = Setting::new(
@@ -49,9 +49,9 @@ pub const ROOT_HASH: Setting = Setting::new(
 pub const SIGNER_NAME: Setting = Setting::new(
     "SIGNER_NAME",
     "DNS_NAME",
-    "The name the leaf certificate must carry, for every bucket",
+    "The name the leaf certificate must carry, for every bucket (unset: onecrl.content-signature.mozilla.org for security-state(-preview), remote-settings.content-signature.mozilla.org elsewhere)",
 )
-.derived("onecrl.content-signature.mozilla.org for security-state(-preview), remote-settings.content-signature.mozilla.org elsewhere");
+.derived("per bucket");
 pub const CHECK_AT: Setting = Setting::new(
     "CHECK_AT",
     "EPOCH_SECONDS",
