@@ -19,14 +19,14 @@ pub trait CommandConfig: Sized {
     ) -> impl std::future::Future<Output = Result<Self::Report, CommandError>>;
 }
 
+/// A run in progress: the report, or the error that stopped it.
+pub type RunFuture<'a> = LocalBoxFuture<'a, Result<Box<dyn Report>, CommandError>>;
+
 /// What the registry calls: a command's configuration step alone, and the whole run.
 #[derive(Clone, Copy)]
 pub struct Runs {
     pub configure: fn(&RawSettings) -> Result<(), SettingError>,
-    pub start: for<'a> fn(
-        &'a RawSettings,
-        &'a Context,
-    ) -> LocalBoxFuture<'a, Result<Box<dyn Report>, CommandError>>,
+    pub start: for<'a> fn(&'a RawSettings, &'a Context) -> RunFuture<'a>,
 }
 
 impl Runs {
@@ -44,10 +44,7 @@ fn configure<C: CommandConfig>(raw: &RawSettings) -> Result<(), SettingError> {
 }
 
 /// Validate the settings into `C`, then run it.
-fn start<'a, C: CommandConfig>(
-    raw: &'a RawSettings,
-    ctx: &'a Context,
-) -> LocalBoxFuture<'a, Result<Box<dyn Report>, CommandError>> {
+fn start<'a, C: CommandConfig>(raw: &'a RawSettings, ctx: &'a Context) -> RunFuture<'a> {
     Box::pin(async move {
         let config = C::from_settings(raw)?;
         let report = config.run(ctx).await?;
