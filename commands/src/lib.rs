@@ -7,6 +7,7 @@ pub mod command;
 pub mod error;
 pub mod json;
 pub mod kinto;
+pub mod monitored;
 pub mod progress;
 pub mod report;
 pub mod secrets;

@@ -6,7 +6,6 @@
 //! (two requests each: read the metadata, then PATCH); a failure is reported for its collection and
 //! the others go on.
 
-use futures::StreamExt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -15,8 +14,8 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 use crate::client::{ClientError, KintoClient, Request, Response};
-use crate::kinto::{read_changes, ChangesEntry, CollectionRef, InvalidEntry, Role, ServerInfo};
-use crate::progress::Progress;
+use crate::kinto::{ChangesEntry, CollectionRef, InvalidEntry, Role, ServerInfo};
+use crate::monitored::{check_all, MonitorList};
 use crate::report::{client_error_json, Failure, Outcome, Report};
 use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{
@@ -177,7 +176,12 @@ pub struct RefreshReport {
 pub async fn run(config: &Config, ctx: &Context) -> Result<RefreshReport, CommandError> {
     let client = KintoClient::new(&config.http);
     let signer = ServerInfo::fetch(&client).await?.require_signer()?;
-    let (entries, invalid) = read_changes(&client, &config.bucket, &config.collection).await?;
+    let monitor = CollectionRef::new(&config.bucket, &config.collection);
+    let MonitorList {
+        monitor,
+        entries,
+        invalid,
+    } = MonitorList::read(&client, monitor).await?;
 
     let mut ignored: Vec<Ignored> = invalid.into_iter().map(Ignored::Invalid).collect();
     let mut sources: Vec<(CollectionRef, CollectionRef)> = Vec::new();
@@ -194,24 +198,25 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<RefreshReport, Comman
         }
     }
 
-    let progress = Progress::new(ctx.progress, sources.len() as u64, "Refreshing signatures");
-    let (client, progress_ref) = (&client, &progress);
-    let results = futures::stream::iter(sources)
-        .map(|(source, destination)| async move {
+    let client = &client;
+    let in_progress = config.http.parallel.get();
+    let results = check_all(
+        ctx,
+        "Refreshing signatures",
+        in_progress,
+        sources,
+        |(source, destination)| async move {
             let refresh = refresh_one(client, config, &source).await;
-            progress_ref.inc();
             SourceResult {
                 source,
                 destination,
                 refresh,
             }
-        })
-        .buffered(config.http.parallel.get())
-        .collect()
-        .await;
-    progress.finish();
+        },
+    )
+    .await;
     Ok(RefreshReport {
-        monitor: CollectionRef::new(&config.bucket, &config.collection),
+        monitor,
         dry_run: config.dry_run,
         results,
         ignored,

@@ -2,13 +2,12 @@
 //! records timestamp (`ETag`) of the collection it names. Entries are checked in parallel and
 //! reported in their monitor order.
 
-use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::client::{ClientError, KintoClient};
-use crate::kinto::{read_changes, ChangesEntry, InvalidEntry};
-use crate::progress::Progress;
+use crate::kinto::{ChangesEntry, CollectionRef, InvalidEntry};
+use crate::monitored::{check_all, MonitorList};
 use crate::report::{client_error_json, is_finding, judge, Failure, Outcome, Report};
 use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
@@ -70,31 +69,25 @@ pub struct ChangesReport {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<ChangesReport, CommandError> {
-    let client = KintoClient::new(&config.http);
-    let (entries, invalid) = read_changes(&client, &config.bucket, &config.collection).await?;
-    let progress = Progress::new(ctx.progress, entries.len() as u64, "Checking timestamps");
-    let client = &client;
-    let progress_ref = &progress;
-    let mut checks: Vec<EntryCheck> = futures::stream::iter(entries)
-        .map(|entry| async move {
-            let result = client
-                .records_timestamp(&entry.bucket, &entry.collection)
-                .await;
-            progress_ref.inc();
-            match result {
-                Ok(ts) if ts == entry.last_modified => EntryCheck::Ok(entry),
-                Ok(ts) => EntryCheck::Mismatch {
-                    entry,
-                    records_timestamp: ts,
-                },
-                Err(error) => EntryCheck::Unreadable { entry, error },
-            }
-        })
-        .buffered(config.http.parallel.get())
-        .collect()
-        .await;
-    progress.finish();
-    checks.extend(invalid.into_iter().map(EntryCheck::Invalid));
+    let client = &KintoClient::new(&config.http);
+    let monitor = CollectionRef::new(&config.bucket, &config.collection);
+    let list = MonitorList::read(client, monitor).await?;
+    let in_progress = config.http.parallel.get();
+    let mut checks = check_all(ctx, "Checking timestamps", in_progress, list.entries, |entry| async move {
+        match client
+            .records_timestamp(&entry.bucket, &entry.collection)
+            .await
+        {
+            Ok(ts) if ts == entry.last_modified => EntryCheck::Ok(entry),
+            Ok(ts) => EntryCheck::Mismatch {
+                entry,
+                records_timestamp: ts,
+            },
+            Err(error) => EntryCheck::Unreadable { entry, error },
+        }
+    })
+    .await;
+    checks.extend(list.invalid.into_iter().map(EntryCheck::Invalid));
     Ok(ChangesReport { checks })
 }
 

@@ -16,15 +16,14 @@
 mod diff;
 mod report;
 
-use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::client::{ClientError, KintoClient};
 use crate::kinto::{
-    read_changes, ChangesEntry, CollectionRef, Role, ServerInfo, SignedCollection, SignerCapability,
+    ChangesEntry, CollectionRef, Role, ServerInfo, SignedCollection, SignerCapability,
 };
-use crate::progress::Progress;
+use crate::monitored::{check_all, MonitorList};
 use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
 use crate::settings::{HttpSettings, RawSettings, SettingError};
@@ -147,7 +146,12 @@ struct Changeset {
 pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, CommandError> {
     let client = KintoClient::new(&config.http);
     let signer = ServerInfo::fetch(&client).await?.require_signer()?;
-    let (mut entries, invalid) = read_changes(&client, &config.bucket, &config.collection).await?;
+    let monitor = CollectionRef::new(&config.bucket, &config.collection);
+    let MonitorList {
+        monitor,
+        mut entries,
+        invalid,
+    } = MonitorList::read(&client, monitor).await?;
     // The original lists them with `_sort=bucket,collection`.
     entries.sort_by(|a, b| (&a.bucket, &a.collection).cmp(&(&b.bucket, &b.collection)));
     let before = entries.len();
@@ -163,18 +167,12 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, Co
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
 
-    let progress = Progress::new(ctx.progress, entries.len() as u64, "Checking consistency");
-    let (client, signer, progress_ref) = (&client, &signer, &progress);
-    let mut checks: Vec<Check> = futures::stream::iter(entries)
-        .map(|entry| async move {
-            let check = check_entry(client, signer, &entry, run_started_ms).await;
-            progress_ref.inc();
-            check
-        })
-        .buffered(config.http.parallel.get())
-        .collect()
-        .await;
-    progress.finish();
+    let (client, signer) = (&client, &signer);
+    let in_progress = config.http.parallel.get();
+    let mut checks = check_all(ctx, "Checking consistency", in_progress, entries, |entry| async move {
+        check_entry(client, signer, &entry, run_started_ms).await
+    })
+    .await;
     checks.extend(invalid.into_iter().map(|bad| Check {
         identifier: format!("entry {}", bad.id),
         source: None,
@@ -182,7 +180,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, Co
         verdict: Verdict::Inconsistent(Inconsistency::InvalidEntry(bad.reason)),
     }));
     Ok(ConsistencyReport {
-        monitor: CollectionRef::new(&config.bucket, &config.collection),
+        monitor,
         checks,
         previews,
     })

@@ -10,13 +10,12 @@ mod report;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
 use reqwest::Method;
 use tokio::sync::Semaphore;
 
 use crate::client::{ClientError, ClientErrorKind, KintoClient, Request};
-use crate::kinto::{read_changes, ChangesEntry};
-use crate::progress::Progress;
+use crate::kinto::{ChangesEntry, CollectionRef};
+use crate::monitored::{check_all, MonitorList};
 use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
 use crate::settings::{quote, HttpSettings, RawSettings, Setting, SettingError};
@@ -138,8 +137,8 @@ impl Config {
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<SignatureReport, CommandError> {
     let client = KintoClient::new(&config.http);
-    let (entries, invalid) = read_changes(&client, &config.bucket, &config.collection).await?;
-    let progress = Progress::new(ctx.progress, entries.len() as u64, "Verifying signatures");
+    let monitor = CollectionRef::new(&config.bucket, &config.collection);
+    let list = MonitorList::read(&client, monitor).await?;
     // More collections in progress than requests in flight, so that verification of some
     // overlaps the downloads of others; the client's semaphore still caps the requests, and
     // verification runs at most one collection per core.
@@ -151,26 +150,19 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<SignatureReport, Comm
         cpu: Semaphore::new(cpus),
         config,
     };
-    let (run_ref, progress_ref) = (&run, &progress);
-    let mut results: Vec<(usize, CollectionResult)> =
-        futures::stream::iter(entries.into_iter().enumerate())
-            .map(|(index, entry)| async move {
-                let result = run_ref.check_collection(entry).await;
-                progress_ref.inc();
-                (index, result)
-            })
-            .buffer_unordered(in_progress)
-            .collect()
-            .await;
-    progress.finish();
-    results.sort_by_key(|(index, _)| *index);
+    let run_ref = &run;
+    let results = check_all(
+        ctx,
+        "Verifying signatures",
+        in_progress,
+        list.entries,
+        |entry| run_ref.check_collection(entry),
+    )
+    .await;
     Ok(SignatureReport {
-        monitor_path: format!(
-            "/buckets/{}/collections/{}",
-            config.bucket, config.collection
-        ),
-        results: results.into_iter().map(|(_, r)| r).collect(),
-        invalid,
+        monitor_path: list.monitor.path(),
+        results,
+        invalid: list.invalid,
         chains: run.chains.infos(),
         root_pinned: config.root_hash.is_some(),
     })
