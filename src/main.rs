@@ -2,6 +2,8 @@
 //! else the command line), run the command, and [`finish`] the run in one place: print its report
 //! once, report a failure to Sentry once, and exit with the code of the outcome.
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
 mod cli;
 mod lambda;
 mod logger;

@@ -434,10 +434,6 @@ impl KintoClient {
         }
     }
 
-    pub fn server(&self) -> &Url {
-        &self.server
-    }
-
     /// The URL of an API path such as `/buckets/main/collections/cid/records` (segments are
     /// joined as given: callers pass validated ids).
     pub fn url(&self, path: &str) -> Url {

@@ -120,7 +120,7 @@ impl ServerInfo {
 /// not taken for a success: it is retried, then an error naming the URL.
 pub fn object_data(
     response: &crate::client::Response,
-) -> Result<serde_json::Map<String, Value>, crate::client::ClientErrorKind> {
+) -> Result<serde_json::Map<String, Value>, ClientErrorKind> {
     #[derive(Deserialize)]
     struct Body {
         data: serde_json::Map<String, Value>,
@@ -356,10 +356,7 @@ mod tests {
         assert_eq!(data["status"], "to-review");
         for other in ["<html>502</html>", r#"{"data": 42}"#, "{}", ""] {
             assert!(
-                matches!(
-                    object_data(&answer(other)),
-                    Err(crate::client::ClientErrorKind::Shape(_))
-                ),
+                matches!(object_data(&answer(other)), Err(ClientErrorKind::Shape(_))),
                 "{other}"
             );
         }

@@ -2,6 +2,8 @@
 //! client, the Kinto protocol, reports and progress. Each command module declares itself once
 //! (`pub const COMMAND: Command`, see [`command`]); [`COMMANDS`] is the registry.
 
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
 pub mod client;
 pub mod command;
 pub mod error;
