@@ -457,6 +457,7 @@ async fn writer_servers_and_credentials_are_required() {
     assert_eq!(json_run.json()["error"]["code"], "UsageError");
 
     let proxy = Proxy::start(&stack.server).await;
+    proxy.expect_no_hits();
     let run = run_bin(&["consistency-checks"], &[("SERVER", proxy.url.as_str())]).await;
     assert_eq!(run.code, 2, "{run:?}");
     assert!(

@@ -500,6 +500,7 @@ async fn blockpages_generator_retries_transient_faults_and_a_rerun_uploads_what_
                     ensure(s3_proxy.requests().is_empty(), || {
                         format!("uploaded without reading: {:?}", s3_proxy.requests())
                     })?;
+                    s3_proxy.expect_no_hits();
                 }
                 // A rerun without the fault uploads every page.
                 let again = blockpages(&stack.server, bid, &stack.s3_endpoint, &bucket).await;

@@ -260,6 +260,7 @@ async fn event_values_of_the_wrong_type_are_a_config_error_and_nothing_is_sent()
     let stack = Stack::get();
     let good = monitored(&stack.editor(), 1, true).await;
     let proxy = Proxy::start(&stack.server).await;
+    proxy.expect_no_hits();
     let api = RuntimeApi::start(None).await;
     let _lambda = Bootstrap::start(&api, "validate_changes_collection", &env(&proxy.url, &good));
 

@@ -576,6 +576,7 @@ async fn json_report_lists_refreshed_and_ignored_entries() {
 async fn bad_settings_and_servers_without_the_signer_exit_2() {
     let stack = Stack::get();
     let proxy = Proxy::start(&stack.server).await;
+    proxy.expect_no_hits();
     let cases: &[(&str, &str)] = &[
         ("MAX_SIGNATURE_AGE", "-3"),
         ("MAX_SIGNATURE_AGE", "a week"),

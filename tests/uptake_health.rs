@@ -338,6 +338,7 @@ fn scratch_file(text: &str) -> String {
 #[tokio::test]
 async fn a_saved_result_file_gives_the_same_report_without_redash() {
     let redash = Redash::start(KEY, &seed_rows()).await;
+    redash.expect_no_hits();
     let path = scratch_file(&redash.document());
     let run = run_bin(&["uptake_health"], &[("REDASH_RESULT_FILE", path.as_str())]).await;
     assert_eq!(run.code, 1, "{run:?}");
@@ -590,6 +591,7 @@ fn thousands(n: u64) -> String {
 #[tokio::test]
 async fn bad_settings_exit_2_naming_the_variable_and_nothing_is_requested() {
     let redash = Redash::start(KEY, &seed_rows()).await;
+    redash.expect_no_hits();
     let with_key = format!("{}?api_key={KEY}", redash.query_url);
     let cases: &[(&str, &str)] = &[
         ("SPECIFIC_ERROR_THRESHOLD_PERCENTAGES", "main/x = five"),

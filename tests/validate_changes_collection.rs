@@ -386,6 +386,7 @@ async fn the_in_flight_cap_holds_for_the_whole_run() {
 async fn bad_settings_exit_2_naming_the_variable_and_send_nothing() {
     let stack = Stack::get();
     let proxy = Proxy::start(&stack.server).await;
+    proxy.expect_no_hits();
     let cases: &[(&str, &str)] = &[
         ("PARALLEL_REQUESTS", "0"),
         ("PARALLEL_REQUESTS", "abc"),
@@ -488,6 +489,7 @@ async fn a_failed_run_sends_exactly_one_sentry_event_without_the_password() {
     // A healthy run sends nothing.
     let (bid, _) = monitored(&kinto, 1).await;
     let sentry = SentryListener::start().await;
+    sentry.expect_no_hits();
     let mut e = env(&stack.server, &bid);
     e.push(("SENTRY_DSN", &sentry.dsn));
     let run = run_bin(&["validate_changes_collection"], &e).await;

@@ -782,6 +782,7 @@ async fn changesets_download_in_parallel_within_the_in_flight_cap() {
 async fn bad_settings_exit_2_naming_the_variable_and_send_nothing() {
     let stack = Stack::get();
     let proxy = Proxy::start(&stack.server).await;
+    proxy.expect_no_hits();
     for (name, value) in [
         ("ROOT_HASH", "3C:01:44"),
         ("ROOT_HASH", "not-a-hash"),
