@@ -8,14 +8,9 @@
 mod support;
 
 use serde_json::{json, Value};
+use support::data::records;
 use support::proxy::{Fault, Proxy};
 use support::{run_bin, unique, Run, Stack};
-
-fn records(n: usize) -> Vec<Value> {
-    (0..n)
-        .map(|i| json!({"id": format!("r{i}"), "title": format!("record {i}")}))
-        .collect()
-}
 
 fn env<'a>(server: &'a str, mon: &'a str, auth: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![

@@ -743,6 +743,7 @@ async fn sentry_gets_one_message_per_source_over_threshold_and_never_the_key() {
     // A healthy run sends nothing.
     let healthy = Redash::start(KEY, &healthy_rows()).await;
     let sentry = SentryListener::start().await;
+    sentry.expect_no_hits();
     let run = uptake(&healthy, &[("SENTRY_DSN", sentry.dsn.as_str())]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert!(sentry_events(&sentry).is_empty());

@@ -8,12 +8,14 @@
 )]
 
 pub mod container_credentials;
+pub mod data;
 pub mod fixture;
 pub mod lambda;
 pub mod proxy;
 pub mod redash;
 pub mod s3;
 pub mod sentry;
+pub mod sweep;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
