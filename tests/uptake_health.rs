@@ -340,7 +340,8 @@ async fn a_saved_result_file_gives_the_same_report_without_redash() {
     let redash = Redash::start(KEY, &seed_rows()).await;
     redash.expect_no_hits();
     let path = scratch_file(&redash.document());
-    let run = run_bin(&["uptake_health"], &[("REDASH_RESULT_FILE", path.as_str())]).await;
+    // Redash is configured too: the file wins, and Redash is never asked.
+    let run = uptake(&redash, &[("REDASH_RESULT_FILE", path.as_str())]).await;
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.stdout, SEED_EXAMPLE);
     assert!(redash.requests().is_empty());
