@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::data::{monitored, monitored_private};
+use support::data::{claim, monitor_env, monitored, monitored_private};
 use support::lambda::{
     Bootstrap, PostKind, RuntimeApi, FUNCTION_ARN, FUNCTION_NAME, FUNCTION_VERSION,
     INVOCATION_TIMEOUT,
@@ -18,23 +18,8 @@ use support::{run_bin, unique, Kinto, Stack};
 async fn mismatched(kinto: &Kinto) -> String {
     let bid = monitored(kinto, 2).await.bucket;
     let ts = kinto.records_timestamp(&bid, "c1").await;
-    kinto
-        .put_record(
-            &bid,
-            "mon",
-            json!({"id": "e0", "bucket": bid, "collection": "c0", "last_modified": ts + 7}),
-        )
-        .await;
+    claim(kinto, &bid, 0, ts + 7).await;
     bid
-}
-
-fn env<'a>(server: &'a str, bid: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("SERVER", server),
-        ("BUCKET", bid),
-        ("COLLECTION", "mon"),
-        ("REQUESTS_RETRY_BACKOFF_SECONDS", "0.05"),
-    ]
 }
 
 fn without_duration(mut doc: Value) -> Value {
@@ -58,7 +43,7 @@ fn event_payload(envelope: &str) -> Value {
 async fn a_passing_run_posts_the_same_document_as_the_clis_json_for_both_handler_forms() {
     let stack = Stack::get();
     let bid = monitored(&stack.editor(), 3).await.bucket;
-    let env = env(&stack.server, &bid);
+    let env = monitor_env(&stack.server, &bid);
     let cli = run_bin(&["validate_changes_collection", "--json"], &env).await;
     assert_eq!(cli.code, 0, "{cli:?}");
     let cli_text = run_bin(&["validate_changes_collection"], &env).await;
@@ -90,7 +75,7 @@ async fn a_failing_check_posts_a_validation_error_after_sentry_got_the_event_wit
     let sentry = SentryListener::start().await;
     let api = RuntimeApi::start(Some(&sentry)).await;
     let password = "Ev3nt-pa55-marker";
-    let mut env = env(&stack.server, &bid);
+    let mut env = monitor_env(&stack.server, &bid);
     env.push(("SENTRY_DSN", &sentry.dsn));
     let _lambda = Bootstrap::start(&api, "validate_changes_collection", &env);
     // Credentials given by the event are scrubbed like those from the environment.
@@ -137,7 +122,7 @@ async fn event_keys_override_env_and_scheduled_or_non_object_events_fall_back_to
     let lambda = Bootstrap::start(
         &api,
         "validate_changes_collection",
-        &env(&stack.server, &good),
+        &monitor_env(&stack.server, &good),
     );
 
     // `server` and `bucket` from the event win over SERVER and BUCKET.
@@ -183,7 +168,7 @@ async fn invocations_in_one_process_are_independent() {
     let bad = mismatched(&stack.editor()).await;
     let sentry = SentryListener::start().await;
     let api = RuntimeApi::start(Some(&sentry)).await;
-    let mut env = env(&stack.server, &bad);
+    let mut env = monitor_env(&stack.server, &bad);
     env.push(("SENTRY_DSN", &sentry.dsn));
     let lambda = Bootstrap::start(&api, "validate_changes_collection", &env);
 
@@ -232,7 +217,11 @@ async fn event_values_of_the_wrong_type_are_a_config_error_and_nothing_is_sent()
     let good = monitored(&stack.editor(), 1).await.bucket;
     let proxy = Proxy::start(&stack.server).await;
     let api = RuntimeApi::start(None).await;
-    let _lambda = Bootstrap::start(&api, "validate_changes_collection", &env(&proxy.url, &good));
+    let _lambda = Bootstrap::start(
+        &api,
+        "validate_changes_collection",
+        &monitor_env(&proxy.url, &good),
+    );
 
     let cases = [
         (
@@ -267,7 +256,7 @@ async fn runtime_failures_post_http_and_incomplete_errors() {
     let bid = monitored(&stack.editor(), 2).await.bucket;
     let proxy = Proxy::start(&stack.server).await;
     let api = RuntimeApi::start(None).await;
-    let mut env = env(&proxy.url, &bid);
+    let mut env = monitor_env(&proxy.url, &bid);
     env.push(("REQUESTS_NB_RETRIES", "0"));
     let _lambda = Bootstrap::start(&api, "validate_changes_collection", &env);
 
@@ -375,7 +364,7 @@ async fn the_zipped_bootstrap_serves_invocations() {
         &bootstrap,
         &api,
         "aws_lambda.validate_changes_collection",
-        &env(&stack.server, &good),
+        &monitor_env(&stack.server, &good),
     );
     let ok = api.invoke(&json!({}));
     let failing = api.invoke(&json!({"bucket": bad}));

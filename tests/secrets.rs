@@ -25,8 +25,8 @@ use support::redash::{row, Redash};
 use support::s3::ACCESS_KEY_ID;
 use support::sentry::SentryListener;
 use support::sweep::{
-    assert_clean, b64, basic, bearer, envelope_problems, is_event, leaked, problems, scenario,
-    sweep, CellRun, Failing, KintoSweep, DOWN, DSN_KEY, MARKER, USER,
+    assert_clean, b64, basic, bearer, envelope_problems, is_event, leaked, monitor_pass, problems,
+    scenario, sweep, CellRun, Failing, KintoSweep, DOWN, DSN_KEY, MARKER, USER,
 };
 use support::{run_bin, unique, Kinto, Run, Stack};
 
@@ -56,16 +56,7 @@ async fn validate_changes_collection_never_shows_a_credential() {
     let kinto = Proxy::start(&stack.server).await;
     let basic = basic();
     let bearer = bearer();
-    let pass = scenario(
-        "pass, Basic",
-        &[
-            ("SERVER", &kinto.url),
-            ("BUCKET", &bid),
-            ("COLLECTION", "mon"),
-            ("AUTH", &basic),
-        ],
-        0,
-    );
+    let pass = monitor_pass(&kinto.url, &bid, "mon", "AUTH");
     let others = vec![pass.clone().with("pass, Bearer", &[("AUTH", &bearer)], 0)];
     sweep
         .run("validate_changes_collection", &pass, others)
@@ -93,15 +84,9 @@ async fn validate_signature_never_shows_a_credential_nor_sends_one_to_the_x5u_ho
     let sweep = KintoSweep::start(&stack.server).await;
     let basic = basic();
     let bearer = bearer();
-    let pass = scenario(
+    let pass = monitor_pass(&kinto.url, &mon, "changes", "AUTH").with(
         "pass, Basic",
-        &[
-            ("SERVER", &kinto.url),
-            ("BUCKET", &mon),
-            ("COLLECTION", "changes"),
-            ("ROOT_HASH", &stack.root_hash),
-            ("AUTH", &basic),
-        ],
+        &[("ROOT_HASH", &stack.root_hash)],
         0,
     );
     let others = vec![pass.clone().with("pass, Bearer", &[("AUTH", &bearer)], 0)];
@@ -139,15 +124,11 @@ async fn refresh_signature_never_shows_a_credential() {
     let kinto = Proxy::start(&stack.server).await;
     let basic = basic();
     let bearer = bearer();
-    let pass = scenario(
-        "pass, Basic",
-        &[
-            ("SERVER", &kinto.url),
-            ("BUCKET", &monitors[0]),
-            ("COLLECTION", "changes"),
-            ("REFRESH_SIGNATURE_AUTH", &basic),
-        ],
-        0,
+    let pass = monitor_pass(
+        &kinto.url,
+        &monitors[0],
+        "changes",
+        "REFRESH_SIGNATURE_AUTH",
     )
     .json_with(&[("BUCKET", &monitors[1])]);
     let others = vec![pass.clone().with(
@@ -178,18 +159,8 @@ async fn consistency_checks_never_shows_a_credential() {
         .await;
     let (mon, _) = stack.scratch_monitor(&[("blocklists", &cid, ts)]).await;
     let sweep = KintoSweep::start(&stack.server).await;
-    let basic = basic();
     let bearer = bearer();
-    let pass = scenario(
-        "pass, Basic",
-        &[
-            ("SERVER", &stack.server),
-            ("BUCKET", &mon),
-            ("COLLECTION", "changes"),
-            ("AUTH", &basic),
-        ],
-        0,
-    );
+    let pass = monitor_pass(&stack.server, &mon, "changes", "AUTH");
     let others = vec![pass.clone().with(
         "pass, Bearer (anonymous, reads are public)",
         &[("AUTH", &bearer)],

@@ -67,3 +67,21 @@ async fn create_monitored(kinto: &Kinto, n: usize, public: bool) -> Monitored {
         collections,
     }
 }
+
+/// Make entry `e<i>` of a [`Monitored`] bucket's monitor claim `last_modified` for `c<i>` (Kinto
+/// keeps it when it is later than the monitor's newest entry).
+pub async fn claim(kinto: &Kinto, bucket: &str, i: usize, last_modified: u64) {
+    let entry = json!({"id": format!("e{i}"), "bucket": bucket, "collection": format!("c{i}"),
+                       "last_modified": last_modified});
+    kinto.put_record(bucket, "mon", entry).await;
+}
+
+/// The settings of a run over a [`Monitored`] bucket's monitor, with short retry waits.
+pub fn monitor_env<'a>(server: &'a str, bucket: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("SERVER", server),
+        ("BUCKET", bucket),
+        ("COLLECTION", "mon"),
+        ("REQUESTS_RETRY_BACKOFF_SECONDS", "0.05"),
+    ]
+}

@@ -65,6 +65,22 @@ pub fn scenario(name: &str, env: &[(&str, &str)], code: i32) -> Scenario {
     }
 }
 
+/// The passing scenario of a command that reads the monitor collection `bucket/collection` of
+/// `server`, with the marker user's Basic credentials in `auth_setting`.
+pub fn monitor_pass(server: &str, bucket: &str, collection: &str, auth_setting: &str) -> Scenario {
+    let basic = basic();
+    scenario(
+        "pass, Basic",
+        &[
+            ("SERVER", server),
+            ("BUCKET", bucket),
+            ("COLLECTION", collection),
+            (auth_setting, &basic),
+        ],
+        0,
+    )
+}
+
 impl Scenario {
     /// The same with these settings added or replaced.
     pub fn with(mut self, name: &str, pairs: &[(&str, &str)], code: i32) -> Scenario {
