@@ -12,9 +12,11 @@
 mod common;
 mod support;
 
+use std::future::Future;
+
 use common::{
     attempted, cells, credential_markers, ensure, failed_naming_url, origin_of, run_matrix, show,
-    with_fast, Cell, Kind, ATTEMPTS,
+    with_fast, Cell, Kind, Verdict, ATTEMPTS,
 };
 use serde_json::{json, Value};
 use support::proxy::{Match, Proxy};
@@ -242,6 +244,7 @@ fn backport_recovers(cell: &Cell) -> bool {
 /// One cell's run: a source with a and b, a signed destination of the reviewed workspace edited
 /// since (b is outdated, c is gone from the source), backported through the cell's proxy.
 struct BackportRun {
+    stack: Stack,
     editor: Kinto,
     bid: String,
     cid: String,
@@ -290,10 +293,11 @@ async fn backport_run(
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     common::no_secrets(&r, &secrets)?;
     let lines: Vec<String> = r.stdout.lines().map(|l| l.replace(&cid, "<CID>")).collect();
-    let is_write = matches!(cell.target, "batch" | "PATCH to-review");
+    let is_write = backport_is_write(cell);
     let slow_ok = tolerated_slow(cell, is_write);
     let secrets = secrets.iter().map(|s| s.to_string()).collect();
     Ok(BackportRun {
+        stack: stack.clone(),
         editor,
         bid,
         cid,
@@ -308,72 +312,85 @@ async fn backport_run(
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backport_records_retries_transient_faults_and_ends_as_a_clean_run() {
+/// Run the backport matrix over its recovering cells (or its failing ones), each cell's run
+/// judged by `verdict`.
+async fn backport_matrix<F, Fut>(recovering: bool, verdict: F)
+where
+    F: Fn(Cell, BackportRun) -> Fut,
+    Fut: Future<Output = Verdict>,
+{
     let mut stack = Stack::get();
     // A Kinto process of its own (one per server): the matrix's load is spread.
     stack.server = stack.bulk_server.clone();
     let secrets = credential_markers(&stack.editor);
     let cells = backport_cells()
         .into_iter()
-        .filter(backport_recovers)
+        .filter(|c| backport_recovers(c) == recovering)
         .collect();
     run_matrix("backport_records", cells, |cell| {
-        let (stack, secrets) = (&stack, &secrets);
+        let (stack, secrets, verdict) = (&stack, &secrets, &verdict);
         async move {
-            let BackportRun {
-                editor,
-                bid,
-                cid,
-                r,
-                seen,
-                lines,
-                slow_ok,
-                ..
-            } = backport_run(stack, &cell, secrets).await?;
-            ensure(r.code == 0, || format!("exit {}: {}", r.code, show(&r)))?;
-            let clean = backport_clean_lines();
-            // A batch applied whose answer was lost: the retry's sub-requests fail their
-            // preconditions and are recognised as applied (README).
-            let already = |l: &String| {
-                l.strip_suffix(" (already applied)").is_some_and(|head| {
-                    clean.iter().any(|c| {
-                        c.rsplit_once(" - ").map(|(h, _)| h)
-                            == head.rsplit_once(" - ").map(|(h, _)| h)
-                    })
-                })
-            };
-            let same = lines == clean;
-            let applied_before_retry = cell.target == "batch"
-                && applies(cell.kind)
-                && !slow_ok
-                && lines.len() == clean.len()
-                && lines[3] == clean[3]
-                && lines[..3].iter().all(already);
-            ensure(same || applied_before_retry, || {
-                format!("output differs from a clean run: {clean:#?}\n{}", show(&r))
-            })?;
-            let expected = if slow_ok || !cell.kind.fails() {
-                1
-            } else {
-                cell.retried_count(1)
-            };
-            ensure(seen == expected, || {
-                format!(
-                    "{seen} requests on the target, expected {expected}: {}",
-                    show(&r)
-                )
-            })?;
-            backported(&editor, &bid, &cid).await?;
-            Ok(format!(
-                "exit 0, {}; {seen} requests; destination = source, to-review",
-                if same {
-                    "same output"
-                } else {
-                    "`(already applied)` lines"
-                }
-            ))
+            let run = backport_run(stack, &cell, secrets).await?;
+            verdict(cell, run).await
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backport_records_retries_transient_faults_and_ends_as_a_clean_run() {
+    backport_matrix(true, |cell, run| async move {
+        let BackportRun {
+            editor,
+            bid,
+            cid,
+            r,
+            seen,
+            lines,
+            slow_ok,
+            ..
+        } = run;
+        ensure(r.code == 0, || format!("exit {}: {}", r.code, show(&r)))?;
+        let clean = backport_clean_lines();
+        // A batch applied whose answer was lost: the retry's sub-requests fail their
+        // preconditions and are recognised as applied (README).
+        let already = |l: &String| {
+            l.strip_suffix(" (already applied)").is_some_and(|head| {
+                clean.iter().any(|c| {
+                    c.rsplit_once(" - ").map(|(h, _)| h) == head.rsplit_once(" - ").map(|(h, _)| h)
+                })
+            })
+        };
+        let same = lines == clean;
+        let applied_before_retry = cell.target == "batch"
+            && applies(cell.kind)
+            && !slow_ok
+            && lines.len() == clean.len()
+            && lines[3] == clean[3]
+            && lines[..3].iter().all(already);
+        ensure(same || applied_before_retry, || {
+            format!("output differs from a clean run: {clean:#?}\n{}", show(&r))
+        })?;
+        let expected = if slow_ok || !cell.kind.fails() {
+            1
+        } else {
+            cell.retried_count(1)
+        };
+        ensure(seen == expected, || {
+            format!(
+                "{seen} requests on the target, expected {expected}: {}",
+                show(&r)
+            )
+        })?;
+        backported(&editor, &bid, &cid).await?;
+        Ok(format!(
+            "exit 0, {}; {seen} requests; destination = source, to-review",
+            if same {
+                "same output"
+            } else {
+                "`(already applied)` lines"
+            }
+        ))
     })
     .await;
 }
@@ -381,18 +398,9 @@ async fn backport_records_retries_transient_faults_and_ends_as_a_clean_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backport_records_fails_naming_the_url_on_persistent_faults_and_a_rerun_completes_without_duplicates(
 ) {
-    let mut stack = Stack::get();
-    // A Kinto process of its own (one per server): the matrix's load is spread.
-    stack.server = stack.bulk_server.clone();
-    let secrets = credential_markers(&stack.editor);
-    let cells = backport_cells()
-        .into_iter()
-        .filter(|c| !backport_recovers(c))
-        .collect();
-    run_matrix("backport_records", cells, |cell| {
-        let (stack, secrets) = (&stack, &secrets);
-        async move {
+    backport_matrix(false, |cell, run| async move {
             let BackportRun {
+                stack,
                 editor,
                 bid,
                 cid,
@@ -404,7 +412,7 @@ async fn backport_records_fails_naming_the_url_on_persistent_faults_and_a_rerun_
                 lines,
                 is_write,
                 ..
-            } = backport_run(stack, &cell, secrets).await?;
+            } = run;
             let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
             // The server applied what the client never heard of: the batch's changes are
             // found in the destination afterwards, the review request is found asked.
@@ -462,7 +470,6 @@ async fn backport_records_fails_naming_the_url_on_persistent_faults_and_a_rerun_
                 r.code,
                 again.stdout.lines().last().unwrap_or_default()
             ))
-        }
     })
     .await;
 }
