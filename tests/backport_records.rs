@@ -254,6 +254,7 @@ async fn an_unreadable_source_is_exit_1_and_the_next_mapping_still_runs() {
 async fn bad_settings_are_exit_2_and_send_nothing() {
     let stack = Stack::get();
     let proxy = Proxy::start(&stack.server).await;
+    proxy.expect_no_hits();
     let auth = stack.editor.as_str();
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (

@@ -827,6 +827,7 @@ async fn a_failing_credentials_endpoint_is_exit_3_naming_it_and_nothing_reaches_
     let endpoint =
         CredentialsEndpoint::start(Some("right-token"), "ASIAX", "sekrit-value", "tok").await;
     let proxy = Proxy::start(&stack.s3_endpoint).await;
+    proxy.expect_no_hits();
     let env = Env::new(&stack, &bid, &bucket, &proxy.url)
         .without("AWS_ACCESS_KEY_ID")
         .without("AWS_SECRET_ACCESS_KEY")

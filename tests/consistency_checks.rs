@@ -8,14 +8,9 @@
 mod support;
 
 use serde_json::{json, Value};
+use support::data::records;
 use support::proxy::{Fault, Proxy};
 use support::{run_bin, unique, Run, Stack};
-
-fn records(n: usize) -> Vec<Value> {
-    (0..n)
-        .map(|i| json!({"id": format!("r{i}"), "title": format!("record {i}")}))
-        .collect()
-}
 
 fn env<'a>(server: &'a str, mon: &'a str, auth: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
@@ -457,6 +452,7 @@ async fn writer_servers_and_credentials_are_required() {
     assert_eq!(json_run.json()["error"]["code"], "UsageError");
 
     let proxy = Proxy::start(&stack.server).await;
+    proxy.expect_no_hits();
     let run = run_bin(&["consistency-checks"], &[("SERVER", proxy.url.as_str())]).await;
     assert_eq!(run.code, 2, "{run:?}");
     assert!(

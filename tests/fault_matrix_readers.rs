@@ -17,7 +17,8 @@ use common::{
     attempted, cells, credential_markers, ensure, failed_naming_url, origin_of, recovered,
     run_matrix, show, with_fast, without_durations, Cell, Kind, Target, ATTEMPTS,
 };
-use serde_json::{json, Value};
+use serde_json::json;
+use support::data::{monitored, records};
 use support::proxy::{Fault, Match, Proxy};
 use support::redash::{row, Redash};
 use support::{run_bin, unique, Run, Stack};
@@ -75,24 +76,7 @@ async fn validate_changes_collection_retries_transient_faults_and_never_reports_
 ) {
     let stack = Stack::get();
     let kinto = stack.editor();
-    let bid = unique("fm-vcc");
-    kinto.create_bucket(&bid).await;
-    let mut last = BTreeMap::new();
-    for cid in ["c0", "c1"] {
-        kinto.create_collection(&bid, cid).await;
-        kinto.put_record(&bid, cid, json!({"id": "r1"})).await;
-        last.insert(cid, kinto.records_timestamp(&bid, cid).await);
-    }
-    kinto.create_collection(&bid, "mon").await;
-    for (i, (cid, ts)) in last.iter().enumerate() {
-        kinto
-            .put_record(
-                &bid,
-                "mon",
-                json!({"id": format!("e{i}"), "bucket": bid, "collection": cid, "last_modified": ts}),
-            )
-            .await;
-    }
+    let bid = monitored(&kinto, 2).await.bucket;
     let targets = vec![
         Target::new(
             "monitor/changes",
@@ -155,12 +139,6 @@ async fn validate_changes_collection_retries_transient_faults_and_never_reports_
 }
 
 // validate_signature -----------------------------------------------------------------------------
-
-fn records(n: usize) -> Vec<Value> {
-    (0..n)
-        .map(|i| json!({"id": format!("r{i}"), "n": i}))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_signature_retries_transient_faults_and_never_reports_unread_collections_ok() {

@@ -12,9 +12,11 @@
 mod common;
 mod support;
 
+use std::future::Future;
+
 use common::{
     attempted, cells, credential_markers, ensure, failed_naming_url, origin_of, run_matrix, show,
-    with_fast, Cell, Kind, ATTEMPTS,
+    with_fast, Cell, Kind, Verdict, ATTEMPTS,
 };
 use serde_json::{json, Value};
 use support::proxy::{Match, Proxy};
@@ -129,8 +131,7 @@ async fn refresh_signature_retries_transient_faults_and_a_rerun_completes_what_f
                     return Ok(format!("exit 0, same output; {seen} requests"));
                 }
                 // Reading the monitor or the server info: nothing can be done (exit 3); one
-                // collection failing: its line says so, exit 1
-                // (docs/commands/refresh_signature.md).
+                // collection failing: its line says so, exit 1 (docs/commands/refresh_signature.md).
                 let code = if is_patch || cell.target == "source metadata" {
                     1
                 } else {
@@ -217,164 +218,259 @@ async fn backported(kinto: &Kinto, bid: &str, cid: &str) -> Result<(), String> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backport_records_retries_transient_faults_and_a_rerun_completes_without_duplicates() {
+/// The backport matrix's cells: faults on every target, and lost answers on the writes.
+fn backport_cells() -> Vec<Cell> {
+    let all: &[Kind] = &Kind::ALL;
+    let mut write: Vec<Kind> = Kind::ALL.to_vec();
+    write.push(Kind::LostAnswer);
+    cells(&[
+        ("server info", all),
+        ("source records", all),
+        ("destination records", all),
+        ("batch", &write),
+        ("PATCH to-review", &write),
+    ])
+}
+
+fn backport_is_write(cell: &Cell) -> bool {
+    matches!(cell.target, "batch" | "PATCH to-review")
+}
+
+/// Does the run go through this cell's fault and end as a clean run?
+fn backport_recovers(cell: &Cell) -> bool {
+    !cell.persistent() || !cell.kind.fails() || tolerated_slow(cell, backport_is_write(cell))
+}
+
+/// One cell's run: a source with a and b, a signed destination of the reviewed workspace edited
+/// since (b is outdated, c is gone from the source), backported through the cell's proxy.
+struct BackportRun {
+    stack: Stack,
+    editor: Kinto,
+    bid: String,
+    cid: String,
+    on: Match,
+    proxy: Proxy,
+    r: Run,
+    seen: usize,
+    secrets: Vec<String>,
+    lines: Vec<String>,
+    is_write: bool,
+    slow_ok: bool,
+}
+
+async fn backport_run(
+    stack: &Stack,
+    cell: &Cell,
+    secrets: &[String],
+) -> Result<BackportRun, String> {
+    let editor = stack.editor();
+    let bid = unique("fm-bp");
+    editor.create_bucket(&bid).await;
+    editor.create_collection(&bid, "new").await;
+    editor
+        .put_records(
+            &bid,
+            "new",
+            &[json!({"id": "a", "v": 1}), json!({"id": "b", "v": 2})],
+        )
+        .await;
+    // A signed collection of the reviewed workspace, edited since: b is outdated,
+    // c is gone from the source.
+    let cid = unique("fm-bp");
+    editor.create_collection("main-workspace", &cid).await;
+    editor
+        .put_records(
+            "main-workspace",
+            &cid,
+            &[json!({"id": "b", "v": 1}), json!({"id": "c", "v": 0})],
+        )
+        .await;
+    let on = backport_on(cell.target, &bid, &cid);
+    let proxy = Proxy::start(&stack.server).await;
+    cell.arm(&proxy, &on);
+    let r = backport(&proxy.url, &stack.editor, &bid, &cid).await;
+    let seen = proxy.count_on(&on);
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    common::no_secrets(&r, &secrets)?;
+    let lines: Vec<String> = r.stdout.lines().map(|l| l.replace(&cid, "<CID>")).collect();
+    let is_write = backport_is_write(cell);
+    let slow_ok = tolerated_slow(cell, is_write);
+    let secrets = secrets.iter().map(|s| s.to_string()).collect();
+    Ok(BackportRun {
+        stack: stack.clone(),
+        editor,
+        bid,
+        cid,
+        on,
+        proxy,
+        r,
+        seen,
+        secrets,
+        lines,
+        is_write,
+        slow_ok,
+    })
+}
+
+/// Run the backport matrix over its recovering cells (or its failing ones), each cell's run
+/// judged by `verdict`.
+async fn backport_matrix<F, Fut>(recovering: bool, verdict: F)
+where
+    F: Fn(Cell, BackportRun) -> Fut,
+    Fut: Future<Output = Verdict>,
+{
     let mut stack = Stack::get();
     // A Kinto process of its own (one per server): the matrix's load is spread.
     stack.server = stack.bulk_server.clone();
     let secrets = credential_markers(&stack.editor);
-    let all: &[Kind] = &Kind::ALL;
-    let mut write: Vec<Kind> = Kind::ALL.to_vec();
-    write.push(Kind::LostAnswer);
-    run_matrix(
-        "backport_records",
-        cells(&[
-            ("server info", all),
-            ("source records", all),
-            ("destination records", all),
-            ("batch", &write),
-            ("PATCH to-review", &write),
-        ]),
-        |cell| {
-            let (stack, secrets) = (&stack, &secrets);
-            async move {
-                let editor = stack.editor();
-                let bid = unique("fm-bp");
-                editor.create_bucket(&bid).await;
-                editor.create_collection(&bid, "new").await;
-                editor
-                    .put_records(
-                        &bid,
-                        "new",
-                        &[json!({"id": "a", "v": 1}), json!({"id": "b", "v": 2})],
-                    )
-                    .await;
-                // A signed collection of the reviewed workspace, edited since: b is outdated,
-                // c is gone from the source.
-                let cid = unique("fm-bp");
-                editor.create_collection("main-workspace", &cid).await;
-                editor
-                    .put_records(
-                        "main-workspace",
-                        &cid,
-                        &[json!({"id": "b", "v": 1}), json!({"id": "c", "v": 0})],
-                    )
-                    .await;
-                let on = backport_on(cell.target, &bid, &cid);
-                let proxy = Proxy::start(&stack.server).await;
-                cell.arm(&proxy, &on);
-                let r = backport(&proxy.url, &stack.editor, &bid, &cid).await;
-                let seen = proxy.count_on(&on);
-                let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-                common::no_secrets(&r, &secrets)?;
-                let lines: Vec<String> =
-                    r.stdout.lines().map(|l| l.replace(&cid, "<CID>")).collect();
-                let is_write = matches!(cell.target, "batch" | "PATCH to-review");
-                let slow_ok = tolerated_slow(&cell, is_write);
-                if !cell.persistent() || !cell.kind.fails() || slow_ok {
-                    ensure(r.code == 0, || format!("exit {}: {}", r.code, show(&r)))?;
-                    let clean = backport_clean_lines();
-                    // A batch applied whose answer was lost: the retry's sub-requests fail their
-                    // preconditions and are recognised as applied
-                    // (docs/commands/backport_records.md).
-                    let already = |l: &String| {
-                        l.strip_suffix(" (already applied)").is_some_and(|head| {
-                            clean.iter().any(|c| {
-                                c.rsplit_once(" - ").map(|(h, _)| h)
-                                    == head.rsplit_once(" - ").map(|(h, _)| h)
-                            })
-                        })
-                    };
-                    let same = lines == clean;
-                    let applied_before_retry = cell.target == "batch"
-                        && applies(cell.kind)
-                        && !slow_ok
-                        && lines.len() == clean.len()
-                        && lines[3] == clean[3]
-                        && lines[..3].iter().all(already);
-                    ensure(same || applied_before_retry, || {
-                        format!("output differs from a clean run: {clean:#?}\n{}", show(&r))
-                    })?;
-                    let expected = if slow_ok || !cell.kind.fails() {
-                        1
-                    } else {
-                        cell.retried_count(1)
-                    };
-                    ensure(seen == expected, || {
-                        format!(
-                            "{seen} requests on the target, expected {expected}: {}",
-                            show(&r)
-                        )
-                    })?;
-                    backported(&editor, &bid, &cid).await?;
-                    return Ok(format!(
-                        "exit 0, {}; {seen} requests; destination = source, to-review",
-                        if same {
-                            "same output"
-                        } else {
-                            "`(already applied)` lines"
-                        }
-                    ));
-                }
-                // The server applied what the client never heard of: the batch's changes are
-                // found in the destination afterwards, the review request is found asked.
-                let batch_applied = cell.target == "batch" && applies(cell.kind);
-                let review_asked = batch_applied || (is_write && applies(cell.kind));
-                let origin = origin_of(&proxy.url);
-                let summary = lines.last().cloned().unwrap_or_default();
-                let line = if batch_applied {
-                    let lost = format!(
-                        " - applied, its answer lost (found in the destination after: POST {origin}/v1/batch failed after 3 attempts: "
-                    );
-                    ensure(
-                        r.code == 0
-                            && lines[..3].iter().all(|l| l.contains(&lost))
-                            && summary == "Done. Requested review for 3 changes.",
-                        || format!("the output does not say what was applied: {}", show(&r)),
-                    )?;
-                    lines[0].clone()
-                } else {
-                    failed_naming_url(&r, 3, &origin, &on.path, &secrets)?
-                };
-                attempted(seen, ATTEMPTS, &r)?;
-                match cell.target {
-                    "batch" if !batch_applied => ensure(
-                        summary.starts_with("Failed. 0 changes applied, 3 not applied")
-                            && lines[..3].iter().all(|l| {
-                                l.contains(" - failed, not applied (not in the destination after: ")
-                            }),
-                        || format!("the output does not say what was applied: {}", show(&r)),
-                    )?,
-                    "batch" => {}
-                    "PATCH to-review" => ensure(lines[..3] == backport_clean_lines()[..3], || {
-                        format!("the applied changes are not listed: {}", show(&r))
-                    })?,
-                    _ => ensure(!r.stdout.contains("Batch #"), || {
-                        format!("wrote without reading: {}", show(&r))
-                    })?,
-                }
-                // A rerun without the fault completes the work, writing nothing twice and asking
-                // for review once in all.
-                let clean_proxy = Proxy::start(&stack.server).await;
-                let again = backport(&clean_proxy.url, &stack.editor, &bid, &cid).await;
-                ensure(again.code == 0, || format!("rerun: {}", show(&again)))?;
-                let patches = clean_proxy.count_on(&backport_on("PATCH to-review", &bid, &cid));
-                let expected_patches = usize::from(!review_asked);
-                ensure(patches == expected_patches, || {
-                    format!("rerun asked for review {patches} times: {}", show(&again))
-                })?;
-                ensure(!again.stdout.contains("(already applied)"), || {
-                    format!("rerun: {}", show(&again))
-                })?;
-                backported(&editor, &bid, &cid).await?;
-                Ok(format!(
-                    "exit {} after {seen} attempts: `{line}`; `{summary}`; rerun: `{}`",
-                    r.code,
-                    again.stdout.lines().last().unwrap_or_default()
-                ))
+    let cells = backport_cells()
+        .into_iter()
+        .filter(|c| backport_recovers(c) == recovering)
+        .collect();
+    run_matrix("backport_records", cells, |cell| {
+        let (stack, secrets, verdict) = (&stack, &secrets, &verdict);
+        async move {
+            let run = backport_run(stack, &cell, secrets).await?;
+            verdict(cell, run).await
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backport_records_retries_transient_faults_and_ends_as_a_clean_run() {
+    backport_matrix(true, |cell, run| async move {
+        let BackportRun {
+            editor,
+            bid,
+            cid,
+            r,
+            seen,
+            lines,
+            slow_ok,
+            ..
+        } = run;
+        ensure(r.code == 0, || format!("exit {}: {}", r.code, show(&r)))?;
+        let clean = backport_clean_lines();
+        // A batch applied whose answer was lost: the retry's sub-requests fail their
+        // preconditions and are recognised as applied (docs/commands/backport_records.md).
+        let already = |l: &String| {
+            l.strip_suffix(" (already applied)").is_some_and(|head| {
+                clean.iter().any(|c| {
+                    c.rsplit_once(" - ").map(|(h, _)| h) == head.rsplit_once(" - ").map(|(h, _)| h)
+                })
+            })
+        };
+        let same = lines == clean;
+        let applied_before_retry = cell.target == "batch"
+            && applies(cell.kind)
+            && !slow_ok
+            && lines.len() == clean.len()
+            && lines[3] == clean[3]
+            && lines[..3].iter().all(already);
+        ensure(same || applied_before_retry, || {
+            format!("output differs from a clean run: {clean:#?}\n{}", show(&r))
+        })?;
+        let expected = if slow_ok || !cell.kind.fails() {
+            1
+        } else {
+            cell.retried_count(1)
+        };
+        ensure(seen == expected, || {
+            format!(
+                "{seen} requests on the target, expected {expected}: {}",
+                show(&r)
+            )
+        })?;
+        backported(&editor, &bid, &cid).await?;
+        Ok(format!(
+            "exit 0, {}; {seen} requests; destination = source, to-review",
+            if same {
+                "same output"
+            } else {
+                "`(already applied)` lines"
             }
-        },
-    )
+        ))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backport_records_fails_naming_the_url_on_persistent_faults_and_a_rerun_completes_without_duplicates(
+) {
+    backport_matrix(false, |cell, run| async move {
+            let BackportRun {
+                stack,
+                editor,
+                bid,
+                cid,
+                on,
+                proxy,
+                r,
+                seen,
+                secrets,
+                lines,
+                is_write,
+                ..
+            } = run;
+            let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+            // The server applied what the client never heard of: the batch's changes are
+            // found in the destination afterwards, the review request is found asked.
+            let batch_applied = cell.target == "batch" && applies(cell.kind);
+            let review_asked = batch_applied || (is_write && applies(cell.kind));
+            let origin = origin_of(&proxy.url);
+            let summary = lines.last().cloned().unwrap_or_default();
+            let line = if batch_applied {
+                let lost = format!(
+                    " - applied, its answer lost (found in the destination after: POST {origin}/v1/batch failed after 3 attempts: "
+                );
+                ensure(
+                    r.code == 0
+                        && lines[..3].iter().all(|l| l.contains(&lost))
+                        && summary == "Done. Requested review for 3 changes.",
+                    || format!("the output does not say what was applied: {}", show(&r)),
+                )?;
+                lines[0].clone()
+            } else {
+                failed_naming_url(&r, 3, &origin, &on.path, &secrets)?
+            };
+            attempted(seen, ATTEMPTS, &r)?;
+            match cell.target {
+                "batch" if !batch_applied => ensure(
+                    summary.starts_with("Failed. 0 changes applied, 3 not applied")
+                        && lines[..3].iter().all(|l| {
+                            l.contains(" - failed, not applied (not in the destination after: ")
+                        }),
+                    || format!("the output does not say what was applied: {}", show(&r)),
+                )?,
+                "batch" => {}
+                "PATCH to-review" => ensure(lines[..3] == backport_clean_lines()[..3], || {
+                    format!("the applied changes are not listed: {}", show(&r))
+                })?,
+                _ => ensure(!r.stdout.contains("Batch #"), || {
+                    format!("wrote without reading: {}", show(&r))
+                })?,
+            }
+            // A rerun without the fault completes the work, writing nothing twice and asking
+            // for review once in all.
+            let clean_proxy = Proxy::start(&stack.server).await;
+            let again = backport(&clean_proxy.url, &stack.editor, &bid, &cid).await;
+            ensure(again.code == 0, || format!("rerun: {}", show(&again)))?;
+            let patches = clean_proxy.count_on(&backport_on("PATCH to-review", &bid, &cid));
+            let expected_patches = usize::from(!review_asked);
+            ensure(patches == expected_patches, || {
+                format!("rerun asked for review {patches} times: {}", show(&again))
+            })?;
+            ensure(!again.stdout.contains("(already applied)"), || {
+                format!("rerun: {}", show(&again))
+            })?;
+            backported(&editor, &bid, &cid).await?;
+            Ok(format!(
+                "exit {} after {seen} attempts: `{line}`; `{summary}`; rerun: `{}`",
+                r.code,
+                again.stdout.lines().last().unwrap_or_default()
+            ))
+    })
     .await;
 }
 
@@ -502,6 +598,7 @@ async fn blockpages_generator_retries_transient_faults_and_a_rerun_uploads_what_
                     ensure(s3_proxy.requests().is_empty(), || {
                         format!("uploaded without reading: {:?}", s3_proxy.requests())
                     })?;
+                    s3_proxy.expect_no_hits();
                 }
                 // A rerun without the fault uploads every page.
                 let again = blockpages(&stack.server, bid, &stack.s3_endpoint, &bucket).await;

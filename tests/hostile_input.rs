@@ -12,15 +12,16 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use serde_json::{json, Value};
+use support::fixture::{Fixture, Response};
 use support::proxy::{Fault, Proxy};
 use support::{run_bin, unique, Run, Stack};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 // --- A loopback x5u host ----------------------------------------------------------------------
 
@@ -29,7 +30,7 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 struct X5uHost {
     url: String,
-    paths: Arc<Mutex<Vec<String>>>,
+    fixture: Fixture,
     bytes_sent: Arc<AtomicUsize>,
 }
 
@@ -48,66 +49,57 @@ enum Answer {
 impl X5uHost {
     /// A host answering these paths (anything else is a 404).
     async fn start(routes: Vec<(&'static str, Answer)>) -> X5uHost {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let host = X5uHost {
-            url: format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port()),
-            paths: Arc::default(),
-            bytes_sent: Arc::default(),
-        };
-        let (state, routes) = (host.clone(), Arc::new(routes));
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let (state, routes) = (state.clone(), routes.clone());
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match socket.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
+        let bytes_sent = Arc::new(AtomicUsize::new(0));
+        let counter = bytes_sent.clone();
+        let fixture = Fixture::start("x5u host", true, move |request| {
+            let answer = routes
+                .iter()
+                .find(|(p, _)| *p == request.target)
+                .map_or(Answer::NotFound, |(_, a)| a.clone());
+            let counter = counter.clone();
+            async move {
+                match answer {
+                    Answer::Redirect(to) => Response::status(302).header("Location", to).into(),
+                    Answer::Slow(wait) => {
+                        tokio::time::sleep(wait).await;
+                        Response::status(404).into()
                     }
-                    let head = String::from_utf8_lossy(&head).into_owned();
-                    let path = head.split(' ').nth(1).unwrap_or_default().to_string();
-                    state.paths.lock().unwrap().push(path.clone());
-                    let answer = routes
-                        .iter()
-                        .find(|(p, _)| *p == path)
-                        .map_or(Answer::NotFound, |(_, a)| a.clone());
-                    let _ = match answer {
-                        Answer::Redirect(to) => {
-                            socket.write_all(format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes()).await
-                        }
-                        Answer::Slow(wait) => {
-                            tokio::time::sleep(wait).await;
-                            socket.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await
-                        }
-                        Answer::NotFound => socket.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await,
-                        Answer::Endless(total) => {
-                            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-pem-file\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").await;
-                            let mut chunk = b"-----BEGIN CERTIFICATE-----\n".to_vec();
-                            chunk.resize(64 * 1024, b'A');
-                            let mut sent = 0;
-                            while sent < total {
-                                let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
-                                if socket.write_all(&framed).await.is_err() {
-                                    break;
-                                }
-                                sent += chunk.len();
-                                state.bytes_sent.store(sent, Ordering::SeqCst);
-                            }
-                            socket.write_all(b"0\r\n\r\n").await
-                        }
-                    };
-                });
+                    Answer::NotFound => Response::status(404).into(),
+                    Answer::Endless(total) => Response::status(200)
+                        .header("Content-Type", "application/x-pem-file")
+                        .chunked(endless(total, counter))
+                        .into(),
+                }
             }
-        });
-        host
+        })
+        .await;
+        X5uHost {
+            url: fixture.origin(),
+            fixture,
+            bytes_sent,
+        }
     }
 
     fn paths(&self) -> Vec<String> {
-        self.paths.lock().unwrap().clone()
+        self.fixture
+            .requests()
+            .into_iter()
+            .map(|r| r.target)
+            .collect()
     }
+}
+
+/// 64 KiB chunks of PEM-looking text up to `total` bytes; `sent` counts the bytes of the chunks
+/// written (a chunk counts once the server asks for the next one).
+fn endless(total: usize, sent: Arc<AtomicUsize>) -> BoxStream<'static, Vec<u8>> {
+    let mut chunk = b"-----BEGIN CERTIFICATE-----\n".to_vec();
+    chunk.resize(64 * 1024, b'A');
+    futures::stream::unfold(0, move |written| {
+        let chunk = chunk.clone();
+        sent.store(written, Ordering::SeqCst);
+        async move { (written < total).then(|| (chunk.clone(), written + chunk.len())) }
+    })
+    .boxed()
 }
 
 // --- Helpers ----------------------------------------------------------------------------------
@@ -202,6 +194,7 @@ fn base_env<'a>(proxy: &'a Proxy, monitor: &'a (String, String)) -> Vec<(&'a str
 async fn hostile_x5u_hosts_and_malformed_signatures_are_per_collection_errors() {
     let stack = Stack::get();
     let elsewhere = X5uHost::start(Vec::new()).await;
+    elsewhere.fixture.expect_no_hits();
     let x5u = X5uHost::start(vec![
         (
             "/redirect.pem",
@@ -555,6 +548,7 @@ async fn odd_monitor_entries_are_refused_items_and_never_reach_a_url() {
 async fn settings_with_control_characters_exit_2_naming_the_variable_and_send_nothing() {
     let stack = Stack::get();
     let proxy = Proxy::start(&stack.server).await;
+    proxy.expect_no_hits();
     let server_with_newline = format!("{}\nEVIL", proxy.url);
     let cells: Vec<(&str, &str, String)> = vec![
         ("validate_signature", "SERVER", server_with_newline.clone()),

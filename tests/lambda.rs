@@ -5,6 +5,7 @@
 mod support;
 
 use serde_json::{json, Value};
+use support::data::{claim, monitor_env, monitored, monitored_private};
 use support::lambda::{
     Bootstrap, PostKind, RuntimeApi, FUNCTION_ARN, FUNCTION_NAME, FUNCTION_VERSION,
     INVOCATION_TIMEOUT,
@@ -13,57 +14,12 @@ use support::proxy::{Fault, Proxy};
 use support::sentry::SentryListener;
 use support::{run_bin, unique, Kinto, Stack};
 
-/// A scratch bucket with `n` collections of one record each and a `mon` collection listing them
-/// with their true timestamps; only its owner can read it unless `public`. Returns the bucket.
-async fn monitored(kinto: &Kinto, n: usize, public: bool) -> String {
-    let bid = unique("lambda");
-    if public {
-        kinto.create_bucket(&bid).await;
-    } else {
-        kinto
-            .ok(reqwest::Method::PUT, &format!("/buckets/{bid}"), None)
-            .await;
-    }
-    kinto.create_collection(&bid, "mon").await;
-    for i in 0..n {
-        let cid = format!("c{i}");
-        kinto.create_collection(&bid, &cid).await;
-        kinto
-            .put_record(&bid, &cid, json!({"id": "r1", "n": i}))
-            .await;
-        let ts = kinto.records_timestamp(&bid, &cid).await;
-        kinto
-            .put_record(
-                &bid,
-                "mon",
-                json!({"id": format!("e{i}"), "bucket": bid, "collection": cid, "last_modified": ts}),
-            )
-            .await;
-    }
-    bid
-}
-
 /// A public monitored bucket whose first entry claims a timestamp its collection does not have.
 async fn mismatched(kinto: &Kinto) -> String {
-    let bid = monitored(kinto, 2, true).await;
+    let bid = monitored(kinto, 2).await.bucket;
     let ts = kinto.records_timestamp(&bid, "c1").await;
-    kinto
-        .put_record(
-            &bid,
-            "mon",
-            json!({"id": "e0", "bucket": bid, "collection": "c0", "last_modified": ts + 7}),
-        )
-        .await;
+    claim(kinto, &bid, 0, ts + 7).await;
     bid
-}
-
-fn env<'a>(server: &'a str, bid: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("SERVER", server),
-        ("BUCKET", bid),
-        ("COLLECTION", "mon"),
-        ("REQUESTS_RETRY_BACKOFF_SECONDS", "0.05"),
-    ]
 }
 
 fn without_duration(mut doc: Value) -> Value {
@@ -86,8 +42,8 @@ fn event_payload(envelope: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_passing_run_posts_the_same_document_as_the_clis_json_for_both_handler_forms() {
     let stack = Stack::get();
-    let bid = monitored(&stack.editor(), 3, true).await;
-    let env = env(&stack.server, &bid);
+    let bid = monitored(&stack.editor(), 3).await.bucket;
+    let env = monitor_env(&stack.server, &bid);
     let cli = run_bin(&["validate_changes_collection", "--json"], &env).await;
     assert_eq!(cli.code, 0, "{cli:?}");
     let cli_text = run_bin(&["validate_changes_collection"], &env).await;
@@ -119,7 +75,7 @@ async fn a_failing_check_posts_a_validation_error_after_sentry_got_the_event_wit
     let sentry = SentryListener::start().await;
     let api = RuntimeApi::start(Some(&sentry)).await;
     let password = "Ev3nt-pa55-marker";
-    let mut env = env(&stack.server, &bid);
+    let mut env = monitor_env(&stack.server, &bid);
     env.push(("SENTRY_DSN", &sentry.dsn));
     let _lambda = Bootstrap::start(&api, "validate_changes_collection", &env);
     // Credentials given by the event are scrubbed like those from the environment.
@@ -159,14 +115,14 @@ async fn a_failing_check_posts_a_validation_error_after_sentry_got_the_event_wit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_keys_override_env_and_scheduled_or_non_object_events_fall_back_to_env() {
     let stack = Stack::get();
-    let good = monitored(&stack.editor(), 2, true).await;
+    let good = monitored(&stack.editor(), 2).await.bucket;
     let bad = mismatched(&stack.editor()).await;
     let proxy = Proxy::start(&stack.server).await;
     let api = RuntimeApi::start(None).await;
     let lambda = Bootstrap::start(
         &api,
         "validate_changes_collection",
-        &env(&stack.server, &good),
+        &monitor_env(&stack.server, &good),
     );
 
     // `server` and `bucket` from the event win over SERVER and BUCKET.
@@ -208,11 +164,11 @@ async fn event_keys_override_env_and_scheduled_or_non_object_events_fall_back_to
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invocations_in_one_process_are_independent() {
     let stack = Stack::get();
-    let private = monitored(&stack.editor(), 1, false).await;
+    let private = monitored_private(&stack.editor(), 1).await.bucket;
     let bad = mismatched(&stack.editor()).await;
     let sentry = SentryListener::start().await;
     let api = RuntimeApi::start(Some(&sentry)).await;
-    let mut env = env(&stack.server, &bad);
+    let mut env = monitor_env(&stack.server, &bad);
     env.push(("SENTRY_DSN", &sentry.dsn));
     let lambda = Bootstrap::start(&api, "validate_changes_collection", &env);
 
@@ -258,10 +214,14 @@ async fn invocations_in_one_process_are_independent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_values_of_the_wrong_type_are_a_config_error_and_nothing_is_sent() {
     let stack = Stack::get();
-    let good = monitored(&stack.editor(), 1, true).await;
+    let good = monitored(&stack.editor(), 1).await.bucket;
     let proxy = Proxy::start(&stack.server).await;
     let api = RuntimeApi::start(None).await;
-    let _lambda = Bootstrap::start(&api, "validate_changes_collection", &env(&proxy.url, &good));
+    let _lambda = Bootstrap::start(
+        &api,
+        "validate_changes_collection",
+        &monitor_env(&proxy.url, &good),
+    );
 
     let cases = [
         (
@@ -293,10 +253,10 @@ async fn event_values_of_the_wrong_type_are_a_config_error_and_nothing_is_sent()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_failures_post_http_and_incomplete_errors() {
     let stack = Stack::get();
-    let bid = monitored(&stack.editor(), 2, true).await;
+    let bid = monitored(&stack.editor(), 2).await.bucket;
     let proxy = Proxy::start(&stack.server).await;
     let api = RuntimeApi::start(None).await;
-    let mut env = env(&proxy.url, &bid);
+    let mut env = monitor_env(&proxy.url, &bid);
     env.push(("REQUESTS_NB_RETRIES", "0"));
     let _lambda = Bootstrap::start(&api, "validate_changes_collection", &env);
 
@@ -385,7 +345,7 @@ async fn the_zipped_bootstrap_serves_invocations() {
         "RSL_TEST_LAMBDA_ZIP is not set: run the tests with `make test`, which builds the Lambda zip",
     );
     let stack = Stack::get();
-    let good = monitored(&stack.editor(), 2, true).await;
+    let good = monitored(&stack.editor(), 2).await.bucket;
     let bad = mismatched(&stack.editor()).await;
     let dir = std::env::temp_dir().join(unique("lambda-zip"));
     let unzip = std::process::Command::new("python3")
@@ -404,7 +364,7 @@ async fn the_zipped_bootstrap_serves_invocations() {
         &bootstrap,
         &api,
         "aws_lambda.validate_changes_collection",
-        &env(&stack.server, &good),
+        &monitor_env(&stack.server, &good),
     );
     let ok = api.invoke(&json!({}));
     let failing = api.invoke(&json!({"bucket": bad}));

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use p384::ecdsa::signature::Verifier as _;
 use p384::ecdsa::{Signature, VerifyingKey};
 use serde_json::{json, Value};
+use support::data::records;
 use support::proxy::{Fault, Proxy};
 use support::sentry::SentryListener;
 use support::{run_bin, unique, Kinto, Stack};
@@ -69,12 +70,6 @@ fn signature_verifies(p: &Published) -> bool {
         .unwrap();
     let signature = Signature::from_slice(&raw).unwrap();
     key.verify(&message, &signature).is_ok()
-}
-
-fn records(n: usize) -> Vec<Value> {
-    (0..n)
-        .map(|i| json!({"id": format!("r{i:02}"), "title": format!("record {i}"), "n": i}))
-        .collect()
 }
 
 fn env<'a>(server: &'a str, mon: &'a str, auth: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -576,6 +571,7 @@ async fn json_report_lists_refreshed_and_ignored_entries() {
 async fn bad_settings_and_servers_without_the_signer_exit_2() {
     let stack = Stack::get();
     let proxy = Proxy::start(&stack.server).await;
+    proxy.expect_no_hits();
     let cases: &[(&str, &str)] = &[
         ("MAX_SIGNATURE_AGE", "-3"),
         ("MAX_SIGNATURE_AGE", "a week"),

@@ -338,8 +338,10 @@ fn scratch_file(text: &str) -> String {
 #[tokio::test]
 async fn a_saved_result_file_gives_the_same_report_without_redash() {
     let redash = Redash::start(KEY, &seed_rows()).await;
+    redash.expect_no_hits();
     let path = scratch_file(&redash.document());
-    let run = run_bin(&["uptake_health"], &[("REDASH_RESULT_FILE", path.as_str())]).await;
+    // Redash is configured too: the file wins, and Redash is never asked.
+    let run = uptake(&redash, &[("REDASH_RESULT_FILE", path.as_str())]).await;
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.stdout, SEED_EXAMPLE);
     assert!(redash.requests().is_empty());
@@ -590,6 +592,7 @@ fn thousands(n: u64) -> String {
 #[tokio::test]
 async fn bad_settings_exit_2_naming_the_variable_and_nothing_is_requested() {
     let redash = Redash::start(KEY, &seed_rows()).await;
+    redash.expect_no_hits();
     let with_key = format!("{}?api_key={KEY}", redash.query_url);
     let cases: &[(&str, &str)] = &[
         ("SPECIFIC_ERROR_THRESHOLD_PERCENTAGES", "main/x = five"),
@@ -741,6 +744,7 @@ async fn sentry_gets_one_message_per_source_over_threshold_and_never_the_key() {
     // A healthy run sends nothing.
     let healthy = Redash::start(KEY, &healthy_rows()).await;
     let sentry = SentryListener::start().await;
+    sentry.expect_no_hits();
     let run = uptake(&healthy, &[("SENTRY_DSN", sentry.dsn.as_str())]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert!(sentry_events(&sentry).is_empty());

@@ -10,52 +10,23 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::data::{claim, monitor_env, monitored, Monitored};
 use support::proxy::{Fault, Proxy};
 use support::sentry::SentryListener;
 use support::{run_bin, unique, Kinto, Stack};
 
-/// A scratch bucket with `n` collections of one record each, and a `mon` collection listing them
-/// with their true records timestamps. Returns the bucket and `(collection, timestamp)` pairs.
-async fn monitored(kinto: &Kinto, n: usize) -> (String, Vec<(String, u64)>) {
-    let bid = unique("vcc");
-    kinto.create_bucket(&bid).await;
-    let mut targets = Vec::new();
-    for i in 0..n {
-        let cid = format!("c{i}");
-        kinto.create_collection(&bid, &cid).await;
-        kinto
-            .put_record(&bid, &cid, json!({"id": "r1", "n": i}))
-            .await;
-        targets.push((cid.clone(), kinto.records_timestamp(&bid, &cid).await));
-    }
-    kinto.create_collection(&bid, "mon").await;
-    for (i, (cid, ts)) in targets.iter().enumerate() {
-        let stored = kinto
-            .put_record(&bid, "mon", json!({"id": format!("e{i}"), "bucket": bid, "collection": cid, "last_modified": ts}))
-            .await;
-        assert_eq!(
-            stored["last_modified"],
-            json!(ts),
-            "Kinto kept the entry's timestamp"
-        );
-    }
-    (bid, targets)
-}
-
-fn env<'a>(server: &'a str, bid: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("SERVER", server),
-        ("BUCKET", bid),
-        ("COLLECTION", "mon"),
-        ("REQUESTS_RETRY_BACKOFF_SECONDS", "0.05"),
-    ]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthy_server_reports_every_entry_ok_and_exits_0() {
     let stack = Stack::get();
-    let (bid, targets) = monitored(&stack.editor(), 3).await;
-    let run = run_bin(&["validate_changes_collection"], &env(&stack.server, &bid)).await;
+    let Monitored {
+        bucket: bid,
+        collections: targets,
+    } = monitored(&stack.editor(), 3).await;
+    let run = run_bin(
+        &["validate_changes_collection"],
+        &monitor_env(&stack.server, &bid),
+    )
+    .await;
     assert_eq!(run.code, 0, "{run:?}");
     // In the monitor collection's order, as Kinto lists it: newest first.
     let expected: Vec<String> = targets
@@ -71,17 +42,18 @@ async fn healthy_server_reports_every_entry_ok_and_exits_0() {
 async fn a_wrong_last_modified_is_not_ok_with_both_timestamps_and_exit_1() {
     let stack = Stack::get();
     let kinto = stack.editor();
-    let (bid, targets) = monitored(&kinto, 3).await;
+    let Monitored {
+        bucket: bid,
+        collections: targets,
+    } = monitored(&kinto, 3).await;
     // An entry for c1 claiming a later timestamp than the collection really has.
     let wrong = targets[2].1 + 1000;
-    kinto
-        .put_record(
-            &bid,
-            "mon",
-            json!({"id": "e1", "bucket": bid, "collection": "c1", "last_modified": wrong}),
-        )
-        .await;
-    let run = run_bin(&["validate-changes-collection"], &env(&stack.server, &bid)).await;
+    claim(&kinto, &bid, 1, wrong).await;
+    let run = run_bin(
+        &["validate-changes-collection"],
+        &monitor_env(&stack.server, &bid),
+    )
+    .await;
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stdout
@@ -115,22 +87,23 @@ async fn a_wrong_last_modified_is_not_ok_with_both_timestamps_and_exit_1() {
 async fn json_output_parses_and_carries_the_same_results_as_text() {
     let stack = Stack::get();
     let kinto = stack.editor();
-    let (bid, targets) = monitored(&kinto, 2).await;
+    let Monitored {
+        bucket: bid,
+        collections: targets,
+    } = monitored(&kinto, 2).await;
     let wrong = targets[1].1 + 7;
-    kinto
-        .put_record(
-            &bid,
-            "mon",
-            json!({"id": "e0", "bucket": bid, "collection": "c0", "last_modified": wrong}),
-        )
-        .await;
-    let text = run_bin(&["validate_changes_collection"], &env(&stack.server, &bid)).await;
-    let json_run = run_bin(
-        &["validate_changes_collection", "--json"],
-        &env(&stack.server, &bid),
+    claim(&kinto, &bid, 0, wrong).await;
+    let text = run_bin(
+        &["validate_changes_collection"],
+        &monitor_env(&stack.server, &bid),
     )
     .await;
-    let mut with_env = env(&stack.server, &bid);
+    let json_run = run_bin(
+        &["validate_changes_collection", "--json"],
+        &monitor_env(&stack.server, &bid),
+    )
+    .await;
+    let mut with_env = monitor_env(&stack.server, &bid);
     with_env.push(("OUTPUT", "json"));
     let env_run = run_bin(&["validate_changes_collection"], &with_env).await;
     assert_eq!((text.code, json_run.code, env_run.code), (1, 1, 1));
@@ -174,9 +147,16 @@ async fn every_page_of_the_monitor_collection_is_read() {
     let stack = Stack::get();
     // This server pages by 3: 8 entries take 3 pages.
     let kinto = Kinto::new(&stack.small_pages_server, &stack.editor);
-    let (bid, targets) = monitored(&kinto, 8).await;
+    let Monitored {
+        bucket: bid,
+        collections: targets,
+    } = monitored(&kinto, 8).await;
     let proxy = Proxy::start(&stack.small_pages_server).await;
-    let run = run_bin(&["validate_changes_collection"], &env(&proxy.url, &bid)).await;
+    let run = run_bin(
+        &["validate_changes_collection"],
+        &monitor_env(&proxy.url, &bid),
+    )
+    .await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.lines().len(), 8);
     for (cid, ts) in &targets {
@@ -234,7 +214,10 @@ async fn the_real_monitor_changes_of_signed_collections_validate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_faults_are_retried_and_the_run_succeeds() {
     let stack = Stack::get();
-    let (bid, targets) = monitored(&stack.editor(), 4).await;
+    let Monitored {
+        bucket: bid,
+        collections: targets,
+    } = monitored(&stack.editor(), 4).await;
     let proxy = Proxy::start(&stack.server).await;
     proxy.fail(
         "/collections/mon/records",
@@ -256,7 +239,7 @@ async fn transient_faults_are_retried_and_the_run_succeeds() {
         "/collections/c3/records",
         vec![Fault::Body("not json".into())],
     );
-    let mut e = env(&proxy.url, &bid);
+    let mut e = monitor_env(&proxy.url, &bid);
     e.push(("REQUESTS_TIMEOUT_SECONDS", "0.5"));
     let started = Instant::now();
     let run = run_bin(&["validate_changes_collection"], &e).await;
@@ -282,10 +265,10 @@ async fn transient_faults_are_retried_and_the_run_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_faults_give_up_after_the_retries_with_exit_3_naming_the_url() {
     let stack = Stack::get();
-    let (bid, _) = monitored(&stack.editor(), 2).await;
+    let bid = monitored(&stack.editor(), 2).await.bucket;
     let proxy = Proxy::start(&stack.server).await;
     proxy.fail_always("/collections/c1/records", Fault::Status(503, None));
-    let mut e = env(&proxy.url, &bid);
+    let mut e = monitor_env(&proxy.url, &bid);
     e.push(("REQUESTS_NB_RETRIES", "2"));
     let run = run_bin(&["validate_changes_collection"], &e).await;
     assert_eq!(run.code, 3, "{run:?}");
@@ -328,10 +311,14 @@ async fn persistent_faults_give_up_after_the_retries_with_exit_3_naming_the_url(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_404_is_not_retried() {
     let stack = Stack::get();
-    let (bid, _) = monitored(&stack.editor(), 2).await;
+    let bid = monitored(&stack.editor(), 2).await.bucket;
     let proxy = Proxy::start(&stack.server).await;
     proxy.fail_always("/collections/c0/records", Fault::Status(404, None));
-    let run = run_bin(&["validate_changes_collection"], &env(&proxy.url, &bid)).await;
+    let run = run_bin(
+        &["validate_changes_collection"],
+        &monitor_env(&proxy.url, &bid),
+    )
+    .await;
     assert_eq!(proxy.count("/collections/c0/records"), 1);
     assert_eq!(
         run.code, 1,
@@ -349,11 +336,15 @@ async fn a_404_is_not_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kinto_backoff_header_delays_the_next_requests() {
     let stack = Stack::get();
-    let (bid, _) = monitored(&stack.editor(), 1).await;
+    let bid = monitored(&stack.editor(), 1).await.bucket;
     let proxy = Proxy::start(&stack.server).await;
     proxy.fail("/collections/mon/records", vec![Fault::Backoff(2)]);
     let started = Instant::now();
-    let run = run_bin(&["validate_changes_collection"], &env(&proxy.url, &bid)).await;
+    let run = run_bin(
+        &["validate_changes_collection"],
+        &monitor_env(&proxy.url, &bid),
+    )
+    .await;
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
         started.elapsed() >= Duration::from_secs(2),
@@ -365,11 +356,11 @@ async fn a_kinto_backoff_header_delays_the_next_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_in_flight_cap_holds_for_the_whole_run() {
     let stack = Stack::get();
-    let (bid, _) = monitored(&stack.editor(), 10).await;
+    let bid = monitored(&stack.editor(), 10).await.bucket;
     for parallel in ["2", "5"] {
         let proxy = Proxy::start(&stack.server).await;
         proxy.delay_all(Duration::from_millis(150));
-        let mut e = env(&proxy.url, &bid);
+        let mut e = monitor_env(&proxy.url, &bid);
         e.push(("PARALLEL_REQUESTS", parallel));
         let run = run_bin(&["validate_changes_collection"], &e).await;
         assert_eq!(run.code, 0, "{run:?}");
@@ -386,6 +377,7 @@ async fn the_in_flight_cap_holds_for_the_whole_run() {
 async fn bad_settings_exit_2_naming_the_variable_and_send_nothing() {
     let stack = Stack::get();
     let proxy = Proxy::start(&stack.server).await;
+    proxy.expect_no_hits();
     let cases: &[(&str, &str)] = &[
         ("PARALLEL_REQUESTS", "0"),
         ("PARALLEL_REQUESTS", "abc"),
@@ -447,14 +439,15 @@ async fn bad_settings_exit_2_naming_the_variable_and_send_nothing() {
 async fn a_failed_run_sends_exactly_one_sentry_event_without_the_password() {
     let stack = Stack::get();
     let kinto = stack.editor();
-    let (bid, targets) = monitored(&kinto, 2).await;
-    kinto
-        .put_record(&bid, "mon", json!({"id": "e0", "bucket": bid, "collection": "c0", "last_modified": targets[1].1 + 5}))
-        .await;
+    let Monitored {
+        bucket: bid,
+        collections: targets,
+    } = monitored(&kinto, 2).await;
+    claim(&kinto, &bid, 0, targets[1].1 + 5).await;
     let sentry = SentryListener::start().await;
     let password = "Pa55-marker-7731";
     let auth = format!("someone:{password}");
-    let mut e = env(&stack.server, &bid);
+    let mut e = monitor_env(&stack.server, &bid);
     e.push(("SENTRY_DSN", &sentry.dsn));
     e.push(("SENTRY_ENV", "test"));
     e.push(("AUTH", &auth));
@@ -486,9 +479,10 @@ async fn a_failed_run_sends_exactly_one_sentry_event_without_the_password() {
     run.assert_hides(&[password]);
 
     // A healthy run sends nothing.
-    let (bid, _) = monitored(&kinto, 1).await;
+    let bid = monitored(&kinto, 1).await.bucket;
     let sentry = SentryListener::start().await;
-    let mut e = env(&stack.server, &bid);
+    sentry.expect_no_hits();
+    let mut e = monitor_env(&stack.server, &bid);
     e.push(("SENTRY_DSN", &sentry.dsn));
     let run = run_bin(&["validate_changes_collection"], &e).await;
     assert_eq!(run.code, 0);

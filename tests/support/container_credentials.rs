@@ -9,9 +9,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use tokio::net::TcpStream;
 
-use super::fixture;
+use super::fixture::{Fixture, Request, Response};
 
 pub const PATH: &str = "/v2/credentials/rsl-test-task";
 
@@ -26,14 +25,13 @@ struct State {
     token: Option<String>,
     answer: String,
     script: VecDeque<Scripted>,
-    /// (request line, Authorization header)
-    requests: Vec<(String, Option<String>)>,
 }
 
 #[derive(Clone)]
 pub struct CredentialsEndpoint {
     /// `AWS_CONTAINER_CREDENTIALS_FULL_URI` for this endpoint.
     pub url: String,
+    pub fixture: Fixture,
     state: Arc<Mutex<State>>,
 }
 
@@ -57,11 +55,16 @@ impl CredentialsEndpoint {
             token: token.map(String::from),
             answer,
             script: VecDeque::new(),
-            requests: Vec::new(),
         }));
-        let port = fixture::serve(state.clone(), handle).await;
+        let server_state = state.clone();
+        let fixture = Fixture::start("container credentials", true, move |request| {
+            let (status, body) = respond(&server_state, &request);
+            async move { Response::json(status, body).into() }
+        })
+        .await;
         CredentialsEndpoint {
-            url: format!("http://127.0.0.1:{port}{PATH}"),
+            url: format!("{}{PATH}", fixture.origin()),
+            fixture,
             state,
         }
     }
@@ -73,31 +76,33 @@ impl CredentialsEndpoint {
 
     /// Every request: its line and `Authorization` header.
     pub fn requests(&self) -> Vec<(String, Option<String>)> {
-        self.state.lock().unwrap().requests.clone()
+        self.fixture
+            .requests()
+            .iter()
+            .map(|r| {
+                let line = format!("{} {}", r.line(), r.version);
+                (line, r.header("authorization").map(String::from))
+            })
+            .collect()
     }
 }
 
-async fn handle(mut socket: TcpStream, state: Arc<Mutex<State>>) {
-    let Some(head) = fixture::read_head(&mut socket).await else {
-        return;
-    };
-    let line = head.lines().next().unwrap_or_default().to_string();
-    let authorization = fixture::header(&head, "authorization");
-    let (status, body) = {
-        let mut s = state.lock().unwrap();
-        s.requests.push((line.clone(), authorization.clone()));
-        match s.script.pop_front() {
-            Some(Scripted::Status(status)) => (status, json!({"message": "scripted"}).to_string()),
-            Some(Scripted::Body(body)) => (200, body),
-            None if line != format!("GET {PATH} HTTP/1.1") => {
-                (404, json!({"message": "not found"}).to_string())
-            }
-            None if s.token.is_some() && authorization != s.token => (
-                401,
-                json!({"message": "invalid authorization token"}).to_string(),
-            ),
-            None => (200, s.answer.clone()),
+/// `(status, body)` of the endpoint's answer to a request.
+fn respond(state: &Mutex<State>, request: &Request) -> (u16, String) {
+    let authorization = request.header("authorization").map(String::from);
+    let mut s = state.lock().unwrap();
+    match s.script.pop_front() {
+        Some(Scripted::Status(status)) => (status, json!({"message": "scripted"}).to_string()),
+        Some(Scripted::Body(body)) => (200, body),
+        None if format!("{} {}", request.line(), request.version)
+            != format!("GET {PATH} HTTP/1.1") =>
+        {
+            (404, json!({"message": "not found"}).to_string())
         }
-    };
-    fixture::reply(&mut socket, status, "application/json", &body).await;
+        None if s.token.is_some() && authorization != s.token => (
+            401,
+            json!({"message": "invalid authorization token"}).to_string(),
+        ),
+        None => (200, s.answer.clone()),
+    }
 }

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::sentry::SentryListener;
+use super::fixture::{Fixture, Reply, Request, RequestLog, Response};
+use super::sentry::{self, SentryListener};
 
 pub const FUNCTION_NAME: &str = "rsl-test-function";
 pub const FUNCTION_VERSION: &str = "$LATEST";
@@ -77,26 +77,26 @@ struct State {
 pub struct RuntimeApi {
     /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
     pub address: String,
+    pub fixture: Fixture,
     state: Arc<Mutex<State>>,
 }
 
 impl RuntimeApi {
     /// Start the server; `sentry` is the listener whose events the posts are ordered against.
     pub async fn start(sentry: Option<&SentryListener>) -> RuntimeApi {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
         let state = Arc::new(Mutex::new(State::default()));
-        let api = RuntimeApi { address, state };
-        let server = api.clone();
-        let sentry = sentry.cloned();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let server = server.clone();
-                let sentry = sentry.clone();
-                tokio::spawn(async move { server.serve(socket, sentry).await });
-            }
-        });
-        api
+        let sentry = sentry.map(|s| s.fixture.log());
+        let server_state = state.clone();
+        // The runtime keeps its connection alive between requests.
+        let fixture = Fixture::start("Lambda Runtime API", false, move |request| {
+            answer(server_state.clone(), sentry.clone(), request)
+        })
+        .await;
+        RuntimeApi {
+            address: fixture.address().to_string(),
+            fixture,
+            state,
+        }
     }
 
     /// Queue an invocation with this event; returns its request id.
@@ -144,76 +144,60 @@ impl RuntimeApi {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
 
-    /// One connection: HTTP/1.1 requests one after the other (the runtime keeps it alive).
-    async fn serve(&self, socket: TcpStream, sentry: Option<SentryListener>) {
-        let mut socket = BufReader::new(socket);
-        while let Some((method, path, headers, body)) = read_request(&mut socket).await {
-            let reply = match (method.as_str(), path.as_str()) {
-                ("GET", "/2018-06-01/runtime/invocation/next") => {
-                    let invocation = self.next_invocation().await;
-                    let deadline = SystemTime::now() + INVOCATION_TIMEOUT;
-                    let deadline_ms = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis();
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                         Lambda-Runtime-Aws-Request-Id: {}\r\n\
-                         Lambda-Runtime-Deadline-Ms: {deadline_ms}\r\n\
-                         Lambda-Runtime-Invoked-Function-Arn: {FUNCTION_ARN}\r\n\
-                         Lambda-Runtime-Trace-Id: Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1\r\n\
-                         Content-Length: {}\r\n\r\n{}",
-                        invocation.request_id,
-                        invocation.body.len(),
-                        invocation.body
-                    )
-                }
-                ("POST", path) => match post_kind(path) {
-                    Some((kind, request_id)) => {
-                        let post = Post {
-                            kind,
-                            request_id,
-                            body: serde_json::from_slice(&body).unwrap_or_else(|_| {
-                                Value::String(String::from_utf8_lossy(&body).into_owned())
-                            }),
-                            error_type_header: headers
-                                .iter()
-                                .find(|(k, _)| k == "lambda-runtime-function-error-type")
-                                .map(|(_, v)| v.clone()),
-                            sentry_events_before: sentry.as_ref().map_or(0, |s| s.events().len()),
-                        };
-                        self.state.lock().unwrap().posts.push(post);
-                        let ok = r#"{"status":"OK"}"#;
-                        format!(
-                            "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{ok}",
-                            ok.len()
-                        )
-                    }
-                    None => not_found(),
-                },
-                _ => not_found(),
-            };
-            if socket.get_mut().write_all(reply.as_bytes()).await.is_err() {
-                return;
-            }
+/// The Runtime API's answer to one request.
+async fn answer(state: Arc<Mutex<State>>, sentry: Option<RequestLog>, request: Request) -> Reply {
+    match (request.method.as_str(), request.target.as_str()) {
+        ("GET", "/2018-06-01/runtime/invocation/next") => {
+            let invocation = next_invocation(&state).await;
+            let deadline = SystemTime::now() + INVOCATION_TIMEOUT;
+            let deadline_ms = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis();
+            Response::json(200, invocation.body)
+                .header("Lambda-Runtime-Aws-Request-Id", invocation.request_id)
+                .header("Lambda-Runtime-Deadline-Ms", deadline_ms.to_string())
+                .header("Lambda-Runtime-Invoked-Function-Arn", FUNCTION_ARN)
+                .header(
+                    "Lambda-Runtime-Trace-Id",
+                    "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1",
+                )
+                .into()
         }
-    }
-
-    /// The next queued invocation; like Lambda, `GET /next` waits until there is one.
-    async fn next_invocation(&self) -> Invocation {
-        loop {
-            {
-                let mut state = self.state.lock().unwrap();
-                if let Some(invocation) = state.queue.pop_front() {
-                    state.polls += 1;
-                    return invocation;
-                }
+        ("POST", path) => match post_kind(path) {
+            Some((kind, request_id)) => {
+                let body = &request.body;
+                let post = Post {
+                    kind,
+                    request_id,
+                    body: serde_json::from_slice(body).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(body).into_owned())
+                    }),
+                    error_type_header: request
+                        .header("lambda-runtime-function-error-type")
+                        .map(String::from),
+                    sentry_events_before: sentry.as_ref().map_or(0, |s| sentry::events(s).len()),
+                };
+                state.lock().unwrap().posts.push(post);
+                Response::json(202, r#"{"status":"OK"}"#).into()
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+            None => Response::status(404).into(),
+        },
+        _ => Response::status(404).into(),
     }
 }
 
-fn not_found() -> String {
-    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
+/// The next queued invocation; like Lambda, `GET /next` waits until there is one.
+async fn next_invocation(state: &Mutex<State>) -> Invocation {
+    loop {
+        {
+            let mut state = state.lock().unwrap();
+            if let Some(invocation) = state.queue.pop_front() {
+                state.polls += 1;
+                return invocation;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// `(kind, request id)` of a runtime post path.
@@ -229,54 +213,6 @@ fn post_kind(path: &str) -> Option<(PostKind, Option<String>)> {
         _ => return None,
     };
     Some((kind, Some(id.to_string())))
-}
-
-type Request = (String, String, Vec<(String, String)>, Vec<u8>);
-
-/// One request: method, path, lower-cased headers, body (Content-Length or chunked).
-async fn read_request(socket: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if socket.read_line(&mut line).await.ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let path = parts.next()?.to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut header = String::new();
-        socket.read_line(&mut header).await.ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let mut body = Vec::new();
-    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        loop {
-            let mut size = String::new();
-            socket.read_line(&mut size).await.ok()?;
-            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            let mut chunk = vec![0; size + 2];
-            socket.read_exact(&mut chunk).await.ok()?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    } else if let Some(length) = header("content-length").and_then(|v| v.parse().ok()) {
-        body = vec![0; length];
-        socket.read_exact(&mut body).await.ok()?;
-    }
-    Some((method, path, headers, body))
 }
 
 /// The real binary running as a Lambda `bootstrap` against a [`RuntimeApi`]; killed when dropped.

@@ -1,6 +1,9 @@
 //! Shared by the integration tests: the real test stack (started by `make test` through
 //! `testing/stack.py`, which exports `RSL_TEST_*`), a Kinto helper to create test data, and the
-//! real binary run as a child process. Without the stack every test fails loudly.
+//! real binary run as a child process. Without the stack every test fails loudly. The submodules
+//! hold the test kit: the loopback fixtures, all on one server type (`fixture`) that fails a test
+//! leaving it unhit, the builders of test data (`data`), and the secrets sweep's scaffold
+//! (`sweep`).
 
 #![allow(
     dead_code,
@@ -8,12 +11,14 @@
 )]
 
 pub mod container_credentials;
+pub mod data;
 pub mod fixture;
 pub mod lambda;
 pub mod proxy;
 pub mod redash;
 pub mod s3;
 pub mod sentry;
+pub mod sweep;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;

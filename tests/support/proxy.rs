@@ -6,8 +6,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use super::fixture::{Fixture, Reply, Request, Response};
 
 #[derive(Debug, Clone)]
 pub enum Fault {
@@ -94,9 +93,6 @@ impl Match {
 #[derive(Default)]
 struct State {
     rules: Vec<Rule>,
-    requests: Vec<String>,
-    /// `Authorization` header values seen, with their request line.
-    authorizations: Vec<(String, String)>,
     in_flight: usize,
     max_in_flight: usize,
     delay_all: Option<Duration>,
@@ -107,22 +103,14 @@ struct State {
 pub struct Proxy {
     /// The proxy's root URL, `http://127.0.0.1:<port>/v1`.
     pub url: String,
+    pub fixture: Fixture,
     state: Arc<Mutex<State>>,
 }
 
 impl Proxy {
     pub async fn start(upstream: &str) -> Proxy {
         let upstream = reqwest::Url::parse(upstream).expect("upstream URL");
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
-        let proxy = Proxy {
-            url: format!(
-                "http://127.0.0.1:{port}{}",
-                upstream.path().trim_end_matches('/')
-            ),
-            state: state.clone(),
-        };
         // No idle connections kept to the upstream: many short-lived proxies (one per cell of
         // the fault matrix) would otherwise hold the server's connection slots.
         let client = reqwest::Client::builder()
@@ -130,20 +118,26 @@ impl Proxy {
             .pool_max_idle_per_host(0)
             .build()
             .unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    break;
-                };
-                let state = state.clone();
-                let client = client.clone();
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    let _ = handle(socket, state, client, upstream).await;
-                });
-            }
-        });
-        proxy
+        let server_state = state.clone();
+        let base = upstream.clone();
+        let fixture = Fixture::start("fault proxy", true, move |request| {
+            handle(request, server_state.clone(), client.clone(), base.clone())
+        })
+        .await;
+        Proxy {
+            url: format!(
+                "{}{}",
+                fixture.origin(),
+                upstream.path().trim_end_matches('/')
+            ),
+            fixture,
+            state,
+        }
+    }
+
+    /// The test expects no request to reach the proxy (checked when it is dropped).
+    pub fn expect_no_hits(&self) {
+        self.fixture.expect_no_hits();
     }
 
     /// Apply these faults, in order, to the next requests whose path contains `path_contains`.
@@ -189,7 +183,7 @@ impl Proxy {
 
     /// Request lines seen, e.g. `GET /v1/buckets/...`.
     pub fn requests(&self) -> Vec<String> {
-        self.state.lock().unwrap().requests.clone()
+        self.fixture.requests().iter().map(Request::line).collect()
     }
 
     pub fn count(&self, path_contains: &str) -> usize {
@@ -201,7 +195,11 @@ impl Proxy {
 
     /// `(request line, Authorization value)` of every request that carried one.
     pub fn authorizations(&self) -> Vec<(String, String)> {
-        self.state.lock().unwrap().authorizations.clone()
+        self.fixture
+            .requests()
+            .iter()
+            .filter_map(|r| Some((r.line(), r.header("authorization")?.to_string())))
+            .collect()
     }
 
     pub fn max_in_flight(&self) -> usize {
@@ -222,67 +220,8 @@ impl Drop for InFlight {
     }
 }
 
-async fn read_request(
-    socket: &mut TcpStream,
-) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next()?.split(' ');
-    let method = request_line.next()?.to_string();
-    let target = request_line.next()?.to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Some((method, target, headers, body))
-}
-
-async fn write_response(
-    socket: &mut TcpStream,
-    status: u16,
-    headers: &[(String, String)],
-    body: &[u8],
-    declared_len: usize,
-) {
-    let mut head = format!("HTTP/1.1 {status} X\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str(&format!(
-        "Content-Length: {declared_len}\r\nConnection: close\r\n\r\n"
-    ));
-    let _ = socket.write_all(head.as_bytes()).await;
-    let _ = socket.write_all(body).await;
-    let _ = socket.flush().await;
-}
-
 /// What the proxy answers: `None` resets the connection.
-struct Reply {
+struct Forwarded {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
@@ -290,12 +229,12 @@ struct Reply {
     declared_len: usize,
 }
 
-impl Reply {
-    fn json(status: u16, headers: Vec<(String, String)>, body: String) -> Reply {
+impl Forwarded {
+    fn json(status: u16, headers: Vec<(String, String)>, body: String) -> Forwarded {
         let mut headers = headers;
         headers.push(("Content-Type".into(), "application/json".into()));
         let body = body.into_bytes();
-        Reply {
+        Forwarded {
             status,
             headers,
             declared_len: body.len(),
@@ -305,22 +244,20 @@ impl Reply {
 }
 
 async fn handle(
-    mut socket: TcpStream,
+    request: Request,
     state: Arc<Mutex<State>>,
     client: reqwest::Client,
     upstream: reqwest::Url,
-) -> Option<()> {
-    let (method, target, headers, body) = read_request(&mut socket).await?;
+) -> Reply {
+    let Request {
+        method,
+        target,
+        headers,
+        body,
+        ..
+    } = request;
     let (fault, delay_all) = {
         let mut s = state.lock().unwrap();
-        s.requests.push(format!("{method} {target}"));
-        if let Some((_, v)) = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-        {
-            s.authorizations
-                .push((format!("{method} {target}"), v.clone()));
-        }
         s.in_flight += 1;
         s.max_in_flight = s.max_in_flight.max(s.in_flight);
         let mut fault = None;
@@ -352,12 +289,13 @@ async fn handle(
     // request as soon as it has read this answer, before this task gets to run again.
     drop(in_flight);
     match reply {
-        Some(r) => write_response(&mut socket, r.status, &r.headers, &r.body, r.declared_len).await,
-        None => {
-            let _ = socket.set_zero_linger();
+        Some(r) => {
+            let mut response = Response::status(r.status);
+            response.headers = r.headers;
+            response.body(r.body).declared_len(r.declared_len).into()
         }
+        None => Reply::Reset,
     }
-    Some(())
 }
 
 async fn answer(
@@ -368,7 +306,7 @@ async fn answer(
     body: Vec<u8>,
     client: &reqwest::Client,
     upstream: &reqwest::Url,
-) -> Option<Reply> {
+) -> Option<Forwarded> {
     match &fault {
         Some(Fault::Reset) => return None,
         Some(Fault::Status(status, retry_after)) => {
@@ -378,9 +316,9 @@ async fn answer(
             let body = format!(
                 r#"{{"code": {status}, "errno": 999, "error": "injected", "message": "injected fault"}}"#
             );
-            return Some(Reply::json(*status, h, body));
+            return Some(Forwarded::json(*status, h, body));
         }
-        Some(Fault::Body(text)) => return Some(Reply::json(200, Vec::new(), text.clone())),
+        Some(Fault::Body(text)) => return Some(Forwarded::json(200, Vec::new(), text.clone())),
         Some(Fault::EchoAuth(status)) => {
             let auth = headers
                 .iter()
@@ -388,7 +326,7 @@ async fn answer(
                 .map_or("(none)", |(_, v)| v.as_str());
             let body = serde_json::json!({"code": status, "errno": 104, "error": "Unauthorized",
                 "message": format!("refused Authorization: {auth}")});
-            return Some(Reply::json(*status, Vec::new(), body.to_string()));
+            return Some(Forwarded::json(*status, Vec::new(), body.to_string()));
         }
         Some(Fault::Delay(d)) => tokio::time::sleep(*d).await,
         _ => {}
@@ -425,7 +363,7 @@ async fn answer(
         }
         _ => {}
     }
-    Some(Reply {
+    Some(Forwarded {
         status,
         headers: out_headers,
         body,

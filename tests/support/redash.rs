@@ -12,9 +12,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 
-use super::fixture;
+use super::fixture::{Fixture, Reply, Request, Response};
 
 /// The status columns of the original's query (`uptake_health.sql`), in its order.
 pub const STATUS_COLUMNS: &[&str] = &[
@@ -128,13 +127,13 @@ struct State {
     api_key: String,
     body: String,
     script: VecDeque<Scripted>,
-    requests: Vec<String>,
 }
 
 #[derive(Clone)]
 pub struct Redash {
     /// `REDASH_API_QUERY_URL` for this server's query.
     pub query_url: String,
+    pub fixture: Fixture,
     state: Arc<Mutex<State>>,
 }
 
@@ -145,13 +144,23 @@ impl Redash {
             api_key: api_key.into(),
             body: document(rows),
             script: VecDeque::new(),
-            requests: Vec::new(),
         }));
-        let port = fixture::serve(state.clone(), handle).await;
+        let server_state = state.clone();
+        let fixture = Fixture::start("Redash", true, move |request| {
+            let reply = handle(&server_state, &request);
+            async move { reply }
+        })
+        .await;
         Redash {
-            query_url: format!("http://127.0.0.1:{port}/api/queries/{QUERY_ID}/results.json"),
+            query_url: format!("{}/api/queries/{QUERY_ID}/results.json", fixture.origin()),
+            fixture,
             state,
         }
+    }
+
+    /// The test expects no request to reach Redash (checked when it is dropped).
+    pub fn expect_no_hits(&self) {
+        self.fixture.expect_no_hits();
     }
 
     /// Answer the next requests with these replies, in order.
@@ -161,7 +170,7 @@ impl Redash {
 
     /// Request lines received, e.g. `GET /api/queries/61352/results.json?api_key=...`.
     pub fn requests(&self) -> Vec<String> {
-        self.state.lock().unwrap().requests.clone()
+        self.fixture.requests().iter().map(Request::line).collect()
     }
 
     /// The document served to a right key.
@@ -170,23 +179,14 @@ impl Redash {
     }
 }
 
-async fn handle(mut socket: TcpStream, state: Arc<Mutex<State>>) {
-    let Some(head) = fixture::read_head(&mut socket).await else {
-        return;
-    };
-    let line = head.lines().next().unwrap_or_default().to_string();
-    let mut parts = line.split(' ');
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+fn handle(state: &Mutex<State>, request: &Request) -> Reply {
+    let (method, target) = (request.method.as_str(), request.target.as_str());
     let (scripted, api_key, body) = {
         let mut s = state.lock().unwrap();
-        s.requests.push(format!("{method} {target}"));
         (s.script.pop_front(), s.api_key.clone(), s.body.clone())
     };
     let (status, content_type, body) = match scripted {
-        Some(Scripted::Reset) => {
-            let _ = socket.set_zero_linger();
-            return;
-        }
+        Some(Scripted::Reset) => return Reply::Reset,
         Some(Scripted::Status(status)) => (
             status,
             "text/html",
@@ -195,7 +195,7 @@ async fn handle(mut socket: TcpStream, state: Arc<Mutex<State>>) {
         Some(Scripted::Body(text)) => (200, "application/json", text),
         None => answer(method, target, &api_key, body),
     };
-    fixture::reply(&mut socket, status, content_type, &body).await;
+    Response::with_body(status, content_type, body).into()
 }
 
 /// What Redash answers to a request.
