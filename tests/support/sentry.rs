@@ -1,7 +1,7 @@
 //! A loopback Sentry ingest endpoint: accepts envelope POSTs at `/api/<project>/envelope/` like
 //! sentry.io does, answers 200 with `{}`, and keeps every body for the test to read.
 
-use super::fixture::{Fixture, RequestLog, Response};
+use super::fixture::{Connection, Fixture, RequestLog, Response};
 
 #[derive(Clone)]
 pub struct SentryListener {
@@ -12,7 +12,7 @@ pub struct SentryListener {
 
 impl SentryListener {
     pub async fn start() -> SentryListener {
-        let fixture = Fixture::start("Sentry", true, |_| async {
+        let fixture = Fixture::start("Sentry", Connection::Close, |_| async {
             Response::json(200, "{}").into()
         })
         .await;
