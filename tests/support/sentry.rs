@@ -32,6 +32,18 @@ impl SentryListener {
         events(&self.fixture.log())
     }
 
+    /// Panics if one of `secrets` shows in an envelope (the counterpart of `Run::assert_hides`).
+    pub fn assert_hides(&self, secrets: &[&str]) {
+        for envelope in self.envelopes() {
+            for secret in secrets {
+                assert!(
+                    !envelope.contains(secret),
+                    "{secret} sent to Sentry: {envelope}"
+                );
+            }
+        }
+    }
+
     /// The test expects no envelope at all.
     pub fn expect_no_hits(&self) {
         self.fixture.expect_no_hits();
