@@ -19,7 +19,7 @@ use base64::Engine as _;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use support::fixture::{Fixture, Response};
+use support::fixture::{Connection, Fixture, Response};
 use support::proxy::{Fault, Proxy};
 use support::{run_bin, unique, Run, Stack};
 
@@ -51,7 +51,7 @@ impl X5uHost {
     async fn start(routes: Vec<(&'static str, Answer)>) -> X5uHost {
         let bytes_sent = Arc::new(AtomicUsize::new(0));
         let counter = bytes_sent.clone();
-        let fixture = Fixture::start("x5u host", true, move |request| {
+        let fixture = Fixture::start("x5u host", Connection::Close, move |request| {
             let answer = routes
                 .iter()
                 .find(|(p, _)| *p == request.target)

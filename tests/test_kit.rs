@@ -6,11 +6,11 @@
 mod support;
 
 use futures::StreamExt;
-use support::fixture::{Fixture, Reply, Response};
+use support::fixture::{Connection, Fixture, Reply, Response};
 
 /// A fixture answering every request 200 `ok`.
 async fn probe() -> Fixture {
-    Fixture::start("probe", true, |_| async {
+    Fixture::start("probe", Connection::Close, |_| async {
         Response::with_body(200, "text/plain", "ok").into()
     })
     .await
@@ -62,7 +62,7 @@ async fn every_request_is_recorded_with_its_line_headers_and_body() {
 
 #[tokio::test]
 async fn a_reset_reply_closes_the_connection_without_an_answer() {
-    let fixture = Fixture::start("reset", true, |_| async { Reply::Reset }).await;
+    let fixture = Fixture::start("reset", Connection::Close, |_| async { Reply::Reset }).await;
     let answer = reqwest::get(fixture.origin()).await;
     assert!(answer.is_err(), "{answer:?}");
     assert_eq!(fixture.requests().len(), 1);
@@ -70,7 +70,7 @@ async fn a_reset_reply_closes_the_connection_without_an_answer() {
 
 #[tokio::test]
 async fn chunked_and_truncated_bodies_are_sent_as_announced() {
-    let fixture = Fixture::start("bodies", true, |request| async move {
+    let fixture = Fixture::start("bodies", Connection::Close, |request| async move {
         if request.path() == "/chunked" {
             let chunks = futures::stream::iter(vec![b"ab".to_vec(), b"cd".to_vec()]).boxed();
             Response::status(200).chunked(chunks).into()
@@ -98,7 +98,7 @@ async fn chunked_and_truncated_bodies_are_sent_as_announced() {
 
 #[tokio::test]
 async fn a_keep_alive_fixture_answers_without_closing_the_connection() {
-    let fixture = Fixture::start("keep-alive", false, |_| async {
+    let fixture = Fixture::start("keep-alive", Connection::KeepAlive, |_| async {
         Response::json(200, "{}").into()
     })
     .await;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
-use super::fixture::{Fixture, Request, Response};
+use super::fixture::{Connection, Fixture, Request, Response};
 
 pub const PATH: &str = "/v2/credentials/rsl-test-task";
 
@@ -57,7 +57,7 @@ impl CredentialsEndpoint {
             script: VecDeque::new(),
         }));
         let server_state = state.clone();
-        let fixture = Fixture::start("container credentials", true, move |request| {
+        let fixture = Fixture::start("container credentials", Connection::Close, move |request| {
             let (status, body) = respond(&server_state, &request);
             async move { Response::json(status, body).into() }
         })

@@ -20,6 +20,13 @@ pub struct Monitored {
     pub collections: Vec<(String, u64)>,
 }
 
+impl Monitored {
+    /// `(bucket, collections)`.
+    pub fn split(self) -> (String, Vec<(String, u64)>) {
+        (self.bucket, self.collections)
+    }
+}
+
 /// A [`Monitored`] bucket of `n` collections that everyone may read.
 pub async fn monitored(kinto: &Kinto, n: usize) -> Monitored {
     create_monitored(kinto, n, true).await

@@ -136,6 +136,15 @@ impl From<Response> for Reply {
     }
 }
 
+/// What a fixture does with a connection once it has answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// Every answer says `Connection: close` and ends its connection (one request each).
+    Close,
+    /// HTTP/1.1 keep-alive: requests one after the other on the same connection.
+    KeepAlive,
+}
+
 /// How many requests the fixture must have seen when it is dropped.
 #[derive(Debug, Clone, Copy)]
 enum Expect {
@@ -207,10 +216,9 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// Serve `handler` on a free loopback port, answering one request after the other on each
-    /// connection (HTTP/1.1 keep-alive) unless `close` (every answer then says
-    /// `Connection: close` and ends its connection). `name` is what the hit check names.
-    pub async fn start<F, Fut>(name: &str, close: bool, handler: F) -> Fixture
+    /// Serve `handler` on a free loopback port, handling connections as `connection` says.
+    /// `name` is what the hit check names.
+    pub async fn start<F, Fut>(name: &str, connection: Connection, handler: F) -> Fixture
     where
         F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Reply> + Send + 'static,
@@ -220,6 +228,7 @@ impl Fixture {
         let address = listener.local_addr().unwrap().to_string();
         let log = RequestLog::default();
         let server_log = log.clone();
+        let close = connection == Connection::Close;
         let server = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let (log, handler) = (server_log.clone(), handler.clone());

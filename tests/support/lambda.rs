@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::fixture::{Fixture, Reply, Request, RequestLog, Response};
+use super::fixture::{Connection, Fixture, Reply, Request, RequestLog, Response};
 use super::sentry::{self, SentryListener};
 
 pub const FUNCTION_NAME: &str = "rsl-test-function";
@@ -88,9 +88,11 @@ impl RuntimeApi {
         let sentry = sentry.map(|s| s.fixture.log());
         let server_state = state.clone();
         // The runtime keeps its connection alive between requests.
-        let fixture = Fixture::start("Lambda Runtime API", false, move |request| {
-            answer(server_state.clone(), sentry.clone(), request)
-        })
+        let fixture = Fixture::start(
+            "Lambda Runtime API",
+            Connection::KeepAlive,
+            move |request| answer(server_state.clone(), sentry.clone(), request),
+        )
         .await;
         RuntimeApi {
             address: fixture.address().to_string(),

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::fixture::{Fixture, Reply, Request, Response};
+use super::fixture::{Connection, Fixture, Reply, Request, Response};
 
 #[derive(Debug, Clone)]
 pub enum Fault {
@@ -120,7 +120,7 @@ impl Proxy {
             .unwrap();
         let server_state = state.clone();
         let base = upstream.clone();
-        let fixture = Fixture::start("fault proxy", true, move |request| {
+        let fixture = Fixture::start("fault proxy", Connection::Close, move |request| {
             handle(request, server_state.clone(), client.clone(), base.clone())
         })
         .await;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
-use super::fixture::{Fixture, Reply, Request, Response};
+use super::fixture::{Connection, Fixture, Reply, Request, Response};
 
 /// The status columns of the original's query (`uptake_health.sql`), in its order.
 pub const STATUS_COLUMNS: &[&str] = &[
@@ -146,7 +146,7 @@ impl Redash {
             script: VecDeque::new(),
         }));
         let server_state = state.clone();
-        let fixture = Fixture::start("Redash", true, move |request| {
+        let fixture = Fixture::start("Redash", Connection::Close, move |request| {
             let reply = handle(&server_state, &request);
             async move { reply }
         })

@@ -1,7 +1,7 @@
 //! A loopback Sentry ingest endpoint: accepts envelope POSTs at `/api/<project>/envelope/` like
 //! sentry.io does, answers 200 with `{}`, and keeps every body for the test to read.
 
-use super::fixture::{Fixture, RequestLog, Response};
+use super::fixture::{Connection, Fixture, RequestLog, Response};
 
 #[derive(Clone)]
 pub struct SentryListener {
@@ -12,7 +12,7 @@ pub struct SentryListener {
 
 impl SentryListener {
     pub async fn start() -> SentryListener {
-        let fixture = Fixture::start("Sentry", true, |_| async {
+        let fixture = Fixture::start("Sentry", Connection::Close, |_| async {
             Response::json(200, "{}").into()
         })
         .await;
@@ -30,6 +30,18 @@ impl SentryListener {
     /// Envelopes that hold an event (not sessions or client reports).
     pub fn events(&self) -> Vec<String> {
         events(&self.fixture.log())
+    }
+
+    /// Panics if one of `secrets` shows in an envelope (the counterpart of `Run::assert_hides`).
+    pub fn assert_hides(&self, secrets: &[&str]) {
+        for envelope in self.envelopes() {
+            for secret in secrets {
+                assert!(
+                    !envelope.contains(secret),
+                    "{secret} sent to Sentry: {envelope}"
+                );
+            }
+        }
     }
 
     /// The test expects no envelope at all.
