@@ -1,13 +1,13 @@
 //! `validate_changes_collection`: every monitor/changes entry's `last_modified` must equal the
-//! records timestamp (`ETag`) of the collection it names. Entries are checked in parallel and
-//! reported in their monitor order.
+//! records timestamp of the collection it names, the `timestamp` of its fresh changeset. Entries
+//! are checked in parallel and reported in their monitor order.
 
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::client::{ClientError, KintoClient};
-use crate::kinto::{read_changes, ChangesEntry, InvalidEntry};
+use crate::kinto::{changeset_timestamp, read_changes, ChangesEntry, InvalidEntry};
 use crate::progress::Progress;
 use crate::report::{client_error_json, Failure, Outcome, Report};
 use crate::settings::{HttpSettings, RawSettings, SettingError};
@@ -58,9 +58,13 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<ChangesReport, Comman
     let progress_ref = &progress;
     let mut checks: Vec<EntryCheck> = futures::stream::iter(entries)
         .map(|entry| async move {
-            let result = client
-                .records_timestamp(&entry.bucket, &entry.collection)
-                .await;
+            let result = changeset_timestamp(
+                client,
+                &entry.bucket,
+                &entry.collection,
+                entry.last_modified,
+            )
+            .await;
             progress_ref.inc();
             match result {
                 Ok(ts) if ts == entry.last_modified => EntryCheck::Ok(entry),

@@ -95,7 +95,7 @@ impl Stack {
     /// Ask for the signature of a source collection that has pending changes, with review
     /// where its bucket requires it.
     pub async fn sign(&self, source_bucket: &str, cid: &str) {
-        let review = matches!(source_bucket, "main-workspace" | "security-state-staging");
+        let review = REVIEWED_WORKSPACES.contains(&source_bucket);
         if review {
             self.editor()
                 .patch_collection(source_bucket, cid, json!({"status": "to-review"}))
@@ -143,6 +143,9 @@ impl Stack {
         Kinto::new(&self.server, &self.reviewer)
     }
 }
+
+/// The stack's workspaces whose changes need a review (testing/stack.py's signer settings).
+pub const REVIEWED_WORKSPACES: [&str; 2] = ["main-workspace", "security-state-staging"];
 
 /// A unique id for this test run's scratch objects.
 pub fn unique(prefix: &str) -> String {
@@ -219,6 +222,11 @@ impl Kinto {
         .await;
     }
 
+    /// Create a collection. In the workspaces with review, its review groups are then set up
+    /// as an administrator of today's service does: kinto-remote-settings creates
+    /// `{cid}-editors` (holding the creator) and an empty `{cid}-reviewers` with the collection,
+    /// and refuses a review from anyone outside the latter; the stack's reviewer goes there. (The
+    /// 2020 server checks no groups: they are plain groups there.)
     pub async fn create_collection(&self, bid: &str, cid: &str) {
         self.ok(
             reqwest::Method::PUT,
@@ -226,6 +234,14 @@ impl Kinto {
             None,
         )
         .await;
+        if REVIEWED_WORKSPACES.contains(&bid) {
+            self.ok(
+                reqwest::Method::PUT,
+                &format!("/buckets/{bid}/groups/{cid}-reviewers"),
+                Some(json!({"data": {"members": [var("RSL_TEST_REVIEWER_ID")]}})),
+            )
+            .await;
+        }
     }
 
     pub async fn put_record(&self, bid: &str, cid: &str, record: Value) -> Value {
