@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
 """The real Remote Settings test stack, on loopback, for the project's tests, demo and benchmarks.
 
-It runs, on free ports:
+It runs, on free ports, Remote Settings as the service runs today (`--server today`, the default:
+Kinto 26 with kinto-remote-settings, the history plugin and kinto-attachment) or as it ran in 2020
+(`--server 2020`: Kinto 14.8 with kinto-signer and kinto-changes, the compatibility leg; run it with
+the Python of .venv-2020):
 - an Autograph-shaped signing service (in this process): `POST /sign/data` signs with ECDSA P-384
   like Autograph's content-signature signer, and `GET /chains/<name>.pem` serves x5u chains from a
   PKI generated for this run (RSA root, P-384 intermediate with a name constraint, P-384 leaves);
-- three Kinto 14.8 servers with kinto-signer and kinto-changes (memory backends): "main",
+- three Kinto servers with the signer and changes plugins (memory backends): "main",
   "small pages" (`kinto.paginate_by = 3`) and "bulk" (for tests and benchmarks that write thousands
   of records: its own process, so they neither wait for nor slow down the others, and permissions
   looked up through an index, see kinto_indexed_permission.py), all signing through that service;
-- a fourth Kinto, "reader", with kinto-changes only: a server without `capabilities.signer`, like a
-  Remote Settings reader node;
+- a fourth Kinto, "reader", with the changes plugin only: a server without `capabilities.signer`,
+  like a Remote Settings reader node;
+- a static file server for kinto-attachment's files (one folder per Kinto), as production serves
+  them: `capabilities.attachments.base_url` points at it;
+- production's reader fronts before the main Kinto (edge.py, in this process): the CDN's edge rules
+  on /v1 (RSL_TEST_EDGE_SERVER) and a /v2-shaped front (RSL_TEST_V2_SERVER);
 - an S3-compatible server (moto) for blockpages_generator.
 
 Negative signing cases are chosen by the data itself, so tests running in parallel never disturb
@@ -45,6 +52,7 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import edge
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -437,7 +445,9 @@ format = %(asctime)s %(levelname)s [%(name)s] %(message)s
 # and for a reader node (no signer), its Autograph backend, and settings of its own.
 FLAVOURS = {
     "today": {
-        "includes": "kinto.plugins.history kinto_attachment kinto_remote_settings",
+        # kinto_serial_signer_config: see its file (a thread race of the plugin under waitress).
+        "includes": "kinto_serial_signer_config kinto.plugins.history kinto_attachment "
+                    "kinto_remote_settings",
         "reader_includes": "kinto.plugins.history kinto_attachment kinto_remote_settings.changes",
         "signer_backend": "kinto_remote_settings.signer.backends.autograph",
         # As production: records keep a relative `location`, the files are served by a static
@@ -538,6 +548,18 @@ class Stack:
         self.wait_ready("moto", f"http://127.0.0.1:{s3_port}/moto-api/")
         for url in servers.values():
             self.setup_kinto(url)
+        # The reader fronts of production, before the main server: the CDN's edge on /v1 and /v2.
+        upstreams = {
+            "kinto": servers["main"][: -len("/v1")],
+            "chains": autograph_url,
+            "attachments": f"{self.attachments_url}/main",
+        }
+        self.fronts = {
+            kind: edge.start_front(kind, upstreams, os.path.join(self.workdir, f"{kind}.log"))
+            for kind in ("edge", "v2")
+        }
+        edge_url = f"http://127.0.0.1:{self.fronts['edge'].server_address[1]}/v1"
+        v2_url = f"http://127.0.0.1:{self.fronts['v2'].server_address[1]}/v2"
         self.env = {
             "RSL_TEST_SERVER": servers["main"],
             "RSL_TEST_SMALL_PAGES_SERVER": servers["small-pages"],
@@ -545,6 +567,9 @@ class Stack:
             # For benchmarks that account for the server's CPU time (/proc/<pid>/stat).
             "RSL_TEST_BULK_PID": str(next(p.pid for n, p, _ in self.procs if n == "kinto-bulk")),
             "RSL_TEST_READER_SERVER": reader,
+            # The main server behind production's reader CDN rules, and behind a /v2 front.
+            "RSL_TEST_EDGE_SERVER": edge_url,
+            "RSL_TEST_V2_SERVER": v2_url,
             "RSL_TEST_AUTOGRAPH_URL": autograph_url,
             "RSL_TEST_ROOT_HASH": self.pki.root_hash,
             "RSL_TEST_ROOT_PEM": os.path.join(self.workdir, "root.pem"),
@@ -559,6 +584,7 @@ class Stack:
         log(f"ready in {time.monotonic() - started:.1f}s ({self.flavour} server): "
             f"Kinto {servers['main']}, "
             f"small pages {servers['small-pages']}, bulk {servers['bulk']}, reader {reader}, "
+            f"edge {edge_url}, /v2 {v2_url}, "
             f"autograph {autograph_url}, S3 http://127.0.0.1:{s3_port}; logs in {self.workdir}")
 
     def start_kinto(self, name, paginate_by, autograph_url, indexed_permissions=False, signer=True):
@@ -577,12 +603,12 @@ class Stack:
                 attachments_url=f"{self.attachments_url}/{name}/",
             ),
         )
-        env = None
+        # The stack's own Kinto includes and backends are in this directory.
+        env = dict(os.environ, PYTHONPATH=HERE)
         if indexed_permissions:
             stock = "kinto.permission_backend = kinto.core.permission.memory"
             assert stock in config, "the Kinto settings no longer name the memory permission backend"
             config = config.replace(stock, "kinto.permission_backend = kinto_indexed_permission")
-            env = dict(os.environ, PYTHONPATH=HERE)
         with open(ini, "w") as f:
             f.write(config)
         logfile = open(os.path.join(self.workdir, f"kinto-{name}.log"), "wb")
@@ -643,6 +669,9 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         self.procs = []
+        for front in getattr(self, "fronts", {}).values():
+            front.shutdown()
+        self.fronts = {}
         if getattr(self, "autograph", None):
             self.autograph.shutdown()
             self.autograph = None

@@ -28,8 +28,13 @@ pub struct Stack {
     pub small_pages_server: String,
     /// A server of its own for tests that write thousands of records.
     pub bulk_server: String,
-    /// A Kinto with kinto-changes but without kinto-signer: no `capabilities.signer`.
+    /// A Kinto with the changes plugin but without the signer: no `capabilities.signer`.
     pub reader_server: String,
+    /// The main server behind the production CDN's edge rules (`/v1`, testing/edge.py): what
+    /// readers are pointed at, so that a request the CDN would refuse fails the test.
+    pub edge: String,
+    /// The main server behind a `/v2`-shaped (git-reader) front.
+    pub v2: String,
     /// `user:pass` of the users: editor and reviewer write the workspace buckets, admin writes
     /// every bucket (destinations and previews too), nobody writes nothing.
     pub editor: String,
@@ -59,6 +64,8 @@ impl Stack {
             small_pages_server: var("RSL_TEST_SMALL_PAGES_SERVER"),
             bulk_server: var("RSL_TEST_BULK_SERVER"),
             reader_server: var("RSL_TEST_READER_SERVER"),
+            edge: var("RSL_TEST_EDGE_SERVER"),
+            v2: var("RSL_TEST_V2_SERVER"),
             editor: var("RSL_TEST_EDITOR_AUTH"),
             reviewer: var("RSL_TEST_REVIEWER_AUTH"),
             admin: var("RSL_TEST_ADMIN_AUTH"),
