@@ -686,6 +686,15 @@ class Stack:
                 pass
 
 
+def add_reviewer(server, bid, cid):
+    """Put the reviewer in the reviewers group of a source collection, as an administrator of
+    today's service does: kinto-remote-settings creates `{cid}-editors` (with the creator) and an
+    empty `{cid}-reviewers` with the collection, and refuses a review from outside the latter. (The
+    2020 server checks no groups: there it is a plain group.)"""
+    http("PUT", f"{server}/buckets/{bid}/groups/{cid}-reviewers", auth="editor",
+         body={"data": {"members": [userid("reviewer")]}})
+
+
 # --- Demo data -----------------------------------------------------------------------------------
 
 
@@ -722,6 +731,7 @@ def seed_demo(server):
             http("PATCH", f"{server}/buckets/{bid}/collections/{cid}", auth="editor",
                  body={"data": {"status": "to-sign"}})
         else:
+            add_reviewer(server, bid, cid)
             http("PATCH", f"{server}/buckets/{bid}/collections/{cid}", auth="editor",
                  body={"data": {"status": "to-review"}})
             http("PATCH", f"{server}/buckets/{bid}/collections/{cid}", auth="reviewer",
