@@ -23,7 +23,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | 
 LAMBDA_ZIP := dist/remote-settings-lambdas-$(VERSION)-lambda-al2023-x86_64.zip
 CHECK_ZIP := dist/lambda-check.zip
 
-.PHONY: test test-2020 lint demo bench venv venv-2020 clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer audit fuzz
+.PHONY: test test-2020 lint demo bench venv venv-2020 venvs clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer audit fuzz
 
 # A virtualenv in the target's directory with the requirements file of its first prerequisite.
 define venv_from_requirements
@@ -54,6 +54,10 @@ $(VENV_2020)/.installed: testing/requirements-2020.txt
 	$(venv_from_requirements)
 
 venv-2020: $(VENV_2020)/.installed
+
+## Both test stacks' virtualenvs, installed side by side (each is mostly waiting for PyPI).
+venvs:
+	$(MAKE) -j2 venv venv-2020
 
 ## Headless Chromium for the blockpages browser test: Debian's package, installed once (as root,
 ## or through sudo); nothing happens when it is already there.
@@ -94,7 +98,7 @@ lint-docker: tools
 ## Format and lint gates, the Lambda zip check, then every unit and integration test against a
 ## real stack of today's server started once (the Lambda tests also run the zip's bootstrap), then
 ## the compatibility leg on the 2020 server.
-test: venv venv-2020 lint lint-docker lambda-zip-check $(CHROMIUM)
+test: venvs lint lint-docker lambda-zip-check $(CHROMIUM)
 	cargo build --workspace --all-targets
 	RSL_TEST_LAMBDA_ZIP="$(CURDIR)/$(CHECK_ZIP)" $(STACK) run -- $(TEST_RUNNER)
 	$(MAKE) test-2020
