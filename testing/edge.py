@@ -135,7 +135,7 @@ def make_front(kind, upstreams, logfile):
             except Refusal as refusal:
                 return self._refuse(refusal)
             base = urllib.parse.urlsplit(upstreams[upstream])
-            target = path + (f"?{parts.query}" if parts.query else "")
+            target = base.path.rstrip("/") + path + (f"?{parts.query}" if parts.query else "")
             # A GET's body, if any, is read and not relayed.
             length = int(self.headers.get("Content-Length") or 0)
             if length:

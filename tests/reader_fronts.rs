@@ -1,12 +1,15 @@
 //! The stack's reader fronts refuse what production refuses (testing/edge.py, SPEC §1.1): the
 //! reader tests run through them, so these tests prove they are not silent. The CDN's edge on
 //! `/v1` (`RSL_TEST_EDGE_SERVER`) and the `/v2`-shaped front (`RSL_TEST_V2_SERVER`) both stand
-//! before the stack's main Kinto.
+//! before the stack's main Kinto. The last test also proves the stack serves kinto-attachment's
+//! files as production does (a file server of their own, at the announced base URL), and `/v2`'s
+//! attachments route.
 
 mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use sha2::Digest as _;
 use support::{unique, Stack};
 
 fn var(name: &str) -> String {
@@ -208,4 +211,67 @@ async fn v2_wants_an_unquoted_expected_on_changesets_with_422() {
         let (status, _, body) = get(&url).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {body}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_come_from_the_file_server_the_capabilities_name_and_through_v2() {
+    let stack = Stack::get();
+    let v2 = var("RSL_TEST_V2_SERVER");
+    let editor = stack.editor();
+    let bid = unique("fronts-files");
+    editor.create_bucket(&bid).await;
+    editor.create_collection(&bid, "files").await;
+    // kinto-attachment's upload: a multipart form with the file as `attachment`.
+    let boundary = "rsl-test-boundary-7f3a";
+    let content = "hello from an attachment\n";
+    let form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"hello.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\n{content}\r\n--{boundary}--\r\n"
+    );
+    let (user, password) = stack.editor.split_once(':').unwrap();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/buckets/{bid}/collections/files/records/r1/attachment",
+            stack.server
+        ))
+        .basic_auth(user, Some(password))
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+    let record = editor.records_by_id(&bid, "files").await["r1"].clone();
+    let location = record["attachment"]["location"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // As production stores it: relative to the announced base URL.
+    assert!(location.starts_with(&format!("{bid}/files/")), "{location}");
+    let (_, _, info) = get(&format!("{}/", stack.server)).await;
+    let base_url = info["capabilities"]["attachments"]["base_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for url in [
+        format!("{base_url}{location}"),
+        format!("{v2}/attachments/{location}"),
+    ] {
+        let body = reader()
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, content, "{url}");
+    }
+    let hash = record["attachment"]["hash"].as_str().unwrap();
+    assert_eq!(hash, format!("{:x}", sha2::Sha256::digest(content)));
 }

@@ -410,6 +410,17 @@ mod tests {
     }
 
     #[test]
+    fn cache_busting_values_are_what_the_services_own_monitors_send_and_change() {
+        let values: std::collections::BTreeSet<u64> = (0..50)
+            .map(|_| cache_bust().parse().expect("a number"))
+            .collect();
+        assert!(values
+            .iter()
+            .all(|v| (999_999_000_000..=999_999_999_999).contains(v)));
+        assert!(values.len() > 45, "{values:?}");
+    }
+
+    #[test]
     fn an_object_answer_needs_its_data_object() {
         let answer = |body: &str| crate::client::Response {
             url: reqwest::Url::parse("http://h/v1/buckets/b/collections/c").unwrap(),
