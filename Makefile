@@ -3,9 +3,16 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 STACK := $(VENV)/bin/python testing/stack.py
+# The 2020 server (Kinto 14.8, kinto-signer, kinto-changes): the compatibility leg, its own venv.
+VENV_2020 := .venv-2020
+STACK_2020 := $(VENV_2020)/bin/python testing/stack.py --server 2020 --workdir .stack-2020
 BIN := target/release/remote-settings-lambdas
 # cargo-nextest when the machine has it (it runs each test in its own process), else cargo test.
-TEST_RUNNER := $(shell cargo nextest --version >/dev/null 2>&1 && echo "cargo nextest run --workspace --no-fail-fast" || echo "cargo test --workspace --no-fail-fast")
+# The main suite runs on today's server; tests/compat_2020.rs (names ending in _on_the_2020_server)
+# runs on the 2020 one only.
+HAS_NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
+TEST_RUNNER := $(if $(HAS_NEXTEST),cargo nextest run --workspace --no-fail-fast -E 'not binary(compat_2020)',cargo test --workspace --no-fail-fast -- --skip _on_the_2020_server)
+COMPAT_RUNNER := $(if $(HAS_NEXTEST),cargo nextest run --no-fail-fast --test compat_2020,cargo test --no-fail-fast --test compat_2020)
 
 # Release packaging (see README "Deploy"): the Lambda build links against glibc 2.34 (provided.al2023)
 # through cargo-zigbuild and zig, both from PyPI into $(TOOLS), with hadolint for the Dockerfile.
@@ -16,7 +23,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | 
 LAMBDA_ZIP := dist/remote-settings-lambdas-$(VERSION)-lambda-al2023-x86_64.zip
 CHECK_ZIP := dist/lambda-check.zip
 
-.PHONY: test lint demo bench venv clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer audit fuzz
+.PHONY: test test-2020 lint demo bench venv venv-2020 venvs clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer audit fuzz
 
 # A virtualenv in the target's directory with the requirements file of its first prerequisite.
 define venv_from_requirements
@@ -25,11 +32,32 @@ $(@D)/bin/pip install --quiet --disable-pip-version-check -r $<
 touch $@
 endef
 
-## The Python side of the test stack (Kinto + signer + changes, moto), from PyPI.
+## The plugin today's Remote Settings runs, kinto-remote-settings at commit 493d7f59 (not on PyPI):
+## the shared copy beside the clone when there is one (../shared/vendor), else its git repository.
+## Any pip requirement URL works: make venv KINTO_REMOTE_SETTINGS=git+https://...#subdirectory=...
+KINTO_REMOTE_SETTINGS_COPY := ../shared/vendor/kinto-remote-settings-493d7f59.tar.gz
+KINTO_REMOTE_SETTINGS ?= $(if $(wildcard $(KINTO_REMOTE_SETTINGS_COPY)),file://$(abspath $(KINTO_REMOTE_SETTINGS_COPY))#subdirectory=kinto-remote-settings,git+https://github.com/mozilla/remote-settings@493d7f59#subdirectory=kinto-remote-settings)
+
+## The Python side of the test stack, today's server (Kinto 26, kinto-attachment, moto from PyPI;
+## kinto-remote-settings as above: it declares Python >= 3.12 and runs on 3.11).
 $(VENV)/.installed: testing/requirements.txt
-	$(venv_from_requirements)
+	$(PYTHON) -m venv $(@D)
+	$(@D)/bin/pip install --quiet --disable-pip-version-check -r $<
+	$(@D)/bin/pip install --quiet --disable-pip-version-check --ignore-requires-python \
+		"kinto-remote-settings @ $(KINTO_REMOTE_SETTINGS)"
+	touch $@
 
 venv: $(VENV)/.installed
+
+## The 2020 server for the compatibility leg, from PyPI.
+$(VENV_2020)/.installed: testing/requirements-2020.txt
+	$(venv_from_requirements)
+
+venv-2020: $(VENV_2020)/.installed
+
+## Both test stacks' virtualenvs, installed side by side (each is mostly waiting for PyPI).
+venvs:
+	$(MAKE) -j2 venv venv-2020
 
 ## Headless Chromium for the blockpages browser test: Debian's package, installed once (as root,
 ## or through sudo); nothing happens when it is already there.
@@ -68,10 +96,16 @@ lint-docker: tools
 	$(TOOLS)/bin/hadolint Dockerfile
 
 ## Format and lint gates, the Lambda zip check, then every unit and integration test against a
-## real stack started once (the Lambda tests also run the zip's bootstrap).
-test: venv lint lint-docker lambda-zip-check $(CHROMIUM)
+## real stack of today's server started once (the Lambda tests also run the zip's bootstrap), then
+## the compatibility leg on the 2020 server.
+test: venvs lint lint-docker lambda-zip-check $(CHROMIUM)
 	cargo build --workspace --all-targets
 	RSL_TEST_LAMBDA_ZIP="$(CURDIR)/$(CHECK_ZIP)" $(STACK) run -- $(TEST_RUNNER)
+	$(MAKE) test-2020
+
+## The compatibility leg alone: one end-to-end run of each command against the 2020 server.
+test-2020: venv-2020
+	$(STACK_2020) run -- $(COMPAT_RUNNER)
 
 ## Dependency audit (README "Dependency audit"), not part of `make test`: cargo-deny checks
 ## licenses, bans (duplicates warn, wildcards fail) and sources against deny.toml, offline; then
@@ -112,7 +146,7 @@ bench-writer:
 	$(MAKE) bench BENCH_ARGS="--only consistency_checks,refresh_signature $(BENCH_ARGS)"
 
 clean-stack:
-	rm -rf .stack
+	rm -rf .stack .stack-2020
 
 ## Fuzzing (not part of `make test`): cargo-fuzz from crates.io into $(TOOLS)/fuzz, libFuzzer with
 ## the nightly flags cargo-fuzz needs enabled on the stable toolchain by RUSTC_BOOTSTRAP=1. Each

@@ -145,6 +145,7 @@ class Seeder:
         self.put_records(bucket, cid, records)
         path = f"/buckets/{bucket}/collections/{cid}"
         if SOURCES[bucket][1]:
+            stack_module.add_reviewer(self.server, bucket, cid)
             self.request("PATCH", path, "editor", {"data": {"status": "to-review"}})
             self.request("PATCH", path, "reviewer", {"data": {"status": "to-sign"}})
         else:

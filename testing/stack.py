@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
 """The real Remote Settings test stack, on loopback, for the project's tests, demo and benchmarks.
 
-It runs, on free ports:
+It runs, on free ports, Remote Settings as the service runs today (`--server today`, the default:
+Kinto 26 with kinto-remote-settings, the history plugin and kinto-attachment) or as it ran in 2020
+(`--server 2020`: Kinto 14.8 with kinto-signer and kinto-changes, the compatibility leg; run it with
+the Python of .venv-2020):
 - an Autograph-shaped signing service (in this process): `POST /sign/data` signs with ECDSA P-384
   like Autograph's content-signature signer, and `GET /chains/<name>.pem` serves x5u chains from a
   PKI generated for this run (RSA root, P-384 intermediate with a name constraint, P-384 leaves);
-- three Kinto 14.8 servers with kinto-signer and kinto-changes (memory backends): "main",
+- three Kinto servers with the signer and changes plugins (memory backends): "main",
   "small pages" (`kinto.paginate_by = 3`) and "bulk" (for tests and benchmarks that write thousands
   of records: its own process, so they neither wait for nor slow down the others, and permissions
   looked up through an index, see kinto_indexed_permission.py), all signing through that service;
-- a fourth Kinto, "reader", with kinto-changes only: a server without `capabilities.signer`, like a
-  Remote Settings reader node;
+- a fourth Kinto, "reader", with the changes plugin only: a server without `capabilities.signer`,
+  like a Remote Settings reader node;
+- a static file server for kinto-attachment's files (one folder per Kinto), as production serves
+  them: `capabilities.attachments.base_url` points at it;
+- production's reader fronts before the main Kinto (edge.py, in this process): the CDN's edge rules
+  on /v1 (RSL_TEST_EDGE_SERVER) and a /v2-shaped front (RSL_TEST_V2_SERVER);
 - an S3-compatible server (moto) for blockpages_generator.
 
 Negative signing cases are chosen by the data itself, so tests running in parallel never disturb
@@ -45,6 +52,7 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import edge
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -376,7 +384,7 @@ kinto.bucket_create_principals = system.Authenticated
 kinto.bucket_write_principals = {admin}
 kinto.paginate_by = {paginate_by}
 kinto.batch_max_requests = 25
-kinto.includes = kinto_changes kinto_signer
+kinto.includes = {includes}
 kinto.changes.resources =
     /buckets/main
     /buckets/main-preview
@@ -391,17 +399,16 @@ kinto.signer.resources =
     /buckets/security-state-staging -> /buckets/security-state-preview -> /buckets/security-state
     /buckets/pinning-workspace/collections/pins -> /buckets/pinning/collections/pins-v2
     /buckets/restricted-workspace -> /buckets/restricted
-kinto.signer.signer_backend = kinto_signer.signer.autograph
+kinto.signer.signer_backend = {signer_backend}
 kinto.signer.autograph.server_url = {autograph}
 kinto.signer.autograph.hawk_id = remote-settings
 kinto.signer.autograph.hawk_secret = {hawk_secret}
 kinto.signer.security-state-staging.autograph.hawk_id = onecrl
 kinto.signer.to_review_enabled = true
-kinto.signer.group_check_enabled = false
 kinto.signer.staging.to_review_enabled = false
 kinto.signer.restricted-workspace.to_review_enabled = false
 kinto.signer.pinning-workspace.pins.to_review_enabled = false
-
+{server_settings}
 [server:main]
 use = egg:waitress#main
 host = 127.0.0.1
@@ -431,6 +438,37 @@ formatter = generic
 format = %(asctime)s %(levelname)s [%(name)s] %(message)s
 """
 
+# The two servers the stack can run. "today" is Remote Settings as it runs in 2026 (Kinto 26 with
+# kinto-remote-settings, the history plugin and kinto-attachment, review groups enforced): the main
+# stack. "2020" is Kinto 14.8 with kinto-signer 8.1.1 and kinto-changes 4.1.2, the compatibility leg
+# (its own virtualenv, testing/requirements-2020.txt). Each names its plugins for a signing server
+# and for a reader node (no signer), its Autograph backend, and settings of its own.
+FLAVOURS = {
+    "today": {
+        # kinto_serial_signer_config: see its file (a thread race of the plugin under waitress).
+        "includes": "kinto_serial_signer_config kinto.plugins.history kinto_attachment "
+                    "kinto_remote_settings",
+        "reader_includes": "kinto.plugins.history kinto_attachment kinto_remote_settings.changes",
+        "signer_backend": "kinto_remote_settings.signer.backends.autograph",
+        # As production: records keep a relative `location`, the files are served by a static
+        # file server whose root URL the capabilities announce.
+        "server_settings": """\
+kinto.signer.security-state-staging.autograph.key_ids = onecrl
+kinto.attachment.base_path = {attachments_dir}
+kinto.attachment.base_url =
+kinto.attachment.extra.base_url = {attachments_url}
+kinto.attachment.folder = {{bucket_id}}/{{collection_id}}
+kinto.attachment.extensions = any
+""",
+    },
+    "2020": {
+        "includes": "kinto_changes kinto_signer",
+        "reader_includes": "kinto_changes",
+        "signer_backend": "kinto_signer.signer.autograph",
+        "server_settings": "kinto.signer.group_check_enabled = false\n",
+    },
+}
+
 # Workspace buckets: writable by editor and reviewer (restricted-workspace: by admin only).
 WORKSPACES = ["main-workspace", "staging", "security-state-staging", "pinning-workspace"]
 # Preview and destination buckets: created before kinto-signer creates them on a first signature
@@ -458,8 +496,9 @@ def http(method, url, auth=None, body=None, timeout=10):
 
 
 class Stack:
-    def __init__(self, workdir):
+    def __init__(self, workdir, flavour="today"):
         self.workdir = workdir
+        self.flavour = flavour
         self.procs = []
         self.env = {}
 
@@ -478,6 +517,19 @@ class Stack:
         threading.Thread(target=self.autograph.serve_forever, daemon=True).start()
         autograph_url = f"http://127.0.0.1:{port_holder[0]}"
 
+        # kinto-attachment's files, one folder per server, served as production serves them: by
+        # a static file server of their own, not by Kinto.
+        self.attachments_dir = os.path.join(self.workdir, "attachments")
+        os.makedirs(self.attachments_dir)
+        files_port = free_port()
+        files_log = open(os.path.join(self.workdir, "attachments.log"), "wb")
+        self.procs.append(("attachments", subprocess.Popen(
+            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+             self.attachments_dir, str(files_port)],
+            stdout=files_log, stderr=subprocess.STDOUT, start_new_session=True,
+        ), files_log.name))
+        self.attachments_url = f"http://127.0.0.1:{files_port}"
+
         servers = {}
         for name, paginate_by in [("main", 10000), ("small-pages", 3), ("bulk", 10000)]:
             servers[name] = self.start_kinto(
@@ -492,9 +544,22 @@ class Stack:
         ), moto_log.name))
         for name, url in [*servers.items(), ("reader", reader)]:
             self.wait_ready(name, url + "/")
+        self.wait_ready("attachments", self.attachments_url + "/")
         self.wait_ready("moto", f"http://127.0.0.1:{s3_port}/moto-api/")
         for url in servers.values():
             self.setup_kinto(url)
+        # The reader fronts of production, before the main server: the CDN's edge on /v1 and /v2.
+        upstreams = {
+            "kinto": servers["main"][: -len("/v1")],
+            "chains": autograph_url,
+            "attachments": f"{self.attachments_url}/main",
+        }
+        self.fronts = {
+            kind: edge.start_front(kind, upstreams, os.path.join(self.workdir, f"{kind}.log"))
+            for kind in ("edge", "v2")
+        }
+        edge_url = f"http://127.0.0.1:{self.fronts['edge'].server_address[1]}/v1"
+        v2_url = f"http://127.0.0.1:{self.fronts['v2'].server_address[1]}/v2"
         self.env = {
             "RSL_TEST_SERVER": servers["main"],
             "RSL_TEST_SMALL_PAGES_SERVER": servers["small-pages"],
@@ -502,36 +567,48 @@ class Stack:
             # For benchmarks that account for the server's CPU time (/proc/<pid>/stat).
             "RSL_TEST_BULK_PID": str(next(p.pid for n, p, _ in self.procs if n == "kinto-bulk")),
             "RSL_TEST_READER_SERVER": reader,
+            # The main server behind production's reader CDN rules, and behind a /v2 front.
+            "RSL_TEST_EDGE_SERVER": edge_url,
+            "RSL_TEST_V2_SERVER": v2_url,
             "RSL_TEST_AUTOGRAPH_URL": autograph_url,
             "RSL_TEST_ROOT_HASH": self.pki.root_hash,
             "RSL_TEST_ROOT_PEM": os.path.join(self.workdir, "root.pem"),
             "RSL_TEST_S3_ENDPOINT": f"http://127.0.0.1:{s3_port}",
             "RSL_TEST_LOG_DIR": self.workdir,
+            "RSL_TEST_STACK_FLAVOUR": self.flavour,
+            "RSL_TEST_ATTACHMENTS_URL": self.attachments_url,
         }
         for user in USERS:
             self.env[f"RSL_TEST_{user.upper()}_AUTH"] = f"{user}:{USERS[user]}"
             self.env[f"RSL_TEST_{user.upper()}_ID"] = userid(user)
-        log(f"ready in {time.monotonic() - started:.1f}s: Kinto {servers['main']}, "
+        log(f"ready in {time.monotonic() - started:.1f}s ({self.flavour} server): "
+            f"Kinto {servers['main']}, "
             f"small pages {servers['small-pages']}, bulk {servers['bulk']}, reader {reader}, "
+            f"edge {edge_url}, /v2 {v2_url}, "
             f"autograph {autograph_url}, S3 http://127.0.0.1:{s3_port}; logs in {self.workdir}")
 
     def start_kinto(self, name, paginate_by, autograph_url, indexed_permissions=False, signer=True):
         port = free_port()
         ini = os.path.join(self.workdir, f"kinto-{name}.ini")
+        flavour = FLAVOURS[self.flavour]
+        attachments_dir = os.path.join(self.attachments_dir, name)
+        os.makedirs(attachments_dir)
         config = KINTO_INI.format(
             hmac_secret=HMAC_SECRET, admin=userid("admin"), paginate_by=paginate_by,
             autograph=autograph_url, hawk_secret=HAWK_SECRET, port=port,
+            includes=flavour["includes" if signer else "reader_includes"],
+            signer_backend=flavour["signer_backend"],
+            server_settings=flavour["server_settings"].format(
+                attachments_dir=attachments_dir,
+                attachments_url=f"{self.attachments_url}/{name}/",
+            ),
         )
-        env = None
+        # The stack's own Kinto includes and backends are in this directory.
+        env = dict(os.environ, PYTHONPATH=HERE)
         if indexed_permissions:
             stock = "kinto.permission_backend = kinto.core.permission.memory"
             assert stock in config, "the Kinto settings no longer name the memory permission backend"
             config = config.replace(stock, "kinto.permission_backend = kinto_indexed_permission")
-            env = dict(os.environ, PYTHONPATH=HERE)
-        if not signer:
-            # Without the plugin its settings are ignored.
-            config = config.replace("kinto.includes = kinto_changes kinto_signer",
-                                    "kinto.includes = kinto_changes")
         with open(ini, "w") as f:
             f.write(config)
         logfile = open(os.path.join(self.workdir, f"kinto-{name}.log"), "wb")
@@ -592,6 +669,9 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         self.procs = []
+        for front in getattr(self, "fronts", {}).values():
+            front.shutdown()
+        self.fronts = {}
         if getattr(self, "autograph", None):
             self.autograph.shutdown()
             self.autograph = None
@@ -604,6 +684,15 @@ class Stack:
                     sys.stderr.write(f.read().decode(errors="replace")[-3000:] + "\n")
             except OSError:
                 pass
+
+
+def add_reviewer(server, bid, cid):
+    """Put the reviewer in the reviewers group of a source collection, as an administrator of
+    today's service does: kinto-remote-settings creates `{cid}-editors` (with the creator) and an
+    empty `{cid}-reviewers` with the collection, and refuses a review from outside the latter. (The
+    2020 server checks no groups: there it is a plain group.)"""
+    http("PUT", f"{server}/buckets/{bid}/groups/{cid}-reviewers", auth="editor",
+         body={"data": {"members": [userid("reviewer")]}})
 
 
 # --- Demo data -----------------------------------------------------------------------------------
@@ -642,6 +731,7 @@ def seed_demo(server):
             http("PATCH", f"{server}/buckets/{bid}/collections/{cid}", auth="editor",
                  body={"data": {"status": "to-sign"}})
         else:
+            add_reviewer(server, bid, cid)
             http("PATCH", f"{server}/buckets/{bid}/collections/{cid}", auth="editor",
                  body={"data": {"status": "to-review"}})
             http("PATCH", f"{server}/buckets/{bid}/collections/{cid}", auth="reviewer",
@@ -653,6 +743,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("mode", choices=["run", "demo", "serve"])
     parser.add_argument("--workdir", default=os.path.join(ROOT, ".stack"))
+    parser.add_argument(
+        "--server", choices=sorted(FLAVOURS), default="today",
+        help="today's Remote Settings (the main stack) or the 2020 one (the compatibility leg); "
+             "run it with the Python of the virtualenv that holds that server",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -661,7 +756,7 @@ def main():
 
     if os.path.isdir(args.workdir):
         shutil.rmtree(args.workdir)
-    stack = Stack(args.workdir)
+    stack = Stack(args.workdir, args.server)
 
     def on_signal(signum, frame):
         stack.stop()

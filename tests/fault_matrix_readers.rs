@@ -80,11 +80,11 @@ async fn validate_changes_collection_retries_transient_faults_and_never_reports_
     let targets = vec![
         Target::new(
             "monitor/changes",
-            Match::contains("/collections/mon/records"),
+            Match::contains("/collections/mon/changeset"),
         ),
         Target::new(
             "records timestamp",
-            Match::contains("/collections/c1/records"),
+            Match::contains("/collections/c1/changeset"),
         ),
     ];
     let run = async |server: &str| {
@@ -172,7 +172,7 @@ async fn validate_signature_retries_transient_faults_and_never_reports_unread_co
     let targets = vec![
         Target::new(
             "monitor/changes",
-            Match::contains(format!("/buckets/{mon}/collections/changes/records")),
+            Match::contains(format!("/buckets/{mon}/collections/changes/changeset")),
         ),
         Target::new(
             "changeset",
@@ -215,8 +215,16 @@ async fn validate_signature_retries_transient_faults_and_never_reports_unread_co
                 let (r, seen, origin) = if cell.target == "x5u" {
                     let x5u_proxy = Proxy::start(&format!("{x5u_origin}/")).await;
                     let mut doc = changeset.clone();
-                    doc["metadata"]["signature"]["x5u"] =
-                        json!(format!("{}{}", x5u_proxy.url, t.on.path));
+                    // In `signature` and in every `signatures[]` entry (today's server).
+                    let x5u = json!(format!("{}{}", x5u_proxy.url, t.on.path));
+                    doc["metadata"]["signature"]["x5u"] = x5u.clone();
+                    for entry in doc["metadata"]["signatures"]
+                        .as_array_mut()
+                        .into_iter()
+                        .flatten()
+                    {
+                        entry["x5u"] = x5u.clone();
+                    }
                     kinto.fail_always(
                         &format!("/collections/{a}/changeset"),
                         Fault::Body(doc.to_string()),
@@ -278,7 +286,7 @@ async fn consistency_checks_retries_transient_faults_and_never_reports_unread_co
         Target::new("server info", Match::exact("/v1/")),
         Target::new(
             "monitor/changes",
-            Match::contains(format!("/buckets/{mon}/collections/changes/records")),
+            Match::contains(format!("/buckets/{mon}/collections/changes/changeset")),
         ),
         Target::new(
             "source changeset",

@@ -71,7 +71,9 @@ fn refresh_on(label: &str, mon: &str, cid: &str) -> Match {
     let source = format!("/v1/buckets/staging/collections/{cid}");
     match label {
         "server info" => Match::exact("/v1/"),
-        "monitor/changes" => Match::contains(format!("/buckets/{mon}/collections/changes/records")),
+        "monitor/changes" => {
+            Match::contains(format!("/buckets/{mon}/collections/changes/changeset"))
+        }
         "source metadata" => Match::exact(source).method("GET"),
         "PATCH to-resign" => Match::exact(source).method("PATCH"),
         other => panic!("{other}"),

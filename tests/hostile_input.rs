@@ -326,7 +326,7 @@ async fn hostile_x5u_hosts_and_malformed_signatures_are_per_collection_errors() 
 /// Every request the proxy saw is the monitor list or a changeset of a listed collection.
 fn assert_requests_within(proxy: &Proxy, monitor: &(String, String), names: &[String]) {
     let list = format!(
-        "GET /v1/buckets/{}/collections/{}/records",
+        "GET /v1/buckets/{}/collections/{}/changeset",
         monitor.0, monitor.1
     );
     for request in proxy.requests() {

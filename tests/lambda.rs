@@ -128,7 +128,7 @@ async fn event_keys_override_env_and_scheduled_or_non_object_events_fall_back_to
     let post = api.outcome(&overridden).await;
     assert_eq!(post.error().0, "ValidationError", "{}", lambda.stderr());
     assert_eq!(
-        proxy.count(&format!("/buckets/{bad}/collections/mon/records")),
+        proxy.count(&format!("/buckets/{bad}/collections/mon/changeset")),
         1
     );
 
@@ -181,7 +181,7 @@ async fn invocations_in_one_process_are_independent() {
     let (error_type, message) = post.error();
     assert_eq!(error_type, "HttpError");
     assert!(
-        message.contains(&format!("/buckets/{private}/collections/mon/records"))
+        message.contains(&format!("/buckets/{private}/collections/mon/changeset"))
             && message.contains("HTTP 401"),
         "{message}"
     );
@@ -257,7 +257,7 @@ async fn runtime_failures_post_http_and_incomplete_errors() {
     let _lambda = Bootstrap::start(&api, "validate_changes_collection", &env);
 
     // One collection cannot be read: the report is incomplete.
-    proxy.fail("/collections/c1/records", vec![Fault::Status(503, None)]);
+    proxy.fail("/collections/c1/changeset", vec![Fault::Status(503, None)]);
     let id = api.invoke(&json!({}));
     let post = api.outcome(&id).await;
     let (error_type, message) = post.error();
@@ -268,14 +268,14 @@ async fn runtime_failures_post_http_and_incomplete_errors() {
     );
 
     // The monitor collection cannot be read: the run stops.
-    proxy.fail("/collections/mon/records", vec![Fault::Reset]);
+    proxy.fail("/collections/mon/changeset", vec![Fault::Reset]);
     let id = api.invoke(&json!({}));
     let post = api.outcome(&id).await;
     let (error_type, message) = post.error();
     assert_eq!(error_type, "HttpError");
     assert!(
         message.contains(&format!(
-            "{}/buckets/{bid}/collections/mon/records",
+            "{}/buckets/{bid}/collections/mon/changeset",
             proxy.url
         )),
         "{message}"

@@ -21,7 +21,7 @@ async fn healthy_server_reports_every_entry_ok_and_exits_0() {
     let (bid, targets) = monitored(&stack.editor(), 3).await.split();
     let run = run_bin(
         &["validate_changes_collection"],
-        &monitor_env(&stack.server, &bid),
+        &monitor_env(&stack.edge, &bid),
     )
     .await;
     assert_eq!(run.code, 0, "{run:?}");
@@ -45,7 +45,7 @@ async fn a_wrong_last_modified_is_not_ok_with_both_timestamps_and_exit_1() {
     claim(&kinto, &bid, 1, wrong).await;
     let run = run_bin(
         &["validate-changes-collection"],
-        &monitor_env(&stack.server, &bid),
+        &monitor_env(&stack.edge, &bid),
     )
     .await;
     assert_eq!(run.code, 1, "{run:?}");
@@ -86,15 +86,15 @@ async fn json_output_parses_and_carries_the_same_results_as_text() {
     claim(&kinto, &bid, 0, wrong).await;
     let text = run_bin(
         &["validate_changes_collection"],
-        &monitor_env(&stack.server, &bid),
+        &monitor_env(&stack.edge, &bid),
     )
     .await;
     let json_run = run_bin(
         &["validate_changes_collection", "--json"],
-        &monitor_env(&stack.server, &bid),
+        &monitor_env(&stack.edge, &bid),
     )
     .await;
-    let mut with_env = monitor_env(&stack.server, &bid);
+    let mut with_env = monitor_env(&stack.edge, &bid);
     with_env.push(("OUTPUT", "json"));
     let env_run = run_bin(&["validate_changes_collection"], &with_env).await;
     assert_eq!((text.code, json_run.code, env_run.code), (1, 1, 1));
@@ -134,29 +134,50 @@ async fn json_output_parses_and_carries_the_same_results_as_text() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_page_of_the_monitor_collection_is_read() {
+async fn the_monitor_list_is_one_fresh_changeset_and_each_timestamp_one_more() {
     let stack = Stack::get();
-    // This server pages by 3: 8 entries take 3 pages.
-    let kinto = Kinto::new(&stack.small_pages_server, &stack.editor);
-    let (bid, targets) = monitored(&kinto, 8).await.split();
-    let proxy = Proxy::start(&stack.small_pages_server).await;
-    let run = run_bin(
-        &["validate_changes_collection"],
-        &monitor_env(&proxy.url, &bid),
-    )
-    .await;
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(run.lines().len(), 8);
-    for (cid, ts) in &targets {
-        assert!(run
-            .stdout
-            .contains(&format!("Etag OK for {bid}/{cid} : {ts}")));
+    let (bid, targets) = monitored(&stack.editor(), 5).await.split();
+    let proxy = Proxy::start(&stack.edge).await;
+    let mut bust_values = Vec::new();
+    for _ in 0..2 {
+        let run = run_bin(
+            &["validate_changes_collection"],
+            &monitor_env(&proxy.url, &bid),
+        )
+        .await;
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(run.lines().len(), 5);
+        let requests = proxy.requests();
+        // One request for the list, one per collection: each a changeset, none a records list.
+        let list = format!("GET /v1/buckets/{bid}/collections/mon/changeset?_expected=");
+        let lists: Vec<&String> = requests.iter().filter(|r| r.starts_with(&list)).collect();
+        assert_eq!(lists.len(), bust_values.len() + 1, "{requests:#?}");
+        let value: u64 = lists.last().unwrap()[list.len()..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (999_999_000_000..=999_999_999_999).contains(&value),
+            "{value}"
+        );
+        bust_values.push(value);
+        for (cid, ts) in &targets {
+            let path = format!("GET /v1/buckets/{bid}/collections/{cid}/changeset?_expected=");
+            let asked: Vec<&String> = requests.iter().filter(|r| r.starts_with(&path)).collect();
+            assert_eq!(asked.len(), bust_values.len(), "{requests:#?}");
+            assert!(
+                asked[0].contains(&format!("_since=%22{ts}%22")),
+                "{}",
+                asked[0]
+            );
+        }
+        assert_eq!(requests.len(), bust_values.len() * 6, "{requests:#?}");
     }
-    assert_eq!(
-        proxy.count("/collections/mon/records"),
-        3,
-        "{:#?}",
-        proxy.requests()
+    assert_ne!(
+        bust_values[0], bust_values[1],
+        "a changing _expected busts the cache"
     );
 }
 
@@ -167,7 +188,9 @@ async fn the_real_monitor_changes_of_signed_collections_validate() {
     // publishes is all that changes in its monitor/changes while it runs.
     let editor = Kinto::new(&stack.small_pages_server, &stack.editor);
     let mut published = Vec::new();
-    for i in 0..4 {
+    // Today's plugin bounds a changeset by the server's page size (3 here), the monitor list too:
+    // three collections fit.
+    for i in 0..3 {
         let cid = unique(&format!("pub{i}"));
         editor.create_collection("staging", &cid).await;
         editor
@@ -203,25 +226,25 @@ async fn the_real_monitor_changes_of_signed_collections_validate() {
 async fn transient_faults_are_retried_and_the_run_succeeds() {
     let stack = Stack::get();
     let (bid, targets) = monitored(&stack.editor(), 4).await.split();
-    let proxy = Proxy::start(&stack.server).await;
+    let proxy = Proxy::start(&stack.edge).await;
     proxy.fail(
-        "/collections/mon/records",
+        "/collections/mon/changeset",
         vec![Fault::Reset, Fault::Status(503, Some(1))],
     );
     proxy.fail(
-        "/collections/c0/records",
+        "/collections/c0/changeset",
         vec![Fault::Status(429, Some(0)), Fault::Status(502, None)],
     );
     proxy.fail(
-        "/collections/c1/records",
+        "/collections/c1/changeset",
         vec![Fault::Delay(Duration::from_millis(1500))],
     );
     proxy.fail(
-        "/collections/c2/records",
+        "/collections/c2/changeset",
         vec![Fault::Truncate, Fault::Status(504, None)],
     );
     proxy.fail(
-        "/collections/c3/records",
+        "/collections/c3/changeset",
         vec![Fault::Body("not json".into())],
     );
     let mut e = monitor_env(&proxy.url, &bid);
@@ -237,12 +260,12 @@ async fn transient_faults_are_retried_and_the_run_succeeds() {
             run.stdout
         );
     }
-    assert_eq!(proxy.count("/collections/mon/records"), 3);
-    assert_eq!(proxy.count("/collections/c0/records"), 3);
-    assert_eq!(proxy.count("/collections/c1/records"), 2);
-    assert_eq!(proxy.count("/collections/c2/records"), 3);
+    assert_eq!(proxy.count("/collections/mon/changeset"), 3);
+    assert_eq!(proxy.count("/collections/c0/changeset"), 3);
+    assert_eq!(proxy.count("/collections/c1/changeset"), 2);
+    assert_eq!(proxy.count("/collections/c2/changeset"), 3);
     // A 200 whose body is not what was asked for (no ETag, not JSON) is retried too.
-    assert_eq!(proxy.count("/collections/c3/records"), 2);
+    assert_eq!(proxy.count("/collections/c3/changeset"), 2);
     // Retry-After: 1 on the monitor read was honoured.
     assert!(started.elapsed() >= Duration::from_secs(1));
 }
@@ -251,18 +274,18 @@ async fn transient_faults_are_retried_and_the_run_succeeds() {
 async fn persistent_faults_give_up_after_the_retries_with_exit_3_naming_the_url() {
     let stack = Stack::get();
     let bid = monitored(&stack.editor(), 2).await.bucket;
-    let proxy = Proxy::start(&stack.server).await;
-    proxy.fail_always("/collections/c1/records", Fault::Status(503, None));
+    let proxy = Proxy::start(&stack.edge).await;
+    proxy.fail_always("/collections/c1/changeset", Fault::Status(503, None));
     let mut e = monitor_env(&proxy.url, &bid);
     e.push(("REQUESTS_NB_RETRIES", "2"));
     let run = run_bin(&["validate_changes_collection"], &e).await;
     assert_eq!(run.code, 3, "{run:?}");
     assert_eq!(
-        proxy.count("/collections/c1/records"),
+        proxy.count("/collections/c1/changeset"),
         3,
         "1 attempt + 2 retries"
     );
-    let url = format!("{}/buckets/{bid}/collections/c1/records", proxy.url);
+    let url = format!("{}/buckets/{bid}/collections/c1/changeset", proxy.url);
     assert!(run.stderr.contains(&url), "{}", run.stderr);
     assert!(
         run.stderr.contains("after 3 attempts: HTTP 503"),
@@ -279,12 +302,12 @@ async fn persistent_faults_give_up_after_the_retries_with_exit_3_naming_the_url(
     );
 
     // Unreachable server: exit 3, the URL in the message.
-    proxy.fail_always("/collections/mon/records", Fault::Reset);
+    proxy.fail_always("/collections/mon/changeset", Fault::Reset);
     let run = run_bin(&["validate_changes_collection"], &e).await;
     assert_eq!(run.code, 3, "{run:?}");
     assert!(
         run.stderr.contains(&format!(
-            "{}/buckets/{bid}/collections/mon/records",
+            "{}/buckets/{bid}/collections/mon/changeset",
             proxy.url
         )),
         "{}",
@@ -297,14 +320,14 @@ async fn persistent_faults_give_up_after_the_retries_with_exit_3_naming_the_url(
 async fn a_404_is_not_retried() {
     let stack = Stack::get();
     let bid = monitored(&stack.editor(), 2).await.bucket;
-    let proxy = Proxy::start(&stack.server).await;
-    proxy.fail_always("/collections/c0/records", Fault::Status(404, None));
+    let proxy = Proxy::start(&stack.edge).await;
+    proxy.fail_always("/collections/c0/changeset", Fault::Status(404, None));
     let run = run_bin(
         &["validate_changes_collection"],
         &monitor_env(&proxy.url, &bid),
     )
     .await;
-    assert_eq!(proxy.count("/collections/c0/records"), 1);
+    assert_eq!(proxy.count("/collections/c0/changeset"), 1);
     assert_eq!(
         run.code, 1,
         "a collection listed but missing is a finding: {run:?}"
@@ -322,8 +345,8 @@ async fn a_404_is_not_retried() {
 async fn a_kinto_backoff_header_delays_the_next_requests() {
     let stack = Stack::get();
     let bid = monitored(&stack.editor(), 1).await.bucket;
-    let proxy = Proxy::start(&stack.server).await;
-    proxy.fail("/collections/mon/records", vec![Fault::Backoff(2)]);
+    let proxy = Proxy::start(&stack.edge).await;
+    proxy.fail("/collections/mon/changeset", vec![Fault::Backoff(2)]);
     let started = Instant::now();
     let run = run_bin(
         &["validate_changes_collection"],
@@ -343,13 +366,13 @@ async fn the_in_flight_cap_holds_for_the_whole_run() {
     let stack = Stack::get();
     let bid = monitored(&stack.editor(), 10).await.bucket;
     for parallel in ["2", "5"] {
-        let proxy = Proxy::start(&stack.server).await;
+        let proxy = Proxy::start(&stack.edge).await;
         proxy.delay_all(Duration::from_millis(150));
         let mut e = monitor_env(&proxy.url, &bid);
         e.push(("PARALLEL_REQUESTS", parallel));
         let run = run_bin(&["validate_changes_collection"], &e).await;
         assert_eq!(run.code, 0, "{run:?}");
-        assert_eq!(proxy.count("/records"), 11);
+        assert_eq!(proxy.count("/changeset"), 11);
         assert_eq!(
             proxy.max_in_flight().to_string(),
             parallel,
@@ -361,7 +384,7 @@ async fn the_in_flight_cap_holds_for_the_whole_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_settings_exit_2_naming_the_variable_and_send_nothing() {
     let stack = Stack::get();
-    let proxy = Proxy::start(&stack.server).await;
+    let proxy = Proxy::start(&stack.edge).await;
     proxy.expect_no_hits();
     let cases: &[(&str, &str)] = &[
         ("PARALLEL_REQUESTS", "0"),
@@ -429,7 +452,7 @@ async fn a_failed_run_sends_exactly_one_sentry_event_without_the_password() {
     let sentry = SentryListener::start().await;
     let password = "Pa55-marker-7731";
     let auth = format!("someone:{password}");
-    let mut e = monitor_env(&stack.server, &bid);
+    let mut e = monitor_env(&stack.edge, &bid);
     e.push(("SENTRY_DSN", &sentry.dsn));
     e.push(("SENTRY_ENV", "test"));
     e.push(("AUTH", &auth));
@@ -446,7 +469,7 @@ async fn a_failed_run_sends_exactly_one_sentry_event_without_the_password() {
     assert_eq!(payload["tags"]["command"], "validate_changes_collection");
     assert_eq!(
         payload["tags"]["server"],
-        format!("{}/", stack.server.trim_end_matches('/'))
+        format!("{}/", stack.edge.trim_end_matches('/'))
     );
     assert_eq!(payload["environment"], "test");
     let failures = payload["extra"]["failures"]
@@ -462,7 +485,7 @@ async fn a_failed_run_sends_exactly_one_sentry_event_without_the_password() {
     let bid = monitored(&kinto, 1).await.bucket;
     let sentry = SentryListener::start().await;
     sentry.expect_no_hits();
-    let mut e = monitor_env(&stack.server, &bid);
+    let mut e = monitor_env(&stack.edge, &bid);
     e.push(("SENTRY_DSN", &sentry.dsn));
     let run = run_bin(&["validate_changes_collection"], &e).await;
     assert_eq!(run.code, 0);
@@ -488,22 +511,26 @@ async fn collections_published_with_and_without_review_validate() {
             ("blocklists", &direct, blocklists_ts),
         ])
         .await;
-    let run = run_bin(
-        &["validate_changes_collection"],
-        &[
-            ("SERVER", stack.server.as_str()),
-            ("BUCKET", &bid),
-            ("COLLECTION", &cid),
-        ],
-    )
-    .await;
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(
-        run.lines(),
-        vec![
-            format!("Etag OK for blocklists/{direct} : {blocklists_ts}"),
-            format!("Etag OK for main/{reviewed} : {main_ts}"),
-            format!("Etag OK for main-preview/{reviewed} : {preview_ts}"),
-        ]
-    );
+    // Behind the CDN's edge on /v1, and behind /v2 (git-reader), which serves changesets only.
+    for server in [&stack.edge, &stack.v2] {
+        let run = run_bin(
+            &["validate_changes_collection"],
+            &[
+                ("SERVER", server.as_str()),
+                ("BUCKET", &bid),
+                ("COLLECTION", &cid),
+            ],
+        )
+        .await;
+        assert_eq!(run.code, 0, "{server}: {run:?}");
+        assert_eq!(
+            run.lines(),
+            vec![
+                format!("Etag OK for blocklists/{direct} : {blocklists_ts}"),
+                format!("Etag OK for main/{reviewed} : {main_ts}"),
+                format!("Etag OK for main-preview/{reviewed} : {preview_ts}"),
+            ],
+            "{server}"
+        );
+    }
 }

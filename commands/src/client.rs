@@ -709,27 +709,6 @@ impl KintoClient {
         Ok(all)
     }
 
-    /// The records timestamp of a collection: the `ETag` of its records list.
-    pub async fn records_timestamp(
-        &self,
-        bucket: &str,
-        collection: &str,
-    ) -> Result<u64, ClientError> {
-        let path = format!("/buckets/{bucket}/collections/{collection}/records");
-        let url = self.url_with_query(&path, &[("_limit", "1")]);
-        let (_, timestamp) = self
-            .send_checked(&Request::new(Method::GET, url), |response| {
-                response
-                    .header("ETag")
-                    .and_then(|etag| etag.trim().trim_matches('"').parse().ok())
-                    .ok_or_else(|| {
-                        ClientErrorKind::Shape("no numeric ETag on the records list".into())
-                    })
-            })
-            .await?;
-        Ok(timestamp)
-    }
-
     /// Download a document from a URL that is not the Kinto server (e.g. an x5u chain): no
     /// credentials, http(s) only, the body capped at `max_bytes`.
     pub async fn get_external(&self, url: &Url, max_bytes: usize) -> Result<Vec<u8>, ClientError> {

@@ -1,5 +1,9 @@
 //! Remote Settings domain types read from a Kinto server: monitor/changes entries, server info
 //! with the signer capability and its resources.
+//!
+//! It also owns how readers ask for them: only what the production CDN and `/v2` serve. The
+//! monitor list and collection timestamps are read as changesets (`…/changeset?_expected=N`),
+//! never from `…/records` (the CDN refuses monitor/changes records, `/v2` serves no records list).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -70,14 +74,33 @@ pub fn parse_entry(record: &Value) -> Result<ChangesEntry, InvalidEntry> {
     })
 }
 
-/// Read all entries of the monitor collection; unusable ones are returned apart.
+/// A changing `_expected` that makes a CDN answer fresh: a random number from 999999000000 to
+/// 999999999999, as the service's own monitors send (`/v2` gives those a short cache life).
+pub fn cache_bust() -> String {
+    fastrand::u64(999_999_000_000..=999_999_999_999).to_string()
+}
+
+/// The path of a collection's changeset.
+fn changeset_path(bucket: &str, collection: &str) -> String {
+    format!("/buckets/{bucket}/collections/{collection}/changeset")
+}
+
+/// Read all entries of the monitor collection, fresh: its changeset with a cache-busting
+/// `_expected` (newest first, like the records list it replaces); unusable ones are returned apart.
 pub async fn read_changes(
     client: &KintoClient,
     bucket: &str,
     collection: &str,
 ) -> Result<(Vec<ChangesEntry>, Vec<InvalidEntry>), ClientError> {
-    let path = format!("/buckets/{bucket}/collections/{collection}/records");
-    let records = client.get_all(&path, &[]).await?;
+    #[derive(Deserialize)]
+    struct Changeset {
+        changes: Vec<Value>,
+    }
+    let path = changeset_path(bucket, collection);
+    let (changeset, _) = client
+        .get_json::<Changeset>(&path, &[("_expected", &cache_bust())])
+        .await?;
+    let records = changeset.changes;
     let mut entries = Vec::with_capacity(records.len());
     let mut invalid = Vec::new();
     for record in &records {
@@ -87,6 +110,48 @@ pub async fn read_changes(
         }
     }
     Ok((entries, invalid))
+}
+
+/// A collection's records timestamp as its fresh changeset gives it (`timestamp`), asking only for
+/// the changes after `since` (usually none, so the answer stays small on large collections).
+pub async fn changeset_timestamp(
+    client: &KintoClient,
+    bucket: &str,
+    collection: &str,
+    since: u64,
+) -> Result<u64, ClientError> {
+    #[derive(Deserialize)]
+    struct Changeset {
+        timestamp: u64,
+    }
+    let since = format!("\"{since}\"");
+    let (changeset, _) = client
+        .get_json::<Changeset>(
+            &changeset_path(bucket, collection),
+            &[("_expected", &cache_bust()), ("_since", &since)],
+        )
+        .await?;
+    Ok(changeset.timestamp)
+}
+
+/// Did this collection ever hold records? Its changeset since the beginning (`_since="1"`)
+/// lists tombstones too (the original's `_since=1` rule, on the endpoint readers may use).
+pub async fn ever_held_records(
+    client: &KintoClient,
+    entry: &ChangesEntry,
+) -> Result<bool, ClientError> {
+    #[derive(Deserialize)]
+    struct Changeset {
+        changes: Vec<serde::de::IgnoredAny>,
+    }
+    let expected = entry.last_modified.to_string();
+    let (changeset, _) = client
+        .get_json::<Changeset>(
+            &changeset_path(&entry.bucket, &entry.collection),
+            &[("_expected", &expected), ("_since", "\"1\"")],
+        )
+        .await?;
+    Ok(!changeset.changes.is_empty())
 }
 
 /// `GET /v1/`: the parts of the server info the commands use. Kinto always sends `capabilities`
@@ -342,6 +407,17 @@ mod tests {
             ]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn cache_busting_values_are_what_the_services_own_monitors_send_and_change() {
+        let values: std::collections::BTreeSet<u64> = (0..50)
+            .map(|_| cache_bust().parse().expect("a number"))
+            .collect();
+        assert!(values
+            .iter()
+            .all(|v| (999_999_000_000..=999_999_999_999).contains(v)));
+        assert!(values.len() > 45, "{values:?}");
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! `validate_changes_collection`: every monitor/changes entry's `last_modified` must equal the
-//! records timestamp (`ETag`) of the collection it names. Entries are checked in parallel and
-//! reported in their monitor order.
+//! records timestamp of the collection it names, the `timestamp` of its fresh changeset. Entries
+//! are checked in parallel and reported in their monitor order.
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::client::{ClientError, KintoClient};
-use crate::kinto::{ChangesEntry, CollectionRef, InvalidEntry};
+use crate::kinto::{changeset_timestamp, ChangesEntry, CollectionRef, InvalidEntry};
 use crate::monitored::{check_all, MonitorList};
 use crate::report::{client_error_json, is_finding, judge, Failure, Outcome, Report};
 use crate::command::{Command, CommandConfig, Runs};
@@ -74,10 +74,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<ChangesReport, Comman
     let list = MonitorList::read(client, monitor).await?;
     let in_progress = config.http.parallel.get();
     let mut checks = check_all(ctx, "Checking timestamps", in_progress, list.entries, |entry| async move {
-        match client
-            .records_timestamp(&entry.bucket, &entry.collection)
-            .await
-        {
+        match changeset_timestamp(client, &entry.bucket, &entry.collection, entry.last_modified).await {
             Ok(ts) if ts == entry.last_modified => EntryCheck::Ok(entry),
             Ok(ts) => EntryCheck::Mismatch {
                 entry,

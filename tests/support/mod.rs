@@ -33,8 +33,13 @@ pub struct Stack {
     pub small_pages_server: String,
     /// A server of its own for tests that write thousands of records.
     pub bulk_server: String,
-    /// A Kinto with kinto-changes but without kinto-signer: no `capabilities.signer`.
+    /// A Kinto with the changes plugin but without the signer: no `capabilities.signer`.
     pub reader_server: String,
+    /// The main server behind the production CDN's edge rules (`/v1`, testing/edge.py): what
+    /// readers are pointed at, so that a request the CDN would refuse fails the test.
+    pub edge: String,
+    /// The main server behind a `/v2`-shaped (git-reader) front.
+    pub v2: String,
     /// `user:pass` of the users: editor and reviewer write the workspace buckets, admin writes
     /// every bucket (destinations and previews too), nobody writes nothing.
     pub editor: String,
@@ -64,6 +69,8 @@ impl Stack {
             small_pages_server: var("RSL_TEST_SMALL_PAGES_SERVER"),
             bulk_server: var("RSL_TEST_BULK_SERVER"),
             reader_server: var("RSL_TEST_READER_SERVER"),
+            edge: var("RSL_TEST_EDGE_SERVER"),
+            v2: var("RSL_TEST_V2_SERVER"),
             editor: var("RSL_TEST_EDITOR_AUTH"),
             reviewer: var("RSL_TEST_REVIEWER_AUTH"),
             admin: var("RSL_TEST_ADMIN_AUTH"),
@@ -100,7 +107,7 @@ impl Stack {
     /// Ask for the signature of a source collection that has pending changes, with review
     /// where its bucket requires it.
     pub async fn sign(&self, source_bucket: &str, cid: &str) {
-        let review = matches!(source_bucket, "main-workspace" | "security-state-staging");
+        let review = REVIEWED_WORKSPACES.contains(&source_bucket);
         if review {
             self.editor()
                 .patch_collection(source_bucket, cid, json!({"status": "to-review"}))
@@ -148,6 +155,9 @@ impl Stack {
         Kinto::new(&self.server, &self.reviewer)
     }
 }
+
+/// The stack's workspaces whose changes need a review (testing/stack.py's signer settings).
+pub const REVIEWED_WORKSPACES: [&str; 2] = ["main-workspace", "security-state-staging"];
 
 /// A unique id for this test run's scratch objects.
 pub fn unique(prefix: &str) -> String {
@@ -224,6 +234,11 @@ impl Kinto {
         .await;
     }
 
+    /// Create a collection. In the workspaces with review, its review groups are then set up
+    /// as an administrator of today's service does: kinto-remote-settings creates
+    /// `{cid}-editors` (holding the creator) and an empty `{cid}-reviewers` with the collection,
+    /// and refuses a review from anyone outside the latter; the stack's reviewer goes there. (The
+    /// 2020 server checks no groups: they are plain groups there.)
     pub async fn create_collection(&self, bid: &str, cid: &str) {
         self.ok(
             reqwest::Method::PUT,
@@ -231,6 +246,14 @@ impl Kinto {
             None,
         )
         .await;
+        if REVIEWED_WORKSPACES.contains(&bid) {
+            self.ok(
+                reqwest::Method::PUT,
+                &format!("/buckets/{bid}/groups/{cid}-reviewers"),
+                Some(json!({"data": {"members": [var("RSL_TEST_REVIEWER_ID")]}})),
+            )
+            .await;
+        }
     }
 
     pub async fn put_record(&self, bid: &str, cid: &str, record: Value) -> Value {

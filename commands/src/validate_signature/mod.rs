@@ -14,7 +14,7 @@ use reqwest::Method;
 use tokio::sync::Semaphore;
 
 use crate::client::{ClientError, ClientErrorKind, KintoClient, Request};
-use crate::kinto::{ChangesEntry, CollectionRef};
+use crate::kinto::{ever_held_records, ChangesEntry, CollectionRef};
 use crate::monitored::{check_all, MonitorList};
 use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
@@ -166,22 +166,6 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<SignatureReport, Comm
         chains: run.chains.infos(),
         root_pinned: config.root_hash.is_some(),
     })
-}
-
-/// Did this collection ever hold records? Tombstones say so (the original's `_since=1` rule).
-async fn ever_held_records(
-    client: &KintoClient,
-    entry: &ChangesEntry,
-) -> Result<bool, ClientError> {
-    #[derive(serde::Deserialize)]
-    struct Page {
-        data: Vec<serde_json::Value>,
-    }
-    let path = format!("{}/records", entry.path());
-    let (page, _) = client
-        .get_json::<Page>(&path, &[("_since", "1"), ("_limit", "1")])
-        .await?;
-    Ok(!page.data.is_empty())
 }
 
 /// What the checks of one run share.
