@@ -7,7 +7,7 @@
 //! Settings come from the environment like the commands' (`SERVER`, `BUCKET`, `COLLECTION`,
 //! `PARALLEL_REQUESTS`, `REQUESTS_TIMEOUT_SECONDS`, ...).
 
-use commands::client::{KintoClient, Request};
+use commands::client::{HttpClient, Request};
 use commands::kinto::read_changes;
 use commands::settings::shared::{AUTH, MONITOR_BUCKET, MONITOR_COLLECTION};
 use commands::settings::{HttpSettings, RawSettings};
@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     let http = HttpSettings::from_settings(&raw, &AUTH)?;
     let bucket = raw.kinto_id(&MONITOR_BUCKET)?;
     let collection = raw.kinto_id(&MONITOR_COLLECTION)?;
-    let client = KintoClient::new(&http);
+    let client = HttpClient::new(&http);
     let (entries, _) = read_changes(&client, &bucket, &collection).await?;
     let client = &client;
     let sizes: Vec<usize> = futures::stream::iter(entries)

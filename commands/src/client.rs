@@ -160,7 +160,7 @@ pub struct Response {
 }
 
 impl Response {
-    /// The body as JSON of type `T`, for [`KintoClient::send_checked`].
+    /// The body as JSON of type `T`, for [`HttpClient::send_checked`].
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ClientErrorKind> {
         crate::json::from_slice(&self.body).map_err(ClientErrorKind::Shape)
     }
@@ -235,7 +235,7 @@ impl Request {
 
 /// The client. Cheap to clone: clones share the in-flight cap and the server's backoff.
 #[derive(Clone)]
-pub struct KintoClient {
+pub struct HttpClient {
     http: reqwest::Client,
     /// The same without the per-read timeout, for requests with a [`Request::deadline`].
     http_deadline: reqwest::Client,
@@ -252,9 +252,9 @@ pub struct KintoClient {
     backoff_until: Arc<Mutex<Option<Instant>>>,
 }
 
-impl std::fmt::Debug for KintoClient {
+impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KintoClient")
+        f.debug_struct("HttpClient")
             .field("server", &self.server.as_str())
             .field("auth", &self.auth_header.as_ref().map(|_| "(redacted)"))
             .finish()
@@ -397,9 +397,9 @@ enum Attempt {
     Fail(ClientErrorKind),
 }
 
-impl KintoClient {
+impl HttpClient {
     pub fn new(settings: &HttpSettings) -> Self {
-        KintoClient {
+        HttpClient {
             http: http_client(settings.timeout),
             http_deadline: http_client_builder(settings.timeout)
                 .build()
@@ -419,7 +419,7 @@ impl KintoClient {
     /// Another client on the same server, sharing the in-flight cap and backoff, with other
     /// credentials (e.g. a backport destination).
     pub fn with_auth(&self, auth: Option<&Auth>) -> Self {
-        KintoClient {
+        HttpClient {
             auth_header: auth.map(auth_header),
             auth_secrets: auth_secrets(auth),
             ..self.clone()
@@ -428,7 +428,7 @@ impl KintoClient {
 
     /// The same client retrying the failures of `policy` instead.
     pub fn with_retry_policy(&self, policy: RetryPolicy) -> Self {
-        KintoClient {
+        HttpClient {
             retry_policy: policy,
             ..self.clone()
         }
@@ -740,7 +740,7 @@ impl KintoClient {
                 url.scheme()
             ))));
         }
-        let external = KintoClient {
+        let external = HttpClient {
             auth_header: None,
             ..self.clone()
         };
@@ -816,7 +816,7 @@ impl BatchResponse {
     }
 }
 
-impl KintoClient {
+impl HttpClient {
     /// Send sub-requests in one `POST /batch` (at most the server's `batch_max_requests`) and
     /// return their responses, in order. Each sub-response carries its own status: the caller
     /// checks them. The batch is retried like any request (and when the answer does not hold
@@ -859,10 +859,10 @@ mod tests {
     use crate::settings::shared::AUTH;
     use crate::settings::RawSettings;
 
-    fn client(server: &str) -> KintoClient {
+    fn client(server: &str) -> HttpClient {
         let mut raw = RawSettings::new();
         raw.set("SERVER", server);
-        KintoClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap())
+        HttpClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap())
     }
 
     /// A loopback server that answers every connection with `{}` after `delay`.
@@ -892,7 +892,7 @@ mod tests {
         raw.set("SERVER", &server);
         raw.set("REQUESTS_TIMEOUT_SECONDS", "0.2");
         raw.set("REQUESTS_NB_RETRIES", "0");
-        let c = KintoClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap());
+        let c = HttpClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap());
         let plain = Request::new(Method::PATCH, c.url("/x"));
         let err = c.send(&plain).await.unwrap_err();
         assert_eq!(err.kind, ClientErrorKind::Timeout);
@@ -952,7 +952,7 @@ mod tests {
         assert_eq!(h.to_str().unwrap(), "Basic dTpodW50ZXIy");
         let mut raw = RawSettings::new();
         raw.set("AUTH", "u:hunter2");
-        let c = KintoClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap());
+        let c = HttpClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap());
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!format!("{c:?}").contains("dTpodW50ZXIy"));
     }
@@ -989,16 +989,16 @@ mod tests {
         (base, seen)
     }
 
-    fn fast_client(server: &str) -> KintoClient {
+    fn fast_client(server: &str) -> HttpClient {
         let mut raw = RawSettings::new();
         raw.set("SERVER", server);
         raw.set("REQUESTS_RETRY_BACKOFF_SECONDS", "0.001");
         raw.set("REQUESTS_NB_RETRIES", "4");
-        KintoClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap())
+        HttpClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap())
     }
 
     async fn get_json_from(
-        client: &KintoClient,
+        client: &HttpClient,
         url: &str,
     ) -> Result<(Response, Value), ClientError> {
         let request = Request::new(Method::GET, Url::parse(url).unwrap());
@@ -1305,12 +1305,12 @@ mod tests {
         (url, received)
     }
 
-    fn fast_retry_client(server: &str) -> KintoClient {
+    fn fast_retry_client(server: &str) -> HttpClient {
         let mut raw = RawSettings::new();
         raw.set("SERVER", server);
         raw.set("REQUESTS_NB_RETRIES", "2");
         raw.set("REQUESTS_RETRY_BACKOFF_SECONDS", "0.001");
-        KintoClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap())
+        HttpClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap())
     }
 
     fn two_requests() -> Vec<BatchRequest> {
@@ -1412,7 +1412,7 @@ mod tests {
         let (url, _) =
             slow_canned_server(vec![(200, answer.into()), (200, "{}".into())], delay).await;
         raw.set("SERVER", &url);
-        let client = KintoClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap());
+        let client = HttpClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap());
         assert_eq!(client.batch(&requests).await.unwrap().len(), 4);
         let err = client.get_json::<Value>("/", &[]).await.unwrap_err();
         assert_eq!(err.kind, ClientErrorKind::Timeout);

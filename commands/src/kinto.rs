@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::{ClientError, ClientErrorKind, KintoClient};
+use crate::client::{ClientError, ClientErrorKind, HttpClient};
 use crate::settings::is_kinto_id;
 
 /// One entry of `monitor/changes` (or of any collection used as such): a published collection and
@@ -72,7 +72,7 @@ pub fn parse_entry(record: &Value) -> Result<ChangesEntry, InvalidEntry> {
 
 /// Read all entries of the monitor collection; unusable ones are returned apart.
 pub async fn read_changes(
-    client: &KintoClient,
+    client: &HttpClient,
     bucket: &str,
     collection: &str,
 ) -> Result<(Vec<ChangesEntry>, Vec<InvalidEntry>), ClientError> {
@@ -101,7 +101,7 @@ pub struct ServerInfo {
 }
 
 impl ServerInfo {
-    pub async fn fetch(client: &KintoClient) -> Result<ServerInfo, ClientError> {
+    pub async fn fetch(client: &HttpClient) -> Result<ServerInfo, ClientError> {
         let (info, _) = client.get_json("/", &[]).await?;
         Ok(info)
     }
@@ -116,7 +116,7 @@ impl ServerInfo {
 }
 
 /// The check of an answer that holds one Kinto object, `{"data": {...}}` (a collection read or
-/// written), for [`KintoClient::send_checked`]: any other 2xx body (not JSON, another shape) is
+/// written), for [`HttpClient::send_checked`]: any other 2xx body (not JSON, another shape) is
 /// not taken for a success: it is retried, then an error naming the URL.
 pub fn object_data(
     response: &crate::client::Response,
@@ -308,7 +308,7 @@ impl ServerInfo {
 }
 
 /// Helper for commands that need a shape error on a URL.
-pub fn shape_error(client: &KintoClient, path: &str, message: impl Into<String>) -> ClientError {
+pub fn shape_error(client: &HttpClient, path: &str, message: impl Into<String>) -> ClientError {
     ClientError::new(
         &reqwest::Method::GET,
         &client.url(path),

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use futures::StreamExt;
 
-use crate::client::{ClientError, KintoClient};
+use crate::client::{ClientError, HttpClient};
 use crate::kinto::{read_changes, ChangesEntry, CollectionRef, InvalidEntry};
 use crate::progress::Progress;
 use crate::Context;
@@ -23,7 +23,7 @@ pub struct MonitorList {
 }
 
 impl MonitorList {
-    pub async fn read(client: &KintoClient, monitor: CollectionRef) -> Result<Self, ClientError> {
+    pub async fn read(client: &HttpClient, monitor: CollectionRef) -> Result<Self, ClientError> {
         let (entries, invalid) = read_changes(client, &monitor.bucket, &monitor.collection).await?;
         Ok(MonitorList {
             monitor,

@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use crate::client::{ClientError, KintoClient, Request, Response};
+use crate::client::{ClientError, HttpClient, Request, Response};
 use crate::kinto::{ChangesEntry, CollectionRef, InvalidEntry, Role, ServerInfo};
 use crate::monitored::{check_all, MonitorList};
 use crate::report::{client_error_json, Failure, Outcome, Report};
@@ -174,7 +174,7 @@ pub struct RefreshReport {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<RefreshReport, CommandError> {
-    let client = KintoClient::new(&config.http);
+    let client = HttpClient::new(&config.http);
     let signer = ServerInfo::fetch(&client).await?.require_signer()?;
     let monitor = CollectionRef::new(&config.bucket, &config.collection);
     let MonitorList {
@@ -223,7 +223,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<RefreshReport, Comman
     })
 }
 
-async fn refresh_one(client: &KintoClient, config: &Config, source: &CollectionRef) -> Refresh {
+async fn refresh_one(client: &HttpClient, config: &Config, source: &CollectionRef) -> Refresh {
     let path = source.path();
     let metadata = match client.get_json::<CollectionBody>(&path, &[]).await {
         Ok((body, _)) => body.data,

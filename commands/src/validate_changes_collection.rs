@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::client::{ClientError, KintoClient};
+use crate::client::{ClientError, HttpClient};
 use crate::kinto::{ChangesEntry, CollectionRef, InvalidEntry};
 use crate::monitored::{check_all, MonitorList};
 use crate::report::{client_error_json, is_finding, judge, Failure, Outcome, Report};
@@ -69,7 +69,7 @@ pub struct ChangesReport {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<ChangesReport, CommandError> {
-    let client = &KintoClient::new(&config.http);
+    let client = &HttpClient::new(&config.http);
     let monitor = CollectionRef::new(&config.bucket, &config.collection);
     let list = MonitorList::read(client, monitor).await?;
     let in_progress = config.http.parallel.get();

@@ -12,7 +12,7 @@ mod report;
 
 use serde_json::{json, Value};
 
-use crate::client::{ClientError, KintoClient, Request};
+use crate::client::{ClientError, HttpClient, Request};
 use crate::kinto::{object_data, shape_error, CollectionRef, ServerInfo, SignerCapability};
 use crate::progress::Progress;
 use crate::command::{Command, CommandConfig, Runs};
@@ -103,7 +103,7 @@ impl CommandConfig for Config {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<BackportReport, CommandError> {
-    let source = KintoClient::new(&config.http);
+    let source = HttpClient::new(&config.http);
     let destination = source.with_auth(config.dest_auth.as_ref());
     let info = ServerInfo::fetch(&destination).await?;
     let signer = info.signer().map_err(CommandError::Runtime)?;
@@ -134,8 +134,8 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<BackportReport, Comma
 struct Backport<'a> {
     config: &'a Config,
     ctx: &'a Context,
-    source: KintoClient,
-    destination: KintoClient,
+    source: HttpClient,
+    destination: HttpClient,
     signer: Option<SignerCapability>,
     chunk_size: usize,
 }

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use crate::client::{ClientError, KintoClient};
+use crate::client::{ClientError, HttpClient};
 use crate::progress::Progress;
 use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, DRY_RUN, DRY_RUN_GROUP};
@@ -144,7 +144,7 @@ impl CommandConfig for Config {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<BlockpagesReport, CommandError> {
-    let client = KintoClient::new(&config.http);
+    let client = HttpClient::new(&config.http);
     let mut timings = Timings::default();
 
     let started = Instant::now();

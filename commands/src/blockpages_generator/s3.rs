@@ -10,7 +10,7 @@ use rusty_s3::actions::{ListObjectsV2, S3Action};
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 
 use super::credentials::CredentialSource;
-use crate::client::{ClientError, ClientErrorKind, KintoClient, Request, Response};
+use crate::client::{ClientError, ClientErrorKind, HttpClient, Request, Response};
 use crate::secrets::Secret;
 use crate::settings::{quote, RawSettings, Setting, SettingError};
 
@@ -129,19 +129,19 @@ pub enum BucketState {
 
 /// The target bucket, with credentials, and the client that sends its requests.
 pub struct S3Bucket {
-    http: KintoClient,
+    http: HttpClient,
     bucket: Bucket,
     credentials: Credentials,
     settings: S3Settings,
 }
 
 impl S3Bucket {
-    /// `client` must carry no credentials of its own (see [`KintoClient::with_auth`]); `creds`
+    /// `client` must carry no credentials of its own (see [`HttpClient::with_auth`]); `creds`
     /// come from [`CredentialSource::resolve`].
     pub fn new(
         settings: &S3Settings,
         creds: &AwsCredentials,
-        client: KintoClient,
+        client: HttpClient,
     ) -> Result<Self, String> {
         let credentials = match &creds.session_token {
             Some(token) => Credentials::new_with_token(
@@ -365,7 +365,7 @@ mod tests {
         ] {
             let raw = raw_for(name);
             let settings = S3Settings::from_settings(&raw, true).unwrap();
-            let client = KintoClient::new(&HttpSettings::from_settings(&raw, &crate::settings::shared::AUTH).unwrap());
+            let client = HttpClient::new(&HttpSettings::from_settings(&raw, &crate::settings::shared::AUTH).unwrap());
             let bucket = S3Bucket::new(&settings, &env_creds(&settings), client).unwrap();
             let url = bucket
                 .bucket
@@ -383,7 +383,7 @@ mod tests {
         pairs.push(("AWS_SESSION_TOKEN", "session-token-secret"));
         let raw = RawSettings::from_pairs(&pairs);
         let settings = S3Settings::from_settings(&raw, true).unwrap();
-        let client = KintoClient::new(&HttpSettings::from_settings(&raw, &crate::settings::shared::AUTH).unwrap());
+        let client = HttpClient::new(&HttpSettings::from_settings(&raw, &crate::settings::shared::AUTH).unwrap());
         let bucket =
             S3Bucket::new(&settings, &env_creds(&settings), client.with_auth(None)).unwrap();
         let put = bucket

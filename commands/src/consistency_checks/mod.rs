@@ -19,7 +19,7 @@ mod report;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::client::{ClientError, KintoClient};
+use crate::client::{ClientError, HttpClient};
 use crate::kinto::{
     ChangesEntry, CollectionRef, Role, ServerInfo, SignedCollection, SignerCapability,
 };
@@ -144,7 +144,7 @@ struct Changeset {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, CommandError> {
-    let client = KintoClient::new(&config.http);
+    let client = HttpClient::new(&config.http);
     let signer = ServerInfo::fetch(&client).await?.require_signer()?;
     let monitor = CollectionRef::new(&config.bucket, &config.collection);
     let MonitorList {
@@ -189,7 +189,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, Co
 /// Read one side: its changeset, or the verdict its failure means (a 404 is an inconsistency,
 /// anything else leaves the check incomplete).
 async fn read_side(
-    client: &KintoClient,
+    client: &HttpClient,
     side: Side,
     collection: &CollectionRef,
     expected: u64,
@@ -216,7 +216,7 @@ async fn read_side(
 }
 
 async fn check_entry(
-    client: &KintoClient,
+    client: &HttpClient,
     signer: &SignerCapability,
     entry: &ChangesEntry,
     run_started_ms: u64,
@@ -271,7 +271,7 @@ async fn check_entry(
 
 /// The reads and comparisons after the source has been read.
 struct Sides<'a> {
-    client: &'a KintoClient,
+    client: &'a HttpClient,
     workflow: &'a SignedCollection,
     source: &'a Changeset,
     destination_expected: u64,

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use reqwest::{Method, Url};
 use serde_json::{json, Map, Value};
 
-use crate::client::{KintoClient, Request, RetryPolicy};
+use crate::client::{HttpClient, Request, RetryPolicy};
 use crate::command::{Command, CommandConfig, Runs};
 use crate::secrets::{display_url, Secret};
 use crate::settings::{quote, HttpSettings, RawSettings, Setting, SettingError};
@@ -288,7 +288,7 @@ async fn fetch(config: &Config) -> Result<(Vec<u8>, String), CommandError> {
             let mut url = config.query_url.clone();
             url.query_pairs_mut()
                 .append_pair("api_key", api_key.expose());
-            let client = KintoClient::new(http)
+            let client = HttpClient::new(http)
                 .with_retry_policy(RetryPolicy::Statuses(REDASH_RETRY_STATUSES));
             log::info!("Downloading the query result {}", display_url(&url));
             let response = client.send(&Request::new(Method::GET, url.clone())).await?;

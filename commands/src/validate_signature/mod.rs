@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use reqwest::Method;
 use tokio::sync::Semaphore;
 
-use crate::client::{ClientError, ClientErrorKind, KintoClient, Request};
+use crate::client::{ClientError, ClientErrorKind, HttpClient, Request};
 use crate::kinto::{ChangesEntry, CollectionRef};
 use crate::monitored::{check_all, MonitorList};
 use crate::command::{Command, CommandConfig, Runs};
@@ -136,7 +136,7 @@ impl Config {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<SignatureReport, CommandError> {
-    let client = KintoClient::new(&config.http);
+    let client = HttpClient::new(&config.http);
     let monitor = CollectionRef::new(&config.bucket, &config.collection);
     let list = MonitorList::read(&client, monitor).await?;
     // More collections in progress than requests in flight, so that verification of some
@@ -170,7 +170,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<SignatureReport, Comm
 
 /// Did this collection ever hold records? Tombstones say so (the original's `_since=1` rule).
 async fn ever_held_records(
-    client: &KintoClient,
+    client: &HttpClient,
     entry: &ChangesEntry,
 ) -> Result<bool, ClientError> {
     #[derive(serde::Deserialize)]
@@ -186,7 +186,7 @@ async fn ever_held_records(
 
 /// What the checks of one run share.
 struct Run<'a> {
-    client: &'a KintoClient,
+    client: &'a HttpClient,
     chains: ChainCache,
     /// One permit per core for CPU-bound work.
     cpu: Semaphore,
