@@ -7,10 +7,11 @@
 //! Settings come from the environment like the commands' (`SERVER`, `BUCKET`, `COLLECTION`,
 //! `PARALLEL_REQUESTS`, `REQUESTS_TIMEOUT_SECONDS`, ...).
 
-use commands::client::{HttpClient, Request};
+use commands::client::Request;
 use commands::kinto::read_changes;
 use commands::settings::shared::{AUTH, MONITOR_BUCKET, MONITOR_COLLECTION};
-use commands::settings::{HttpSettings, RawSettings};
+use commands::settings::{RawSettings, ServerSettings};
+use commands::Context;
 use futures::StreamExt;
 
 #[tokio::main]
@@ -19,10 +20,11 @@ async fn main() -> anyhow::Result<()> {
     for (name, value) in std::env::vars() {
         raw.set(&name, value);
     }
-    let http = HttpSettings::from_settings(&raw, &AUTH)?;
+    let ctx = Context::from_settings(&raw, false)?;
+    let server = ServerSettings::from_settings(&raw, &AUTH)?;
     let bucket = raw.kinto_id(&MONITOR_BUCKET)?;
     let collection = raw.kinto_id(&MONITOR_COLLECTION)?;
-    let client = HttpClient::new(&http);
+    let client = ctx.kinto(&server);
     let (entries, _) = read_changes(&client, &bucket, &collection).await?;
     let client = &client;
     let sizes: Vec<usize> = futures::stream::iter(entries)
@@ -35,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             Ok::<usize, commands::client::ClientError>(response.body.len())
         })
-        .buffer_unordered(http.parallel.get())
+        .buffer_unordered(ctx.http.parallel())
         .collect::<Vec<_>>()
         .await
         .into_iter()

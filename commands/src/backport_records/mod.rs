@@ -12,13 +12,13 @@ mod report;
 
 use serde_json::{json, Value};
 
-use crate::client::{ClientError, HttpClient, Request};
-use crate::kinto::{object_data, shape_error, CollectionRef, ServerInfo, SignerCapability};
+use crate::client::{ClientError, Request};
+use crate::kinto::{object_data, shape_error, CollectionRef, Kinto, ServerInfo, SignerCapability};
 use crate::progress::Progress;
 use crate::command::{Command, CommandConfig, Runs};
 use crate::secrets::Auth;
 use crate::settings::shared::{DRY_RUN, DRY_RUN_GROUP};
-use crate::settings::{HttpSettings, RawSettings, Setting, SettingError};
+use crate::settings::{ServerSettings, RawSettings, Setting, SettingError};
 use crate::{CommandError, Context};
 
 pub use apply::Outcome;
@@ -64,7 +64,7 @@ pub const DEST_AUTH: Setting = Setting::credentials(
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The server, and the source's credentials.
-    pub http: HttpSettings,
+    pub server: ServerSettings,
     /// The destination's credentials (default: the source's).
     pub dest_auth: Option<Auth>,
     pub mappings: Vec<Mapping>,
@@ -81,8 +81,8 @@ impl CommandConfig for Config {
     }
 
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
-        let http = HttpSettings::from_settings(raw, &SOURCE_AUTH)?;
-        if http.auth.is_none() {
+        let server = ServerSettings::from_settings(raw, &SOURCE_AUTH)?;
+        if server.auth.is_none() {
             return Err(SettingError::new(
                 SOURCE_AUTH.env,
                 "required: credentials (`user:pass` or a token) for the source and, unless BACKPORT_RECORDS_DEST_AUTH is set, the destination",
@@ -93,8 +93,8 @@ impl CommandConfig for Config {
             dest_auth: raw
                 .secret(&DEST_AUTH)
                 .map(|s| Auth::parse(&s))
-                .or_else(|| http.auth.clone()),
-            http,
+                .or_else(|| server.auth.clone()),
+            server,
             mappings,
             from_mapping_lines,
             dry_run: raw.flag(&DRY_RUN)?,
@@ -103,7 +103,7 @@ impl CommandConfig for Config {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<BackportReport, CommandError> {
-    let source = HttpClient::new(&config.http);
+    let source = ctx.kinto(&config.server);
     let destination = source.with_auth(config.dest_auth.as_ref());
     let info = ServerInfo::fetch(&destination).await?;
     let signer = info.signer().map_err(CommandError::Runtime)?;
@@ -134,8 +134,8 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<BackportReport, Comma
 struct Backport<'a> {
     config: &'a Config,
     ctx: &'a Context,
-    source: HttpClient,
-    destination: HttpClient,
+    source: Kinto,
+    destination: Kinto,
     signer: Option<SignerCapability>,
     chunk_size: usize,
 }
@@ -219,7 +219,7 @@ impl Backport<'_> {
             dest,
             &changes,
             self.chunk_size,
-            self.config.http.parallel.get(),
+            self.ctx.http.parallel(),
             &progress,
         )
         .await;

@@ -397,8 +397,7 @@ mod tests {
         let source = CredentialSource::from_settings(&raw, true)
             .unwrap()
             .unwrap();
-        let client =
-            HttpClient::new(&crate::settings::HttpSettings::from_settings(&raw, &crate::settings::shared::AUTH).unwrap());
+        let client = crate::client::testing::fast_client(4);
         let err = source.resolve(&client).await.unwrap_err().to_string();
         std::fs::remove_file(&file).unwrap();
         assert!(

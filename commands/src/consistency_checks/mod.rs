@@ -19,14 +19,14 @@ mod report;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::client::{ClientError, HttpClient};
+use crate::client::ClientError;
 use crate::kinto::{
-    ChangesEntry, CollectionRef, Role, ServerInfo, SignedCollection, SignerCapability,
+    ChangesEntry, CollectionRef, Kinto, Role, ServerInfo, SignedCollection, SignerCapability,
 };
 use crate::monitored::{check_all, MonitorList};
 use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
-use crate::settings::{HttpSettings, RawSettings, SettingError};
+use crate::settings::{ServerSettings, RawSettings, SettingError};
 use crate::{CommandError, Context};
 
 pub const COMMAND: Command = Command {
@@ -46,7 +46,7 @@ pub use report::ConsistencyReport;
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Server, timeouts, and `AUTH`, which must be able to read the workspace buckets.
-    pub http: HttpSettings,
+    pub server: ServerSettings,
     pub bucket: String,
     pub collection: String,
 }
@@ -59,8 +59,8 @@ impl CommandConfig for Config {
     }
 
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
-        let http = HttpSettings::from_settings(raw, &AUTH)?;
-        if http.auth.is_none() {
+        let server = ServerSettings::from_settings(raw, &AUTH)?;
+        if server.auth.is_none() {
             return Err(SettingError::new(
                 AUTH.env,
                 "not set: credentials that can read the source (workspace) collections are \
@@ -68,7 +68,7 @@ impl CommandConfig for Config {
             ));
         }
         Ok(Config {
-            http,
+            server,
             bucket: raw.kinto_id(&MONITOR_BUCKET)?,
             collection: raw.kinto_id(&MONITOR_COLLECTION)?,
         })
@@ -144,7 +144,7 @@ struct Changeset {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, CommandError> {
-    let client = HttpClient::new(&config.http);
+    let client = ctx.kinto(&config.server);
     let signer = ServerInfo::fetch(&client).await?.require_signer()?;
     let monitor = CollectionRef::new(&config.bucket, &config.collection);
     let MonitorList {
@@ -168,7 +168,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, Co
         .unwrap_or(0);
 
     let (client, signer) = (&client, &signer);
-    let in_progress = config.http.parallel.get();
+    let in_progress = ctx.http.parallel();
     let mut checks = check_all(ctx, "Checking consistency", in_progress, entries, |entry| async move {
         check_entry(client, signer, &entry, run_started_ms).await
     })
@@ -189,7 +189,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, Co
 /// Read one side: its changeset, or the verdict its failure means (a 404 is an inconsistency,
 /// anything else leaves the check incomplete).
 async fn read_side(
-    client: &HttpClient,
+    client: &Kinto,
     side: Side,
     collection: &CollectionRef,
     expected: u64,
@@ -216,7 +216,7 @@ async fn read_side(
 }
 
 async fn check_entry(
-    client: &HttpClient,
+    client: &Kinto,
     signer: &SignerCapability,
     entry: &ChangesEntry,
     run_started_ms: u64,
@@ -271,7 +271,7 @@ async fn check_entry(
 
 /// The reads and comparisons after the source has been read.
 struct Sides<'a> {
-    client: &'a HttpClient,
+    client: &'a Kinto,
     workflow: &'a SignedCollection,
     source: &'a Changeset,
     destination_expected: u64,
