@@ -14,7 +14,9 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 use crate::client::{ClientError, Request, Response};
-use crate::kinto::{ChangesEntry, CollectionRef, InvalidEntry, Kinto, Role, ServerInfo};
+use crate::kinto::{
+    ChangesEntry, CollectionRef, InvalidEntry, Kinto, Role, ServerInfo, SignerStatus,
+};
 use crate::monitored::{check_all, MonitorList};
 use crate::report::{client_error_json, Failure, Outcome, Report};
 use crate::command::{Command, CommandConfig, Runs};
@@ -254,7 +256,7 @@ async fn refresh_one(client: &Kinto, config: &Config, source: &CollectionRef) ->
     // No If-Match: asking for `to-resign` twice only signs twice, whereas a precondition would
     // turn a retried success into a failure.
     let request = Request::new(Method::PATCH, client.url(&path))
-        .json(json!({"data": {"status": "to-resign"}}))
+        .json(SignerStatus::ToResign.patch_body())
         .deadline(crate::kinto::SIGNING_DEADLINE);
     match client
         .send_checked(&request, Response::json::<CollectionBody>)

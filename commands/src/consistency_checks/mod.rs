@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 use crate::client::ClientError;
 use crate::kinto::{
     ChangesEntry, CollectionRef, Kinto, Role, ServerInfo, SignedCollection, SignerCapability,
+    SignerStatus,
 };
 use crate::monitored::{check_all, MonitorList};
 use crate::command::{Command, CommandConfig, Runs};
@@ -132,7 +133,7 @@ pub struct Check {
     /// The source collection, when a signer resource publishes the collection.
     pub source: Option<CollectionRef>,
     /// The source's `status`, when it was read and is a string.
-    pub status: Option<String>,
+    pub status: Option<SignerStatus>,
     pub verdict: Verdict,
 }
 
@@ -245,7 +246,7 @@ async fn check_entry(
             return check;
         }
         Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => Some(SignerStatus::parse(s)),
         Some(other) => {
             check.verdict =
                 Verdict::Inconsistent(Inconsistency::UnexpectedStatus(other.to_string()));
@@ -260,11 +261,13 @@ async fn check_entry(
         destination_expected: entry.last_modified,
         run_started_ms,
     };
-    check.verdict = match status.as_deref() {
-        Some("work-in-progress") => Verdict::Skip("work-in-progress".into()),
-        Some("to-review") => sides.compare_under_review().await,
-        None | Some("signed") => sides.compare_signed().await,
-        Some(other) => Verdict::Inconsistent(Inconsistency::UnexpectedStatus(other.into())),
+    check.verdict = match status {
+        Some(SignerStatus::WorkInProgress) => {
+            Verdict::Skip(SignerStatus::WorkInProgress.to_string())
+        }
+        Some(SignerStatus::ToReview) => sides.compare_under_review().await,
+        None | Some(SignerStatus::Signed) => sides.compare_signed().await,
+        Some(other) => Verdict::Inconsistent(Inconsistency::UnexpectedStatus(other.to_string())),
     };
     check
 }
