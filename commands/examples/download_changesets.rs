@@ -29,9 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let client = &client;
     let sizes: Vec<usize> = futures::stream::iter(entries)
         .map(|entry| async move {
-            let mut url = client.url(&format!("{}/changeset", entry.path()));
-            url.query_pairs_mut()
-                .append_pair("_expected", &entry.last_modified.to_string());
+            let url = client.changeset_url(&entry.path(), entry.last_modified);
             let response = client
                 .send(&Request::new(reqwest::Method::GET, url))
                 .await?;

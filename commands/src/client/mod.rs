@@ -68,12 +68,13 @@ impl std::fmt::Debug for HttpClient {
         f.debug_struct("HttpClient")
             .field("timeout", &self.transport.timeout)
             .field("retry_policy", &self.retry_policy)
+            // Where the credentials go, never what they are.
             .field(
-                "auth",
+                "auth_origin",
                 &self
                     .auth
                     .as_ref()
-                    .map(|a| format!("(redacted) for {}", a.origin.origin().ascii_serialization())),
+                    .map(|a| a.origin.origin().ascii_serialization()),
             )
             .finish()
     }

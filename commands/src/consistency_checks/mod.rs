@@ -16,10 +16,11 @@
 mod diff;
 mod report;
 
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::client::ClientError;
+use crate::client::{ClientError, Request, Response};
 use crate::kinto::{
     ChangesEntry, CollectionRef, Kinto, Role, ServerInfo, SignedCollection, SignerCapability,
     SignerStatus,
@@ -195,13 +196,12 @@ async fn read_side(
     collection: &CollectionRef,
     expected: u64,
 ) -> Result<Changeset, Verdict> {
-    let path = format!("{}/changeset", collection.path());
-    let expected = expected.to_string();
+    let request = Request::new(Method::GET, client.changeset_url(&collection.path(), expected));
     match client
-        .get_json::<Changeset>(&path, &[("_expected", expected.as_str())])
+        .send_checked(&request, Response::json::<Changeset>)
         .await
     {
-        Ok((changeset, _)) => Ok(changeset),
+        Ok((_, changeset)) => Ok(changeset),
         Err(error) if error.status() == Some(404) => {
             Err(Verdict::Inconsistent(Inconsistency::CollectionMissing {
                 side,

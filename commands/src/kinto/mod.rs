@@ -1,9 +1,10 @@
 //! The Kinto protocol, over the run's [`HttpClient`]: a [`Kinto`] view of one server (its API
 //! root and credentials), its server info and signer capability ([`server_info`], [`signer`]),
-//! the monitor list ([`monitor`]), list paging ([`paging`]), `POST /batch` ([`batch`]), error
+//! the monitor list ([`monitor`]), changesets ([`changeset`]), list paging ([`paging`]), `POST /batch` ([`batch`]), error
 //! bodies ([`error`]) and the signer workflow's statuses ([`status`]).
 
 pub mod batch;
+pub mod changeset;
 pub mod error;
 pub mod monitor;
 pub mod paging;

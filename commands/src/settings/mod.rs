@@ -53,7 +53,7 @@ impl fmt::Debug for RawSettings {
         let mut map = f.debug_map();
         for (k, v) in &self.values {
             if self.is_secret(k) {
-                map.entry(k, &"(redacted)");
+                map.entry(k, &Secret::new(v.as_str()));
             } else {
                 map.entry(k, v);
             }

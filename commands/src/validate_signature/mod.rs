@@ -212,10 +212,9 @@ impl Run<'_> {
         &self,
         entry: &ChangesEntry,
     ) -> Result<(ChangesetDigest, Duration), ClientError> {
-        let url = self.client.url_with_query(
-            &format!("{}/changeset", entry.path()),
-            &[("_expected", &entry.last_modified.to_string())],
-        );
+        let url = self
+            .client
+            .changeset_url(&entry.path(), entry.last_modified);
         let request = Request::new(Method::GET, url);
         self.client
             .send_checked_async(&request, |response| async move {
