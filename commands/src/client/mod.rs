@@ -165,6 +165,8 @@ pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
     use crate::secrets::Secret;
 
@@ -180,6 +182,32 @@ mod tests {
         );
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!format!("{c:?}").contains("dTpodW50ZXIy"));
+    }
+
+    #[tokio::test]
+    async fn credentials_go_to_their_origin_only() {
+        let (kinto, kinto_heads) = testing::recording_server().await;
+        let (elsewhere, elsewhere_heads) = testing::recording_server().await;
+        let origin = Url::parse(&format!("{kinto}/v1/")).unwrap();
+        let token = Auth::Bearer(Secret::new("tok-0rigin"));
+        let view = testing::fast_client(0).with_auth(&origin, Some(&token));
+        for url in [format!("{kinto}/v1/x"), format!("{elsewhere}/x")] {
+            let request = Request::new(Method::GET, Url::parse(&url).unwrap());
+            view.send(&request).await.unwrap();
+        }
+        let sent = |heads: &Mutex<Vec<String>>| heads.lock().unwrap().concat();
+        assert!(
+            sent(&kinto_heads).contains("authorization: bearer tok-0rigin"),
+            "{}",
+            sent(&kinto_heads)
+        );
+        assert!(!sent(&elsewhere_heads).contains("authorization"));
+        assert!(!sent(&elsewhere_heads).contains("tok-0rigin"));
+        // The run's client itself sends none.
+        let plain = Request::new(Method::GET, origin.join("y").unwrap());
+        testing::fast_client(0).send(&plain).await.unwrap();
+        assert_eq!(kinto_heads.lock().unwrap().len(), 2);
+        assert!(!kinto_heads.lock().unwrap()[1].contains("authorization"));
     }
 
     #[tokio::test]
