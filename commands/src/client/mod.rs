@@ -4,8 +4,8 @@
 //! ([`HttpClient::with_auth`], [`HttpClient::with_retry_policy`], ...) that share its in-flight
 //! cap and the server's backoff, so `PARALLEL_REQUESTS` caps the whole run. This module owns the
 //! client and its views; the files beside it own requests and answers ([`request`]), errors
-//! ([`error`]), retries ([`retry`]), the attempt loop ([`send`]), the reqwest clients and
-//! redirects ([`transport`]) and credentials ([`auth`]). The Kinto protocol is
+//! ([`error`]), retries ([`retry`]), the attempt loop (`send`), the reqwest clients and
+//! redirects ([`transport`]) and credentials (`auth`). The Kinto protocol is
 //! [`crate::kinto`]'s.
 
 mod auth;
