@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::error::ErrorKind;
-use commands::{Command, CommandError, Context, Report};
+use commands::{Command, CommandError, Report};
 
 use output::{Ending, Format};
 use telemetry::Telemetry;
@@ -58,9 +58,7 @@ fn cli_or_lambda() -> ExitCode {
             return ExitCode::from(commands::report::Exit::Usage.code());
         }
     };
-    let ctx = Context {
-        progress: format == Format::Text && std::io::stderr().is_terminal(),
-    };
+    let progress = format == Format::Text && std::io::stderr().is_terminal();
 
     sentry::configure_scope(|scope| telemetry::tag_run(scope, command, &server));
 
@@ -70,7 +68,7 @@ fn cli_or_lambda() -> ExitCode {
         .build()
         .expect("the tokio runtime starts");
     let secrets = raw.secret_values();
-    let result = runtime.block_on(panics::guarded(command.run(&raw, &ctx), &secrets));
+    let result = runtime.block_on(panics::guarded(command.run(&raw, progress), &secrets));
     let ending = finish(
         format,
         &telemetry,

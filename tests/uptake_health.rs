@@ -202,6 +202,17 @@ async fn the_seed_example_prints_the_originals_report_and_exits_1() {
 }
 
 #[tokio::test]
+async fn the_kinto_server_settings_do_not_matter_to_uptake_health() {
+    // The run's client is built from the shared request settings alone: a bad SERVER (which
+    // uptake_health never reads) does not stop it.
+    let redash = Redash::start(KEY, &seed_rows()).await;
+    let run = uptake(&redash, &[("SERVER", "not a url")]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.stdout, SEED_EXAMPLE);
+    assert_eq!(redash.requests(), vec![expected_request()]);
+}
+
+#[tokio::test]
 async fn a_healthy_result_prints_every_source_and_exits_0() {
     let redash = Redash::start(KEY, &healthy_rows()).await;
     let run = run_bin(&["uptake-health"], &env(&redash, &[])).await;

@@ -7,10 +7,11 @@
 //! Settings come from the environment like the commands' (`SERVER`, `BUCKET`, `COLLECTION`,
 //! `PARALLEL_REQUESTS`, `REQUESTS_TIMEOUT_SECONDS`, ...).
 
-use commands::client::{KintoClient, Request};
+use commands::client::Request;
 use commands::kinto::read_changes;
 use commands::settings::shared::{AUTH, MONITOR_BUCKET, MONITOR_COLLECTION};
-use commands::settings::{HttpSettings, RawSettings};
+use commands::settings::{RawSettings, ServerSettings};
+use commands::Context;
 use futures::StreamExt;
 
 #[tokio::main]
@@ -19,23 +20,22 @@ async fn main() -> anyhow::Result<()> {
     for (name, value) in std::env::vars() {
         raw.set(&name, value);
     }
-    let http = HttpSettings::from_settings(&raw, &AUTH)?;
+    let ctx = Context::from_settings(&raw, false)?;
+    let server = ServerSettings::from_settings(&raw, &AUTH)?;
     let bucket = raw.kinto_id(&MONITOR_BUCKET)?;
     let collection = raw.kinto_id(&MONITOR_COLLECTION)?;
-    let client = KintoClient::new(&http);
+    let client = ctx.kinto(&server);
     let (entries, _) = read_changes(&client, &bucket, &collection).await?;
     let client = &client;
     let sizes: Vec<usize> = futures::stream::iter(entries)
         .map(|entry| async move {
-            let mut url = client.url(&format!("{}/changeset", entry.path()));
-            url.query_pairs_mut()
-                .append_pair("_expected", &entry.last_modified.to_string());
+            let url = client.changeset_url(&entry.path(), entry.last_modified);
             let response = client
                 .send(&Request::new(reqwest::Method::GET, url))
                 .await?;
             Ok::<usize, commands::client::ClientError>(response.body.len())
         })
-        .buffer_unordered(http.parallel.get())
+        .buffer_unordered(ctx.http.parallel())
         .collect::<Vec<_>>()
         .await
         .into_iter()

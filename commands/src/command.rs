@@ -40,6 +40,7 @@ impl Runs {
 }
 
 fn configure<C: CommandConfig>(raw: &RawSettings) -> Result<(), SettingError> {
+    Context::from_settings(raw, false)?;
     C::from_settings(raw).map(drop)
 }
 
@@ -101,16 +102,18 @@ impl Command {
             .unwrap_or_else(|_| "(invalid)".into())
     }
 
-    /// Validate the settings and run the command.
+    /// Validate the settings, build the run's HTTP client, and run the command (`progress`:
+    /// draw progress bars on stderr).
     pub async fn run(
         &'static self,
         raw: &RawSettings,
-        ctx: &Context,
+        progress: bool,
     ) -> Result<Box<dyn Report>, CommandError> {
         raw.check_control_characters()?;
         #[cfg(debug_assertions)]
         debug_panic(raw).await;
-        (self.runs.start)(raw, ctx).await
+        let ctx = Context::from_settings(raw, progress)?;
+        (self.runs.start)(raw, &ctx).await
     }
 }
 

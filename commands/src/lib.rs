@@ -21,11 +21,38 @@ pub use error::CommandError;
 pub use report::{Alert, Failure, Outcome, Report};
 pub use settings::{RawSettings, SettingError};
 
-/// What every command run gets besides its own configuration.
-#[derive(Debug, Clone, Default)]
+/// What every command run gets besides its own configuration: the run's one HTTP client, built
+/// once from the shared HTTP settings (see [`Command::run`]), of which commands take views.
+#[derive(Debug, Clone)]
 pub struct Context {
     /// Draw progress bars on stderr.
     pub progress: bool,
+    /// The run's client: no credentials, Kinto's retry policy; its views share its in-flight cap.
+    pub http: client::HttpClient,
+}
+
+impl Context {
+    pub fn new(progress: bool, http: client::HttpClient) -> Self {
+        Context { progress, http }
+    }
+
+    /// The run's context: its client built from the shared HTTP settings (`REQUESTS_*`,
+    /// `PARALLEL_REQUESTS`; a bad value is a settings error naming it).
+    pub fn from_settings(raw: &RawSettings, progress: bool) -> Result<Self, SettingError> {
+        let settings = settings::HttpSettings::from_settings(raw)?;
+        let http = client::HttpClient::new(client::Limits {
+            timeout: settings.timeout,
+            retries: settings.retries,
+            retry_backoff: settings.retry_backoff,
+            parallel: settings.parallel,
+        });
+        Ok(Context::new(progress, http))
+    }
+
+    /// The run's client on the Kinto server, with the command's credentials for it.
+    pub fn kinto(&self, server: &settings::ServerSettings) -> kinto::Kinto {
+        kinto::Kinto::new(&self.http, &server.url, server.auth.as_ref())
+    }
 }
 
 /// The registry: each line names a command module, which declares its `COMMAND`.

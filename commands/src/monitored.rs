@@ -6,8 +6,8 @@ use std::future::Future;
 
 use futures::StreamExt;
 
-use crate::client::{ClientError, KintoClient};
-use crate::kinto::{read_changes, ChangesEntry, CollectionRef, InvalidEntry};
+use crate::client::ClientError;
+use crate::kinto::{read_changes, ChangesEntry, CollectionRef, InvalidEntry, Kinto};
 use crate::progress::Progress;
 use crate::Context;
 
@@ -23,7 +23,7 @@ pub struct MonitorList {
 }
 
 impl MonitorList {
-    pub async fn read(client: &KintoClient, monitor: CollectionRef) -> Result<Self, ClientError> {
+    pub async fn read(client: &Kinto, monitor: CollectionRef) -> Result<Self, ClientError> {
         let (entries, invalid) = read_changes(client, &monitor.bucket, &monitor.collection).await?;
         Ok(MonitorList {
             monitor,
@@ -74,7 +74,8 @@ mod tests {
         let in_flight = AtomicUsize::new(0);
         let most = AtomicUsize::new(0);
         let items: Vec<u64> = (0..12).collect();
-        let results = check_all(&Context::default(), "test", 3, items, |i| {
+        let ctx = Context::new(false, crate::client::testing::fast_client(0));
+        let results = check_all(&ctx, "test", 3, items, |i| {
             let (in_flight, most) = (&in_flight, &most);
             async move {
                 let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;

@@ -13,15 +13,17 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use crate::client::{ClientError, KintoClient, Request, Response};
-use crate::kinto::{ChangesEntry, CollectionRef, InvalidEntry, Role, ServerInfo};
+use crate::client::{ClientError, Request, Response};
+use crate::kinto::{
+    ChangesEntry, CollectionRef, InvalidEntry, Kinto, Role, ServerInfo, SignerStatus,
+};
 use crate::monitored::{check_all, MonitorList};
 use crate::report::{client_error_json, Failure, Outcome, Report};
 use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{
     DRY_RUN, DRY_RUN_GROUP, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION,
 };
-use crate::settings::{HttpSettings, RawSettings, Setting, SettingError};
+use crate::settings::{ServerSettings, RawSettings, Setting, SettingError};
 use crate::{CommandError, Context};
 
 pub const COMMAND: Command = Command {
@@ -52,7 +54,7 @@ pub const MAX_SIGNATURE_AGE: Setting = Setting::new(
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Server, timeouts, and `REFRESH_SIGNATURE_AUTH` as the credentials.
-    pub http: HttpSettings,
+    pub server: ServerSettings,
     pub bucket: String,
     pub collection: String,
     /// Sources whose last signature is fewer than this many days old are skipped; 0 refreshes
@@ -70,8 +72,8 @@ impl CommandConfig for Config {
     }
 
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
-        let http = HttpSettings::from_settings(raw, &REFRESH_SIGNATURE_AUTH)?;
-        if http.auth.is_none() {
+        let server = ServerSettings::from_settings(raw, &REFRESH_SIGNATURE_AUTH)?;
+        if server.auth.is_none() {
             return Err(SettingError::new(
                 REFRESH_SIGNATURE_AUTH.env,
                 "not set: credentials allowed to write the source collections are required \
@@ -79,7 +81,7 @@ impl CommandConfig for Config {
             ));
         }
         Ok(Config {
-            http,
+            server,
             bucket: raw.kinto_id(&MONITOR_BUCKET)?,
             collection: raw.kinto_id(&MONITOR_COLLECTION)?,
             max_signature_age_days: raw.uint(&MAX_SIGNATURE_AGE, 36_500)?,
@@ -174,7 +176,7 @@ pub struct RefreshReport {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<RefreshReport, CommandError> {
-    let client = KintoClient::new(&config.http);
+    let client = ctx.kinto(&config.server);
     let signer = ServerInfo::fetch(&client).await?.require_signer()?;
     let monitor = CollectionRef::new(&config.bucket, &config.collection);
     let MonitorList {
@@ -199,7 +201,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<RefreshReport, Comman
     }
 
     let client = &client;
-    let in_progress = config.http.parallel.get();
+    let in_progress = ctx.http.parallel();
     let results = check_all(
         ctx,
         "Refreshing signatures",
@@ -223,7 +225,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<RefreshReport, Comman
     })
 }
 
-async fn refresh_one(client: &KintoClient, config: &Config, source: &CollectionRef) -> Refresh {
+async fn refresh_one(client: &Kinto, config: &Config, source: &CollectionRef) -> Refresh {
     let path = source.path();
     let metadata = match client.get_json::<CollectionBody>(&path, &[]).await {
         Ok((body, _)) => body.data,
@@ -254,7 +256,7 @@ async fn refresh_one(client: &KintoClient, config: &Config, source: &CollectionR
     // No If-Match: asking for `to-resign` twice only signs twice, whereas a precondition would
     // turn a retried success into a failure.
     let request = Request::new(Method::PATCH, client.url(&path))
-        .json(json!({"data": {"status": "to-resign"}}))
+        .json(SignerStatus::ToResign.patch_body())
         .deadline(crate::kinto::SIGNING_DEADLINE);
     match client
         .send_checked(&request, Response::json::<CollectionBody>)

@@ -285,4 +285,23 @@ mod tests {
             "GET http://[redacted]@h:8/v1/x?a=b and https://[redacted]@h2 \"ftp://[redacted]@c\" http://plain/path [redacted]"
         );
     }
+
+    #[test]
+    fn secret_query_values_are_hidden_where_urls_are_shown() {
+        let url = Url::parse(
+            "https://r.example/api/queries/1/results.json?a=1&api_key=K3y-m4rker&Token=t0k#frag",
+        )
+        .unwrap();
+        assert_eq!(
+            display_url(&url),
+            "https://r.example/api/queries/1/results.json?a=1&api_key=[redacted]&Token=[redacted]#frag"
+        );
+        // Kinto's pagination token and other parameters are shown as they are.
+        let next = Url::parse("http://h/v1/buckets/b/collections/c/records?_limit=1&_token=abc%3D")
+            .unwrap();
+        assert_eq!(display_url(&next), next.as_str());
+        let with_password = Url::parse("http://u:hunter2@h/v1/").unwrap();
+        assert!(!display_url(&with_password).contains("hunter2"));
+        assert!(is_secret_query_param("API-KEY") && !is_secret_query_param("_token"));
+    }
 }

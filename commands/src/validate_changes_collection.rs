@@ -5,13 +5,13 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::client::{ClientError, KintoClient};
+use crate::client::ClientError;
 use crate::kinto::{changeset_timestamp, ChangesEntry, CollectionRef, InvalidEntry};
 use crate::monitored::{check_all, MonitorList};
 use crate::report::{client_error_json, is_finding, judge, Failure, Outcome, Report};
 use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
-use crate::settings::{HttpSettings, RawSettings, SettingError};
+use crate::settings::{ServerSettings, RawSettings, SettingError};
 use crate::{CommandError, Context};
 
 pub const COMMAND: Command = Command {
@@ -27,7 +27,7 @@ pub const COMMAND: Command = Command {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub http: HttpSettings,
+    pub server: ServerSettings,
     pub bucket: String,
     pub collection: String,
 }
@@ -37,7 +37,7 @@ impl CommandConfig for Config {
 
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
         Ok(Config {
-            http: HttpSettings::from_settings(raw, &AUTH)?,
+            server: ServerSettings::from_settings(raw, &AUTH)?,
             bucket: raw.kinto_id(&MONITOR_BUCKET)?,
             collection: raw.kinto_id(&MONITOR_COLLECTION)?,
         })
@@ -69,10 +69,10 @@ pub struct ChangesReport {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<ChangesReport, CommandError> {
-    let client = &KintoClient::new(&config.http);
+    let client = &ctx.kinto(&config.server);
     let monitor = CollectionRef::new(&config.bucket, &config.collection);
     let list = MonitorList::read(client, monitor).await?;
-    let in_progress = config.http.parallel.get();
+    let in_progress = ctx.http.parallel();
     let mut checks = check_all(ctx, "Checking timestamps", in_progress, list.entries, |entry| async move {
         match changeset_timestamp(client, &entry.bucket, &entry.collection, entry.last_modified).await {
             Ok(ts) if ts == entry.last_modified => EntryCheck::Ok(entry),

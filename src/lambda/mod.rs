@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use commands::{Command, CommandError, Context, RawSettings};
+use commands::{Command, CommandError, RawSettings};
 use futures::FutureExt;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use sentry::SentryFutureExt;
@@ -172,9 +172,8 @@ impl Invoker {
             telemetry::tag_run(scope, self.command, &server);
             scope.add_event_processor(move |event| telemetry::scrub(event, &scrubbed))
         });
-        let ctx = Context { progress: false };
         let result = match &settings {
-            Ok(raw) => panics::guarded(self.command.run(raw, &ctx), &secrets).await,
+            Ok(raw) => panics::guarded(self.command.run(raw, false), &secrets).await,
             Err(e) => Err(CommandError::Setting(e.clone())),
         };
         let elapsed = started.elapsed();

@@ -14,7 +14,8 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 
 use super::diff::{same_content, Change, Kind};
-use crate::client::{BatchRequest, BatchResponse, ClientError, KintoClient};
+use crate::client::ClientError;
+use crate::kinto::{BatchRequest, BatchResponse, Kinto};
 use crate::kinto::CollectionRef;
 use crate::progress::Progress;
 
@@ -184,7 +185,7 @@ pub fn confirm(outcomes: Vec<Outcome>, changes: &[Change], current: &[Value]) ->
 /// caps requests in flight for the whole run). Outcomes come back in the changes' order. When a
 /// chunk fails as a whole, no further chunk is sent.
 pub async fn apply(
-    client: &KintoClient,
+    client: &Kinto,
     destination: &CollectionRef,
     changes: &[Change],
     chunk_size: usize,

@@ -10,15 +10,17 @@ pub mod diff;
 pub mod mapping;
 mod report;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::client::{ClientError, KintoClient, Request};
-use crate::kinto::{object_data, shape_error, CollectionRef, ServerInfo, SignerCapability};
+use crate::client::{ClientError, Request};
+use crate::kinto::{
+    object_data, shape_error, CollectionRef, Kinto, ServerInfo, SignerCapability, SignerStatus,
+};
 use crate::progress::Progress;
 use crate::command::{Command, CommandConfig, Runs};
 use crate::secrets::Auth;
 use crate::settings::shared::{DRY_RUN, DRY_RUN_GROUP};
-use crate::settings::{HttpSettings, RawSettings, Setting, SettingError};
+use crate::settings::{ServerSettings, RawSettings, Setting, SettingError};
 use crate::{CommandError, Context};
 
 pub use apply::Outcome;
@@ -64,7 +66,7 @@ pub const DEST_AUTH: Setting = Setting::credentials(
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The server, and the source's credentials.
-    pub http: HttpSettings,
+    pub server: ServerSettings,
     /// The destination's credentials (default: the source's).
     pub dest_auth: Option<Auth>,
     pub mappings: Vec<Mapping>,
@@ -81,8 +83,8 @@ impl CommandConfig for Config {
     }
 
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
-        let http = HttpSettings::from_settings(raw, &SOURCE_AUTH)?;
-        if http.auth.is_none() {
+        let server = ServerSettings::from_settings(raw, &SOURCE_AUTH)?;
+        if server.auth.is_none() {
             return Err(SettingError::new(
                 SOURCE_AUTH.env,
                 "required: credentials (`user:pass` or a token) for the source and, unless BACKPORT_RECORDS_DEST_AUTH is set, the destination",
@@ -93,8 +95,8 @@ impl CommandConfig for Config {
             dest_auth: raw
                 .secret(&DEST_AUTH)
                 .map(|s| Auth::parse(&s))
-                .or_else(|| http.auth.clone()),
-            http,
+                .or_else(|| server.auth.clone()),
+            server,
             mappings,
             from_mapping_lines,
             dry_run: raw.flag(&DRY_RUN)?,
@@ -103,7 +105,7 @@ impl CommandConfig for Config {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<BackportReport, CommandError> {
-    let source = KintoClient::new(&config.http);
+    let source = ctx.kinto(&config.server);
     let destination = source.with_auth(config.dest_auth.as_ref());
     let info = ServerInfo::fetch(&destination).await?;
     let signer = info.signer().map_err(CommandError::Runtime)?;
@@ -134,8 +136,8 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<BackportReport, Comma
 struct Backport<'a> {
     config: &'a Config,
     ctx: &'a Context,
-    source: KintoClient,
-    destination: KintoClient,
+    source: Kinto,
+    destination: Kinto,
     signer: Option<SignerCapability>,
     chunk_size: usize,
 }
@@ -180,13 +182,13 @@ impl Backport<'_> {
             .and_then(|s| s.resolve_source(&dest.bucket, &dest.collection))
             .map(|wf| {
                 if wf.to_review_enabled {
-                    "to-review"
+                    SignerStatus::ToReview
                 } else {
-                    "to-sign"
+                    SignerStatus::ToSign
                 }
             });
         if changes.is_empty() {
-            let Some(request) = signature_request else {
+            let Some(request) = &signature_request else {
                 return MappingState::InSync;
             };
             // In sync, but changes made earlier may still wait for review or signature.
@@ -194,7 +196,7 @@ impl Backport<'_> {
                 Err(e) => return MappingState::Unreadable(e),
                 // Signed, or already waiting for what would be asked (a review asked by an
                 // earlier run whose answer was lost): asking again would be a second request.
-                Ok(Some(status)) if status == "signed" || status == request => {
+                Ok(Some(status)) if status == SignerStatus::Signed || &status == request => {
                     return MappingState::InSync
                 }
                 Ok(_) => log::info!("{dest} is in sync but not signed: asking for {request}"),
@@ -219,7 +221,7 @@ impl Backport<'_> {
             dest,
             &changes,
             self.chunk_size,
-            self.config.http.parallel.get(),
+            self.ctx.http.parallel(),
             &progress,
         )
         .await;
@@ -243,7 +245,7 @@ impl Backport<'_> {
         let signing = match signature_request {
             None => Signing::NotSigned,
             Some(request) if !outcomes.iter().all(Outcome::is_done) => Signing::Skipped(request),
-            Some(request) => match self.request_signature(dest, request).await {
+            Some(request) => match self.request_signature(dest, &request).await {
                 Ok(()) => Signing::Requested(request),
                 Err(error) => Signing::Failed { request, error },
             },
@@ -256,24 +258,27 @@ impl Backport<'_> {
     }
 
     /// The destination collection's signer `status`, if it has one.
-    async fn collection_status(&self, dest: &CollectionRef) -> Result<Option<String>, ClientError> {
+    async fn collection_status(
+        &self,
+        dest: &CollectionRef,
+    ) -> Result<Option<SignerStatus>, ClientError> {
         let request = Request::new(reqwest::Method::GET, self.destination.url(&dest.path()));
         let (_, collection) = self.destination.send_checked(&request, object_data).await?;
         Ok(collection
             .get("status")
             .and_then(Value::as_str)
-            .map(str::to_string))
+            .map(SignerStatus::parse))
     }
 
     /// PATCH the destination's status (`to-review` or `to-sign`), as the destination's user.
     async fn request_signature(
         &self,
         dest: &CollectionRef,
-        status: &str,
+        status: &SignerStatus,
     ) -> Result<(), ClientError> {
         let url = self.destination.url(&dest.path());
         let request = Request::new(reqwest::Method::PATCH, url)
-            .json(json!({"data": {"status": status}}))
+            .json(status.patch_body())
             .deadline(crate::kinto::SIGNING_DEADLINE);
         // The answer must be the collection: a 2xx with another body did not ask for anything.
         self.destination

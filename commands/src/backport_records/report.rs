@@ -10,6 +10,7 @@ use super::apply::{record_path, Outcome};
 use super::diff::Change;
 use super::mapping::Mapping;
 use crate::client::ClientError;
+use crate::kinto::SignerStatus;
 use crate::report::{client_error_json, Failure, Outcome as RunOutcome, Report};
 
 /// The signature step of a mapping whose destination changed (or waits for a signature).
@@ -18,13 +19,13 @@ pub enum Signing {
     /// The destination has no signer resource: nothing to ask.
     NotSigned,
     /// `to-review` or `to-sign` was asked.
-    Requested(&'static str),
+    Requested(SignerStatus),
     /// Not asked because some changes were not applied.
-    Skipped(&'static str),
+    Skipped(SignerStatus),
     /// `DRY_RUN`: would be asked.
-    WouldRequest(&'static str),
+    WouldRequest(SignerStatus),
     Failed {
-        request: &'static str,
+        request: SignerStatus,
         error: ClientError,
     },
 }
@@ -138,7 +139,7 @@ impl MappingResult {
         if dry_run {
             let n = changes.len();
             return match signing {
-                Signing::WouldRequest("to-review") => {
+                Signing::WouldRequest(SignerStatus::ToReview) => {
                     writeln!(out, "Dry run. Would request review for {n} changes.")
                 }
                 Signing::WouldRequest(_) => {
@@ -160,7 +161,7 @@ impl MappingResult {
                 )
             }
             Signing::NotSigned => writeln!(out, "Done. {done} changes applied."),
-            Signing::Requested("to-review") => {
+            Signing::Requested(SignerStatus::ToReview) => {
                 writeln!(out, "Done. Requested review for {done} changes.")
             }
             Signing::Requested(_) => writeln!(out, "Done. {done} changes applied and signed."),
@@ -472,11 +473,11 @@ mod tests {
         for (signing, last) in [
             (Signing::NotSigned, "Done. 2 changes applied."),
             (
-                Signing::Requested("to-sign"),
+                Signing::Requested(SignerStatus::ToSign),
                 "Done. 2 changes applied and signed.",
             ),
             (
-                Signing::Requested("to-review"),
+                Signing::Requested(SignerStatus::ToReview),
                 "Done. Requested review for 2 changes.",
             ),
         ] {
@@ -505,7 +506,7 @@ mod tests {
                     message: "Unauthorized".into(),
                 },
             ],
-            Signing::Skipped("to-review"),
+            Signing::Skipped(SignerStatus::ToReview),
         );
         assert_eq!(
             text(&r).lines().collect::<Vec<_>>()[1..],
@@ -533,7 +534,7 @@ mod tests {
         let r = report(
             vec![Outcome::Applied { status: 201 }],
             Signing::Failed {
-                request: "to-sign",
+                request: SignerStatus::ToSign,
                 error: server_down(),
             },
         );

@@ -12,7 +12,7 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 
 use super::s3::AwsCredentials;
-use crate::client::{ClientError, ClientErrorKind, KintoClient, Request};
+use crate::client::{ClientError, ClientErrorKind, HttpClient, Request};
 use crate::secrets::Secret;
 use crate::settings::{quote, RawSettings, Setting, SettingError};
 
@@ -172,7 +172,7 @@ impl CredentialSource {
 
     /// The credentials to sign with: as configured, or fetched from the container endpoint
     /// through `client` (which must carry no Kinto credentials).
-    pub async fn resolve(&self, client: &KintoClient) -> Result<AwsCredentials, ClientError> {
+    pub async fn resolve(&self, client: &HttpClient) -> Result<AwsCredentials, ClientError> {
         match self {
             CredentialSource::Environment(credentials) => Ok(credentials.clone()),
             CredentialSource::Container(endpoint) => endpoint.fetch(client).await,
@@ -190,7 +190,7 @@ struct Answer {
 }
 
 impl ContainerEndpoint {
-    async fn fetch(&self, client: &KintoClient) -> Result<AwsCredentials, ClientError> {
+    async fn fetch(&self, client: &HttpClient) -> Result<AwsCredentials, ClientError> {
         let mut request = Request::new(Method::GET, self.url.clone());
         request.max_body = MAX_ANSWER_BYTES;
         match &self.token {
@@ -397,8 +397,7 @@ mod tests {
         let source = CredentialSource::from_settings(&raw, true)
             .unwrap()
             .unwrap();
-        let client =
-            KintoClient::new(&crate::settings::HttpSettings::from_settings(&raw, &crate::settings::shared::AUTH).unwrap());
+        let client = crate::client::testing::fast_client(4);
         let err = source.resolve(&client).await.unwrap_err().to_string();
         std::fs::remove_file(&file).unwrap();
         assert!(

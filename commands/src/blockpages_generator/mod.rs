@@ -18,11 +18,11 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use crate::client::{ClientError, KintoClient};
+use crate::client::ClientError;
 use crate::progress::Progress;
 use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, DRY_RUN, DRY_RUN_GROUP};
-use crate::settings::{HttpSettings, RawSettings, Setting, SettingError};
+use crate::settings::{ServerSettings, RawSettings, Setting, SettingError};
 use crate::{CommandError, Context};
 use records::{assign_file_names, parse_record, sort_newest_first, BlockedItem};
 use render::Page;
@@ -88,7 +88,7 @@ pub const DELETE_STALE: Setting = Setting::switch(
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub http: HttpSettings,
+    pub server: ServerSettings,
     /// The Kinto bucket holding both collections.
     pub bucket: String,
     pub addons_collection: String,
@@ -131,7 +131,7 @@ impl CommandConfig for Config {
             ));
         }
         Ok(Config {
-            http: HttpSettings::from_settings(raw, &AUTH)?,
+            server: ServerSettings::from_settings(raw, &AUTH)?,
             bucket: raw.kinto_id(&BUCKET)?,
             addons_collection,
             plugins_collection,
@@ -144,7 +144,7 @@ impl CommandConfig for Config {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<BlockpagesReport, CommandError> {
-    let client = KintoClient::new(&config.http);
+    let client = ctx.kinto(&config.server);
     let mut timings = Timings::default();
 
     let started = Instant::now();
@@ -222,9 +222,9 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<BlockpagesReport, Com
         }
     } else {
         let started = Instant::now();
-        // S3 (and the container credentials endpoint) get no Kinto credentials, but share the
-        // in-flight cap of the run.
-        let s3_client = client.with_auth(None);
+        // S3 (and the container credentials endpoint) get the run's client, without the Kinto
+        // credentials: it shares the in-flight cap of the run.
+        let s3_client = ctx.http.clone();
         let source = config.s3.credentials.as_ref().ok_or_else(|| {
             CommandError::Runtime("AWS credentials are required to upload".into())
         })?;
@@ -292,7 +292,7 @@ async fn upload(
     };
     let produced: HashSet<String> = pages.iter().map(|p| p.file_name.clone()).collect();
     let progress = Progress::new(ctx.progress, pages.len() as u64, "Uploading pages");
-    let parallel = config.http.parallel.get();
+    let parallel = ctx.http.parallel();
     let mut pages: Vec<(usize, Page)> = pages.into_iter().enumerate().collect();
     let index = pages.remove(0);
     let put = |(i, page): (usize, Page)| {

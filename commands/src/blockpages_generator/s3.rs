@@ -10,7 +10,8 @@ use rusty_s3::actions::{ListObjectsV2, S3Action};
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 
 use super::credentials::CredentialSource;
-use crate::client::{ClientError, ClientErrorKind, KintoClient, Request, Response};
+use crate::client::error::one_line;
+use crate::client::{ClientError, ClientErrorKind, HttpClient, Request, Response};
 use crate::secrets::Secret;
 use crate::settings::{quote, RawSettings, Setting, SettingError};
 
@@ -129,19 +130,19 @@ pub enum BucketState {
 
 /// The target bucket, with credentials, and the client that sends its requests.
 pub struct S3Bucket {
-    http: KintoClient,
+    http: HttpClient,
     bucket: Bucket,
     credentials: Credentials,
     settings: S3Settings,
 }
 
 impl S3Bucket {
-    /// `client` must carry no credentials of its own (see [`KintoClient::with_auth`]); `creds`
+    /// `client` must carry no credentials of its own (the run's, not a Kinto view); `creds`
     /// come from [`CredentialSource::resolve`].
     pub fn new(
         settings: &S3Settings,
         creds: &AwsCredentials,
-        client: KintoClient,
+        client: HttpClient,
     ) -> Result<Self, String> {
         let credentials = match &creds.session_token {
             Some(token) => Credentials::new_with_token(
@@ -175,7 +176,7 @@ impl S3Bucket {
         )
         .map_err(|e| format!("S3 endpoint: {e}"))?;
         Ok(S3Bucket {
-            http: client,
+            http: client.with_error_detail(error_detail),
             bucket,
             credentials,
             settings: settings.clone(),
@@ -286,10 +287,31 @@ impl S3Bucket {
     }
 }
 
+/// The detail of an S3 error body, for the client's [`crate::client::ErrorDetail`] hook: its
+/// `<Code>` and `<Message>` on one line, nothing else of it (S3 errors may echo the request's
+/// credential scope).
+fn error_detail(body: &[u8]) -> Option<String> {
+    xml_error_detail(body).map(|detail| one_line(&detail))
+}
+
+/// `Code: Message` of an S3-style XML error body.
+fn xml_error_detail(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let element = |name: &str| -> Option<String> {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..end].trim().to_string()).filter(|v| !v.is_empty())
+    };
+    match (element("Code"), element("Message")) {
+        (Some(code), Some(message)) => Some(format!("{code}: {message}")),
+        (code, message) => code.or(message),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::HttpSettings;
+    use crate::client::testing::fast_client;
 
     const KEYS: [(&str, &str); 2] = [
         ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
@@ -365,7 +387,7 @@ mod tests {
         ] {
             let raw = raw_for(name);
             let settings = S3Settings::from_settings(&raw, true).unwrap();
-            let client = KintoClient::new(&HttpSettings::from_settings(&raw, &crate::settings::shared::AUTH).unwrap());
+            let client = fast_client(0);
             let bucket = S3Bucket::new(&settings, &env_creds(&settings), client).unwrap();
             let url = bucket
                 .bucket
@@ -383,9 +405,9 @@ mod tests {
         pairs.push(("AWS_SESSION_TOKEN", "session-token-secret"));
         let raw = RawSettings::from_pairs(&pairs);
         let settings = S3Settings::from_settings(&raw, true).unwrap();
-        let client = KintoClient::new(&HttpSettings::from_settings(&raw, &crate::settings::shared::AUTH).unwrap());
+        let client = fast_client(0);
         let bucket =
-            S3Bucket::new(&settings, &env_creds(&settings), client.with_auth(None)).unwrap();
+            S3Bucket::new(&settings, &env_creds(&settings), client).unwrap();
         let put = bucket
             .bucket
             .put_object(Some(&bucket.credentials), "i1.html");
@@ -403,5 +425,16 @@ mod tests {
             settings.public_url("i1.html"),
             "http://127.0.0.1:9000/amo-blocked-pages/i1.html"
         );
+    }
+
+    #[test]
+    fn error_details_are_the_code_and_message_of_an_s3_xml_error() {
+        let xml = br#"<?xml version="1.0"?><Error><Code>SignatureDoesNotMatch</Code><Message>The signature does not match.</Message><AWSAccessKeyId>AKID</AWSAccessKeyId></Error>"#;
+        let detail = error_detail(xml).unwrap();
+        assert_eq!(
+            detail,
+            "SignatureDoesNotMatch: The signature does not match."
+        );
+        assert_eq!(error_detail(b"<html>oops</html>"), None);
     }
 }

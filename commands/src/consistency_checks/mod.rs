@@ -16,17 +16,19 @@
 mod diff;
 mod report;
 
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::client::{ClientError, KintoClient};
+use crate::client::{ClientError, Request, Response};
 use crate::kinto::{
-    ChangesEntry, CollectionRef, Role, ServerInfo, SignedCollection, SignerCapability,
+    ChangesEntry, CollectionRef, Kinto, Role, ServerInfo, SignedCollection, SignerCapability,
+    SignerStatus,
 };
 use crate::monitored::{check_all, MonitorList};
 use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
-use crate::settings::{HttpSettings, RawSettings, SettingError};
+use crate::settings::{ServerSettings, RawSettings, SettingError};
 use crate::{CommandError, Context};
 
 pub const COMMAND: Command = Command {
@@ -46,7 +48,7 @@ pub use report::ConsistencyReport;
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Server, timeouts, and `AUTH`, which must be able to read the workspace buckets.
-    pub http: HttpSettings,
+    pub server: ServerSettings,
     pub bucket: String,
     pub collection: String,
 }
@@ -59,8 +61,8 @@ impl CommandConfig for Config {
     }
 
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
-        let http = HttpSettings::from_settings(raw, &AUTH)?;
-        if http.auth.is_none() {
+        let server = ServerSettings::from_settings(raw, &AUTH)?;
+        if server.auth.is_none() {
             return Err(SettingError::new(
                 AUTH.env,
                 "not set: credentials that can read the source (workspace) collections are \
@@ -68,7 +70,7 @@ impl CommandConfig for Config {
             ));
         }
         Ok(Config {
-            http,
+            server,
             bucket: raw.kinto_id(&MONITOR_BUCKET)?,
             collection: raw.kinto_id(&MONITOR_COLLECTION)?,
         })
@@ -132,7 +134,7 @@ pub struct Check {
     /// The source collection, when a signer resource publishes the collection.
     pub source: Option<CollectionRef>,
     /// The source's `status`, when it was read and is a string.
-    pub status: Option<String>,
+    pub status: Option<SignerStatus>,
     pub verdict: Verdict,
 }
 
@@ -144,7 +146,7 @@ struct Changeset {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, CommandError> {
-    let client = KintoClient::new(&config.http);
+    let client = ctx.kinto(&config.server);
     let signer = ServerInfo::fetch(&client).await?.require_signer()?;
     let monitor = CollectionRef::new(&config.bucket, &config.collection);
     let MonitorList {
@@ -168,7 +170,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, Co
         .unwrap_or(0);
 
     let (client, signer) = (&client, &signer);
-    let in_progress = config.http.parallel.get();
+    let in_progress = ctx.http.parallel();
     let mut checks = check_all(ctx, "Checking consistency", in_progress, entries, |entry| async move {
         check_entry(client, signer, &entry, run_started_ms).await
     })
@@ -189,18 +191,17 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, Co
 /// Read one side: its changeset, or the verdict its failure means (a 404 is an inconsistency,
 /// anything else leaves the check incomplete).
 async fn read_side(
-    client: &KintoClient,
+    client: &Kinto,
     side: Side,
     collection: &CollectionRef,
     expected: u64,
 ) -> Result<Changeset, Verdict> {
-    let path = format!("{}/changeset", collection.path());
-    let expected = expected.to_string();
+    let request = Request::new(Method::GET, client.changeset_url(&collection.path(), expected));
     match client
-        .get_json::<Changeset>(&path, &[("_expected", expected.as_str())])
+        .send_checked(&request, Response::json::<Changeset>)
         .await
     {
-        Ok((changeset, _)) => Ok(changeset),
+        Ok((_, changeset)) => Ok(changeset),
         Err(error) if error.status() == Some(404) => {
             Err(Verdict::Inconsistent(Inconsistency::CollectionMissing {
                 side,
@@ -216,7 +217,7 @@ async fn read_side(
 }
 
 async fn check_entry(
-    client: &KintoClient,
+    client: &Kinto,
     signer: &SignerCapability,
     entry: &ChangesEntry,
     run_started_ms: u64,
@@ -245,7 +246,7 @@ async fn check_entry(
             return check;
         }
         Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => Some(SignerStatus::parse(s)),
         Some(other) => {
             check.verdict =
                 Verdict::Inconsistent(Inconsistency::UnexpectedStatus(other.to_string()));
@@ -260,18 +261,20 @@ async fn check_entry(
         destination_expected: entry.last_modified,
         run_started_ms,
     };
-    check.verdict = match status.as_deref() {
-        Some("work-in-progress") => Verdict::Skip("work-in-progress".into()),
-        Some("to-review") => sides.compare_under_review().await,
-        None | Some("signed") => sides.compare_signed().await,
-        Some(other) => Verdict::Inconsistent(Inconsistency::UnexpectedStatus(other.into())),
+    check.verdict = match status {
+        Some(SignerStatus::WorkInProgress) => {
+            Verdict::Skip(SignerStatus::WorkInProgress.to_string())
+        }
+        Some(SignerStatus::ToReview) => sides.compare_under_review().await,
+        None | Some(SignerStatus::Signed) => sides.compare_signed().await,
+        Some(other) => Verdict::Inconsistent(Inconsistency::UnexpectedStatus(other.to_string())),
     };
     check
 }
 
 /// The reads and comparisons after the source has been read.
 struct Sides<'a> {
-    client: &'a KintoClient,
+    client: &'a Kinto,
     workflow: &'a SignedCollection,
     source: &'a Changeset,
     destination_expected: u64,

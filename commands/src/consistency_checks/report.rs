@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{Check, Inconsistency, Verdict};
-use crate::kinto::CollectionRef;
+use crate::kinto::{CollectionRef, SignerStatus};
 use crate::report::{client_error_json, judge, Failure, Outcome, Report};
 
 #[derive(Debug, Clone)]
@@ -108,7 +108,7 @@ impl Report for ConsistencyReport {
                 Verdict::Ok => writeln!(out, "{id} OK")?,
                 Verdict::Skip(why) => writeln!(out, "{id} SKIP ({why})")?,
                 Verdict::Inconsistent(Inconsistency::RecordsDiffer(diffs)) => {
-                    let status = check.status.as_deref().unwrap_or("None");
+                    let status = check.status.as_ref().map_or("None", SignerStatus::as_str);
                     writeln!(out, "{id} INCONSISTENT: records differ (status {status})")?;
                     for diff in diffs {
                         writeln!(out, "    {}", diff.summary())?;

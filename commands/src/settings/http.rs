@@ -1,5 +1,6 @@
-//! The HTTP client's settings, validated: server, timeout, retries, backoff, in-flight cap and the
-//! run's credentials.
+//! The HTTP settings, validated: the run's client settings shared by every command (timeout,
+//! retries, backoff, in-flight cap), and the Kinto server a command talks to with its
+//! credentials.
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -13,39 +14,41 @@ use super::shared::{
 use super::{RawSettings, Setting, SettingError};
 use crate::secrets::Auth;
 
-/// Everything the HTTP client needs, validated.
-#[derive(Clone, Debug)]
+/// What the run's HTTP client is built with, whatever service a command talks to: `SERVER` and
+/// the credentials are not read.
+#[derive(Clone, Copy, Debug)]
 pub struct HttpSettings {
-    pub server: Url,
     pub timeout: Duration,
     pub retries: u32,
     pub parallel: NonZeroUsize,
     pub retry_backoff: Duration,
-    pub auth: Option<Auth>,
 }
 
 impl HttpSettings {
-    /// The settings shared by every command; `auth` is the setting holding this command's
-    /// credentials (`AUTH`, `REFRESH_SIGNATURE_AUTH`, ...).
-    pub fn from_settings(raw: &RawSettings, auth: &Setting) -> Result<Self, SettingError> {
-        let server = raw.server_url(&SERVER)?;
+    pub fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
         Ok(HttpSettings {
-            auth: raw.secret(auth).map(|s| Auth::parse(&s)),
-            ..HttpSettings::for_service(raw, server)?
-        })
-    }
-
-    /// The shared request settings (timeout, retries, backoff, in-flight cap) for a client of
-    /// another service than the Kinto server (e.g. Redash): `SERVER` and `AUTH` are not read, and
-    /// no credentials are attached.
-    pub fn for_service(raw: &RawSettings, server: Url) -> Result<Self, SettingError> {
-        Ok(HttpSettings {
-            server,
             timeout: raw.duration_secs(&REQUESTS_TIMEOUT_SECONDS)?,
             retries: raw.uint(&REQUESTS_NB_RETRIES, 20)? as u32,
             parallel: raw.nonzero(&PARALLEL_REQUESTS, 256)?,
             retry_backoff: raw.duration_secs(&REQUESTS_RETRY_BACKOFF_SECONDS)?,
-            auth: None,
+        })
+    }
+}
+
+/// The Kinto server a command talks to (`SERVER`) and the command's credentials for it.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub url: Url,
+    pub auth: Option<Auth>,
+}
+
+impl ServerSettings {
+    /// `auth` is the setting holding this command's credentials (`AUTH`,
+    /// `REFRESH_SIGNATURE_AUTH`, ...).
+    pub fn from_settings(raw: &RawSettings, auth: &Setting) -> Result<Self, SettingError> {
+        Ok(ServerSettings {
+            url: raw.server_url(&SERVER)?,
+            auth: raw.secret(auth).map(|s| Auth::parse(&s)),
         })
     }
 }

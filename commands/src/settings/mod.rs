@@ -17,7 +17,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 pub use declare::{Setting, Shape};
-pub use http::HttpSettings;
+pub use http::{HttpSettings, ServerSettings};
 
 use crate::secrets::{self, Secret};
 
@@ -53,7 +53,7 @@ impl fmt::Debug for RawSettings {
         let mut map = f.debug_map();
         for (k, v) in &self.values {
             if self.is_secret(k) {
-                map.entry(k, &"(redacted)");
+                map.entry(k, &Secret::new(v.as_str()));
             } else {
                 map.entry(k, v);
             }
@@ -416,13 +416,14 @@ mod tests {
 
     #[test]
     fn defaults_match_the_original() {
-        let s = HttpSettings::from_settings(&RawSettings::new(), &AUTH).unwrap();
-        assert_eq!(s.server.as_str(), "http://localhost:8888/v1/");
+        let server = ServerSettings::from_settings(&RawSettings::new(), &AUTH).unwrap();
+        assert_eq!(server.url.as_str(), "http://localhost:8888/v1/");
+        assert!(server.auth.is_none());
+        let s = HttpSettings::from_settings(&RawSettings::new()).unwrap();
         assert_eq!(s.timeout, Duration::from_secs(2));
         assert_eq!(s.retries, 4);
         assert_eq!(s.parallel.get(), 4);
         assert_eq!(s.retry_backoff, Duration::from_millis(500));
-        assert!(s.auth.is_none());
     }
 
     #[test]
@@ -436,9 +437,11 @@ mod tests {
             ("SERVER", "ftp://example.com"),
             ("SERVER", "not a url"),
         ] {
-            let err =
-                HttpSettings::from_settings(&RawSettings::from_pairs(&[(name, value)]), &AUTH)
-                    .unwrap_err();
+            let raw = RawSettings::from_pairs(&[(name, value)]);
+            let err = match name {
+                "SERVER" => ServerSettings::from_settings(&raw, &AUTH).unwrap_err(),
+                _ => HttpSettings::from_settings(&raw).unwrap_err(),
+            };
             assert_eq!(err.name, name);
             assert!(!err.to_string().contains('\n'));
         }
@@ -514,17 +517,19 @@ mod tests {
     }
 
     #[test]
-    fn service_settings_ignore_server_and_auth() {
+    fn the_client_settings_ignore_server_and_auth() {
         let r = RawSettings::from_pairs(&[
             ("SERVER", "not a url"),
             ("AUTH", "u:p"),
             ("REQUESTS_NB_RETRIES", "2"),
         ]);
-        let s =
-            HttpSettings::for_service(&r, Url::parse("https://redash.example/").unwrap()).unwrap();
-        assert_eq!(s.server.as_str(), "https://redash.example/");
-        assert!(s.auth.is_none());
+        // A bad SERVER does not stop a command that never reads it (uptake_health).
+        let s = HttpSettings::from_settings(&r).unwrap();
         assert_eq!(s.retries, 2);
+        assert_eq!(
+            ServerSettings::from_settings(&r, &AUTH).unwrap_err().name,
+            "SERVER"
+        );
     }
 
     #[test]

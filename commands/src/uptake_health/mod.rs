@@ -10,14 +10,15 @@ mod text;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use reqwest::{Method, Url};
 use serde_json::{json, Map, Value};
 
-use crate::client::{KintoClient, Request, RetryPolicy};
+use crate::client::{Request, RetryPolicy};
 use crate::command::{Command, CommandConfig, Runs};
 use crate::secrets::{display_url, Secret};
-use crate::settings::{quote, HttpSettings, RawSettings, Setting, SettingError};
+use crate::settings::{quote, RawSettings, Setting, SettingError};
 use crate::{CommandError, Context};
 
 pub use report::{SourceCheck, UptakeReport, Verdict};
@@ -110,7 +111,7 @@ pub const REDASH_RETRY_STATUSES: &[u16] = &[503, 504];
 #[derive(Debug, Clone)]
 pub enum ResultSource {
     /// Download `query_url` with `api_key` added as a query parameter.
-    Redash { api_key: Secret, http: HttpSettings },
+    Redash { api_key: Secret, timeout: Duration },
     /// Read a saved result from disk (`REDASH_RESULT_FILE`).
     File(PathBuf),
 }
@@ -205,9 +206,6 @@ impl CommandConfig for Config {
         let min_total_entries = raw.uint(&MIN_TOTAL_ENTRIES, u64::MAX)?;
         let verbose = raw.flag(&VERBOSE)?;
         let exclude_sources = raw.list(&EXCLUDE_SOURCES, ',');
-        let origin = query_url.join("/").unwrap_or_else(|_| query_url.clone());
-        let mut http = HttpSettings::for_service(raw, origin)?;
-        http.timeout = redash_timeout;
         let source = match raw.get(&REDASH_RESULT_FILE) {
             Some(path) => ResultSource::File(PathBuf::from(path.trim())),
             None => ResultSource::Redash {
@@ -217,7 +215,7 @@ impl CommandConfig for Config {
                         "missing: set the Redash API key (or REDASH_RESULT_FILE to read a saved result)",
                     )
                 })?,
-                http,
+                timeout: redash_timeout,
             },
         };
         Ok(Config {
@@ -273,7 +271,7 @@ impl Config {
 }
 
 /// The query result document and where it came from (for error messages).
-async fn fetch(config: &Config) -> Result<(Vec<u8>, String), CommandError> {
+async fn fetch(config: &Config, ctx: &Context) -> Result<(Vec<u8>, String), CommandError> {
     match &config.source {
         ResultSource::File(path) => {
             let body = std::fs::read(path).map_err(|e| {
@@ -284,11 +282,13 @@ async fn fetch(config: &Config) -> Result<(Vec<u8>, String), CommandError> {
             })?;
             Ok((body, format!("in {}", path.display())))
         }
-        ResultSource::Redash { api_key, http } => {
+        ResultSource::Redash { api_key, timeout } => {
             let mut url = config.query_url.clone();
             url.query_pairs_mut()
                 .append_pair("api_key", api_key.expose());
-            let client = KintoClient::new(http)
+            let client = ctx
+                .http
+                .with_timeout(*timeout)
                 .with_retry_policy(RetryPolicy::Statuses(REDASH_RETRY_STATUSES));
             log::info!("Downloading the query result {}", display_url(&url));
             let response = client.send(&Request::new(Method::GET, url.clone())).await?;
@@ -297,8 +297,8 @@ async fn fetch(config: &Config) -> Result<(Vec<u8>, String), CommandError> {
     }
 }
 
-pub async fn run(config: &Config, _ctx: &Context) -> Result<UptakeReport, CommandError> {
-    let (body, origin) = fetch(config).await?;
+pub async fn run(config: &Config, ctx: &Context) -> Result<UptakeReport, CommandError> {
+    let (body, origin) = fetch(config, ctx).await?;
     let malformed =
         |e: String| CommandError::Runtime(format!("Malformed Redash query result {origin}: {e}"));
     let rows = query_result::parse(&body).map_err(malformed)?;

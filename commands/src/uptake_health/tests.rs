@@ -46,13 +46,15 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.default_threshold, 2.0);
     assert!(c.thresholds.is_empty());
     assert!(!c.verbose);
-    let ResultSource::Redash { api_key, http } = &c.source else {
+    let ResultSource::Redash { api_key, timeout } = &c.source else {
         panic!("downloads by default");
     };
     assert_eq!(api_key.expose(), "k");
-    assert_eq!(http.timeout, std::time::Duration::from_secs(60));
-    assert!(http.auth.is_none());
-    assert_eq!(http.server.as_str(), "https://sql.telemetry.mozilla.org/");
+    assert_eq!(*timeout, Duration::from_secs(60));
+    assert_eq!(
+        c.query_url.origin().ascii_serialization(),
+        "https://sql.telemetry.mozilla.org"
+    );
 }
 
 #[test]
@@ -120,7 +122,8 @@ fn bad_settings_name_their_variable_without_echoing_the_key() {
     for (pairs, name) in cases {
         let mut all = vec![("REDASH_API_KEY", "k")];
         all.extend_from_slice(pairs);
-        let err = Config::from_settings(&RawSettings::from_pairs(&all)).unwrap_err();
+        // The whole configuration step: the run's client settings, then the command's.
+        let err = (COMMAND.runs.configure)(&RawSettings::from_pairs(&all)).unwrap_err();
         assert_eq!(err.name, *name, "{pairs:?}: {err}");
         assert!(!err.to_string().contains("m4rker"), "{err}");
         assert!(!err.to_string().contains('\n'), "{err}");

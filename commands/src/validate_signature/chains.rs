@@ -9,7 +9,7 @@ use reqwest::Url;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
-use crate::client::{ClientError, ClientErrorKind, KintoClient};
+use crate::client::{ClientError, ClientErrorKind, HttpClient};
 use crate::signature::chain::{self, MAX_X5U_BYTES};
 use crate::signature::{colon_hex, CertChain, ChainPolicy, ErrorCode, VerifyError};
 
@@ -24,7 +24,7 @@ pub async fn off_executor<T: Send + 'static>(work: impl FnOnce() -> T + Send + '
 }
 
 pub struct ChainCache {
-    client: KintoClient,
+    client: HttpClient,
     policy: ChainPolicy,
     cells: Mutex<BTreeMap<String, Arc<OnceCell<ChainOutcome>>>>,
 }
@@ -61,7 +61,7 @@ fn x5u_error(err: &ClientError) -> VerifyError {
 }
 
 impl ChainCache {
-    pub fn new(client: KintoClient, policy: ChainPolicy) -> Self {
+    pub fn new(client: HttpClient, policy: ChainPolicy) -> Self {
         ChainCache {
             client,
             policy,

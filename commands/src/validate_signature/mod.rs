@@ -13,12 +13,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use reqwest::Method;
 use tokio::sync::Semaphore;
 
-use crate::client::{ClientError, ClientErrorKind, KintoClient, Request};
-use crate::kinto::{ever_held_records, ChangesEntry, CollectionRef};
+use crate::client::{ClientError, ClientErrorKind, Request};
+use crate::kinto::{ever_held_records, ChangesEntry, CollectionRef, Kinto};
 use crate::monitored::{check_all, MonitorList};
 use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
-use crate::settings::{quote, HttpSettings, RawSettings, Setting, SettingError};
+use crate::settings::{quote, ServerSettings, RawSettings, Setting, SettingError};
 use crate::signature::payload::{self, ChangesetDigest};
 use crate::signature::{
     self, parse_root_hash, verify_entry, ChainPolicy, ErrorCode, VerifyError, Warning,
@@ -64,7 +64,7 @@ const MAX_CHECK_AT: u64 = 253_402_300_799;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub http: HttpSettings,
+    pub server: ServerSettings,
     pub bucket: String,
     pub collection: String,
     /// Replaces the per-bucket signer names when set.
@@ -116,7 +116,7 @@ impl CommandConfig for Config {
             })
             .transpose()?;
         Ok(Config {
-            http: HttpSettings::from_settings(raw, &AUTH)?,
+            server: ServerSettings::from_settings(raw, &AUTH)?,
             bucket: raw.kinto_id(&MONITOR_BUCKET)?,
             collection: raw.kinto_id(&MONITOR_COLLECTION)?,
             signer_name,
@@ -136,17 +136,17 @@ impl Config {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<SignatureReport, CommandError> {
-    let client = KintoClient::new(&config.http);
+    let client = ctx.kinto(&config.server);
     let monitor = CollectionRef::new(&config.bucket, &config.collection);
     let list = MonitorList::read(&client, monitor).await?;
     // More collections in progress than requests in flight, so that verification of some
     // overlaps the downloads of others; the client's semaphore still caps the requests, and
     // verification runs at most one collection per core.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let in_progress = config.http.parallel.get() + cpus;
+    let in_progress = ctx.http.parallel() + cpus;
     let run = Run {
         client: &client,
-        chains: ChainCache::new(client.clone(), config.policy()),
+        chains: ChainCache::new(ctx.http.clone(), config.policy()),
         cpu: Semaphore::new(cpus),
         config,
     };
@@ -170,7 +170,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<SignatureReport, Comm
 
 /// What the checks of one run share.
 struct Run<'a> {
-    client: &'a KintoClient,
+    client: &'a Kinto,
     chains: ChainCache,
     /// One permit per core for CPU-bound work.
     cpu: Semaphore,
@@ -196,10 +196,9 @@ impl Run<'_> {
         &self,
         entry: &ChangesEntry,
     ) -> Result<(ChangesetDigest, Duration), ClientError> {
-        let url = self.client.url_with_query(
-            &format!("{}/changeset", entry.path()),
-            &[("_expected", &entry.last_modified.to_string())],
-        );
+        let url = self
+            .client
+            .changeset_url(&entry.path(), entry.last_modified);
         let request = Request::new(Method::GET, url);
         self.client
             .send_checked_async(&request, |response| async move {

@@ -1,0 +1,142 @@
+//! When to try a request again and how long to wait: the [`RetryPolicy`] of a view, the
+//! classification of transport failures, exponential backoff with jitter, and the waits a server
+//! imposes (`Retry-After` on one answer, Kinto's `Backoff` for every request of the run).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+
+use super::ClientErrorKind;
+
+/// The longest wait a server can impose through `Retry-After` or `Backoff`.
+pub const MAX_SERVER_WAIT: Duration = Duration::from_secs(60);
+/// The longest backoff between two attempts computed by the client itself.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Which failures a client retries (connection errors and timeouts always are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RetryPolicy {
+    /// Kinto's: every 5xx, 429, and 2xx answers that the caller's check rejects.
+    #[default]
+    Transient,
+    /// Only these HTTP statuses (e.g. `&[503, 504]` for Redash); every other answer is final,
+    /// including a 2xx the caller's check rejects.
+    Statuses(&'static [u16]),
+}
+
+impl RetryPolicy {
+    pub(crate) fn retries_status(self, status: StatusCode) -> bool {
+        match self {
+            RetryPolicy::Transient => {
+                status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+            }
+            RetryPolicy::Statuses(statuses) => statuses.contains(&status.as_u16()),
+        }
+    }
+
+    pub(crate) fn retries_rejected_answers(self) -> bool {
+        self == RetryPolicy::Transient
+    }
+}
+
+/// Exponential backoff with jitter: base * 2^(n-1), between 50% and 100% of it, capped.
+pub(crate) fn backoff_delay(base: Duration, attempt: u32) -> Duration {
+    let exp = base
+        .saturating_mul(1u32 << (attempt - 1).min(16))
+        .min(MAX_BACKOFF);
+    exp.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+/// Text of the innermost cause of a reqwest error, which names what went wrong (connection
+/// refused, reset...) without repeating the URL.
+fn root_cause(err: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = err;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    let text = source.to_string();
+    if text.contains("http://") || text.contains("https://") {
+        "request failed".to_string()
+    } else {
+        text
+    }
+}
+
+/// What a transport failure is (all of them are retried).
+pub(crate) fn classify(err: &reqwest::Error) -> ClientErrorKind {
+    if err.is_timeout() {
+        ClientErrorKind::Timeout
+    } else if err.is_connect() || err.is_request() {
+        ClientErrorKind::Connect(root_cause(err))
+    } else {
+        ClientErrorKind::Body(root_cause(err))
+    }
+}
+
+/// Seconds from a `Retry-After` or `Backoff` header (delta-seconds only).
+pub(crate) fn header_seconds(headers: &HeaderMap, name: &str) -> Option<Duration> {
+    let raw = headers.get(name)?.to_str().ok()?.trim();
+    let secs: f64 = raw.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs).min(MAX_SERVER_WAIT))
+}
+
+/// The `Backoff` a server asked for: every request of the run waits until it is over.
+#[derive(Debug, Default)]
+pub(crate) struct ServerBackoff {
+    until: Mutex<Option<Instant>>,
+}
+
+impl ServerBackoff {
+    pub(crate) async fn wait(&self) {
+        let until = *self.until.lock().expect("backoff lock");
+        if let Some(until) = until {
+            let now = Instant::now();
+            if until > now {
+                tokio::time::sleep(until - now).await;
+            }
+        }
+    }
+
+    /// Note an answer's `Backoff` header, keeping the later of two waits.
+    pub(crate) fn note(&self, headers: &HeaderMap) {
+        if let Some(wait) = header_seconds(headers, "Backoff") {
+            let until = Instant::now() + wait;
+            let mut guard = self.until.lock().expect("backoff lock");
+            if guard.is_none_or(|current| current < until) {
+                log::info!("server asked to back off for {:.1}s", wait.as_secs_f64());
+                *guard = Some(until);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        // REQUESTS_RETRY_BACKOFF_SECONDS's default.
+        let base = Duration::from_millis(500);
+        let d1 = backoff_delay(base, 1);
+        let d4 = backoff_delay(base, 4);
+        assert!(d1 <= Duration::from_millis(500) && d1 >= Duration::from_millis(250));
+        assert!(d4 >= Duration::from_secs(2) && d4 <= Duration::from_secs(4));
+        assert!(backoff_delay(base, 30) <= MAX_BACKOFF);
+    }
+
+    #[test]
+    fn server_waits_are_read_and_capped() {
+        let mut h = HeaderMap::new();
+        h.insert("Retry-After", HeaderValue::from_static("3"));
+        h.insert("Backoff", HeaderValue::from_static("100000"));
+        assert_eq!(
+            header_seconds(&h, "Retry-After"),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(header_seconds(&h, "Backoff"), Some(MAX_SERVER_WAIT));
+    }
+}
