@@ -47,6 +47,7 @@ registry! {
     blockpages_generator,
     uptake_health,
     monitor_coverage,
+    server_compare,
 }
 
 /// Find a command by its name, its kebab-case alias, or a Lambda handler name
