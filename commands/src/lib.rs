@@ -48,6 +48,7 @@ registry! {
     uptake_health,
     monitor_coverage,
     server_compare,
+    backported_records,
 }
 
 /// Find a command by its name, its kebab-case alias, or a Lambda handler name
