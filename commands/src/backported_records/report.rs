@@ -193,3 +193,45 @@ impl Report for BackportedReport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backport_records::mapping::parse_mappings;
+    use crate::consistency_checks::diff::Side;
+
+    fn checked(source_ts: u64, dest_ts: u64, missing: &[&str]) -> Backported {
+        let mapping = parse_mappings("a/b?min_n=1 -> a/c").unwrap().remove(0);
+        let diff = PairDiff {
+            left: (Side::Source, mapping.source.clone()),
+            right: (Side::Destination, mapping.destination.clone()),
+            missing: missing.iter().map(|s| s.to_string()).collect(),
+            extra: Vec::new(),
+            changed: Vec::new(),
+        };
+        Backported::read(mapping, source_ts, dest_ts, diff)
+    }
+
+    #[test]
+    fn records_that_differ_fail_only_when_the_timestamps_are_further_apart_than_the_lag() {
+        let report = |results| BackportedReport {
+            max_lag_ms: 300_000,
+            results,
+        };
+        let equal = report(vec![checked(1, 999_999, &[])]);
+        assert_eq!(equal.outcome(), Outcome::Ok);
+        let within = report(vec![checked(400_000, 100_000, &["r1"])]);
+        assert_eq!(within.outcome(), Outcome::Ok);
+        assert_eq!(within.to_json()["results"][0]["status"], "within_lag");
+        // Either way round: the destination newer than its source by more than the lag too.
+        let beyond = report(vec![checked(100_000, 400_001, &["r1"])]);
+        let Outcome::Problems(failure) = beyond.outcome() else {
+            panic!("{:?}", beyond.outcome())
+        };
+        assert_eq!(
+            failure.message,
+            "Backported records out of sync: 1 destination(s) differ from their source beyond 300 s"
+        );
+        assert_eq!(failure.items[0]["records"]["missing"]["ids"][0], "r1");
+    }
+}

@@ -300,3 +300,84 @@ impl Report for ServerCompareReport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consistency_checks::diff::Side;
+
+    fn c() -> CollectionRef {
+        CollectionRef::new("main", "cfr")
+    }
+
+    fn report(now_ms: u64, compared: Vec<Compared>) -> ServerCompareReport {
+        ServerCompareReport {
+            monitor: CollectionRef::new("monitor", "changes"),
+            margin_ms: 1000,
+            now_ms,
+            compared,
+            invalid: Vec::new(),
+        }
+    }
+
+    fn lines(report: &ServerCompareReport) -> Vec<String> {
+        let mut out = Vec::new();
+        report.write_text(&mut out).unwrap();
+        String::from_utf8(out).unwrap().lines().map(String::from).collect()
+    }
+
+    #[test]
+    fn a_difference_propagates_until_the_newer_side_is_older_than_the_margin() {
+        let lagging = || Compared::read(c(), 10_000, 9_000, None);
+        let young = report(10_999, vec![lagging()]);
+        assert_eq!(young.outcome(), Outcome::Ok);
+        assert_eq!(lines(&young), ["main/cfr PROPAGATING: lag 1.000 s, changed 0 s ago"]);
+        let old = report(11_000, vec![lagging()]);
+        assert!(matches!(old.outcome(), Outcome::Problems(_)));
+        assert_eq!(
+            lines(&old),
+            ["main/cfr NOT OK: lag 1.000 s, changed 1 s ago (margin 1 s)"]
+        );
+        // The target ahead: measured from its own, newer, timestamp.
+        let ahead = report(10_500, vec![Compared::read(c(), 9_000, 10_000, None)]);
+        assert_eq!(
+            lines(&ahead),
+            ["main/cfr PROPAGATING: lag -1.000 s (the target is ahead), changed 0 s ago"]
+        );
+    }
+
+    #[test]
+    fn some_differences_never_propagate() {
+        let diff = PairDiff {
+            left: (Side::Source, c()),
+            right: (Side::Destination, c()),
+            missing: vec!["r1".into()],
+            extra: Vec::new(),
+            changed: Vec::new(),
+        };
+        let r = report(
+            5_000,
+            vec![
+                Compared::listed_once(c(), None, Some(5_000)),
+                Compared::read(c(), 5_000, 5_000, Some(diff)),
+                Compared::listed_once(c(), Some(5_000), None),
+                Compared::read(c(), 7, 7, None),
+            ],
+        );
+        assert_eq!(
+            lines(&r),
+            [
+                "main/cfr NOT OK: only on the target",
+                "main/cfr NOT OK: records differ at the same timestamp 5000",
+                "    records: 1 missing (r1), 0 extra, 0 changed",
+                "main/cfr PROPAGATING: missing on the target, changed 0 s ago",
+                "main/cfr OK: lag 0.000 s, 7",
+            ]
+        );
+        let json = r.to_json();
+        assert_eq!(json["totals"]["lagging"], 2);
+        assert_eq!(json["totals"]["propagating"], 1);
+        assert_eq!(json["results"][0]["age_seconds"], Value::Null);
+        assert_eq!(json["results"][1]["code"], "RECORDS_DIFFER");
+    }
+}
