@@ -776,6 +776,8 @@ fn to_first_request(command: &str) -> &'static [(&'static str, &'static str)] {
             ("BACKPORT_RECORDS_DEST_COLLECTION", "d"),
         ],
         "blockpages_generator" => &[("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)],
+        "server_compare" => &[("TARGET_SERVER", DOWN)],
+        "backported_records" => &[("BACKPORT_RECORDS_MAPPINGS", "b/c -> b/d")],
         "uptake_health" => &[(
             "REDASH_API_QUERY_URL",
             "http://127.0.0.1:9/api/queries/1/results.json",

@@ -5,6 +5,7 @@
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
 pub mod client;
+pub mod collection_patterns;
 pub mod command;
 pub mod error;
 pub mod json;
@@ -72,6 +73,9 @@ registry! {
     validate_changes_collection,
     blockpages_generator,
     uptake_health,
+    monitor_coverage,
+    server_compare,
+    backported_records,
 }
 
 /// Find a command by its name, its kebab-case alias, or a Lambda handler name

@@ -202,6 +202,8 @@ fn sample(setting: &Setting) -> &'static str {
         "REDASH_RESULT_FILE" => "",
         "SPECIFIC_ERROR_THRESHOLD_PERCENTAGES" => "main/cfr = 5.5",
         "TARGET_DIR" => "/tmp/pages",
+        "SOURCE_SERVER" | "TARGET_SERVER" => "http://127.0.0.1:9/v1",
+        "INCLUDE_COLLECTIONS" | "EXCLUDE_COLLECTIONS" => "main/*, */cfr",
         name if name.ends_with("AUTH") || name.ends_with("KEY") || name.ends_with("TOKEN") => {
             "user:pass"
         }

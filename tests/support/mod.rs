@@ -126,8 +126,16 @@ impl Stack {
     /// entries, for the commands' `BUCKET`/`COLLECTION` settings: tests see only their own
     /// collections, not what other tests publish meanwhile. Returns `(bucket, collection)`.
     pub async fn scratch_monitor(&self, entries: &[(&str, &str, u64)]) -> (String, String) {
-        let kinto = self.editor();
         let bid = unique("mon");
+        self.monitor_named(&bid, entries).await;
+        (bid, "changes".to_string())
+    }
+
+    /// A monitor collection `bid/changes` listing exactly these entries, on this stack's server
+    /// (tests comparing two servers give both a monitor of the same name).
+    pub async fn monitor_named(&self, bid: &str, entries: &[(&str, &str, u64)]) {
+        let kinto = self.editor();
+        let bid = bid.to_string();
         kinto.create_bucket(&bid).await;
         kinto.create_collection(&bid, "changes").await;
         // Kinto keeps a given last_modified only when it is newer than the collection's: write
@@ -144,7 +152,6 @@ impl Stack {
                 )
                 .await;
         }
-        (bid, "changes".to_string())
     }
 
     pub fn editor(&self) -> Kinto {

@@ -56,26 +56,40 @@ impl PairDiff {
     /// `source main-workspace/x -> preview main-preview/x: 1 missing (r2), 0 extra, 1 changed (r1)`
     pub fn summary(&self) -> String {
         format!(
-            "{} {} -> {} {}: {}, {}, {}",
+            "{} {} -> {} {}: {}",
             self.left.0,
             self.left.1,
             self.right.0,
             self.right.1,
+            self.counts(),
+        )
+    }
+
+    /// `1 missing (r2), 0 extra, 1 changed (r1)`
+    pub fn counts(&self) -> String {
+        format!(
+            "{}, {}, {}",
             counted(&self.missing, "missing"),
             counted(&self.extra, "extra"),
             counted(&self.changed, "changed"),
         )
     }
 
-    pub fn to_json(&self) -> Value {
+    /// `missing`, `extra` and `changed`, each with its `count` and at most five `ids`.
+    pub fn ids_json(&self) -> Value {
         let ids = |ids: &[String]| json!({"count": ids.len(), "ids": ids.iter().take(SHOWN_IDS).collect::<Vec<_>>()});
         json!({
-            "left": {"side": self.left.0, "collection": self.left.1.to_string()},
-            "right": {"side": self.right.0, "collection": self.right.1.to_string()},
             "missing": ids(&self.missing),
             "extra": ids(&self.extra),
             "changed": ids(&self.changed),
         })
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut value = self.ids_json();
+        value["left"] = json!({"side": self.left.0, "collection": self.left.1.to_string()});
+        value["right"] = json!({"side": self.right.0, "collection": self.right.1.to_string()});
+        value
     }
 }
 

@@ -13,7 +13,7 @@
 //! `_expected` set to its monitor/changes timestamp, the others with the run's start time, so no
 //! cache can serve an older copy. Collections are checked in parallel under the client's cap.
 
-mod diff;
+pub mod diff;
 mod report;
 
 use reqwest::Method;
