@@ -11,13 +11,14 @@ use serde_json::Value;
 
 use crate::backport_records::diff::{plan, Kind};
 use crate::backport_records::mapping::{parse_mappings, Mapping, MAPPINGS};
-use crate::client::{ClientError, KintoClient};
+use crate::client::ClientError;
+use crate::kinto::Kinto;
 use crate::command::{Command, CommandConfig, Runs};
 use crate::consistency_checks::diff::{PairDiff, Side};
 use crate::kinto::{changeset_timestamp, shape_error};
 use crate::monitored::check_all;
 use crate::settings::shared::AUTH;
-use crate::settings::{HttpSettings, RawSettings, Setting, SettingError};
+use crate::settings::{RawSettings, ServerSettings, Setting, SettingError};
 use crate::{CommandError, Context};
 
 pub use report::{Backported, BackportedReport};
@@ -43,7 +44,7 @@ pub const MAX_LAG_SECONDS: Setting = Setting::new(
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The server, and `AUTH` when the collections are not public.
-    pub http: HttpSettings,
+    pub server: ServerSettings,
     pub mappings: Vec<Mapping>,
     pub max_lag_ms: u64,
 }
@@ -59,16 +60,16 @@ impl CommandConfig for Config {
             ));
         };
         Ok(Config {
-            http: HttpSettings::from_settings(raw, &AUTH)?,
+            server: ServerSettings::from_settings(raw, &AUTH)?,
             mappings: parse_mappings(lines)?,
             max_lag_ms: raw.uint(&MAX_LAG_SECONDS, 366 * 86_400)? * 1000,
         })
     }
 
     async fn run(&self, ctx: &Context) -> Result<BackportedReport, CommandError> {
-        let client = &KintoClient::new(&self.http);
+        let client = &ctx.kinto(&self.server);
         let label = "Checking backports";
-        let in_progress = self.http.parallel.get();
+        let in_progress = ctx.http.parallel();
         let results = check_all(ctx, label, in_progress, self.mappings.clone(), |mapping| {
             check(client, mapping)
         })
@@ -83,7 +84,7 @@ impl CommandConfig for Config {
 /// A collection's records (filtered) and its records timestamp, which counts deletions too: the
 /// `timestamp` of its changeset since its newest live record (so few records come back).
 async fn read(
-    client: &KintoClient,
+    client: &Kinto,
     collection: &crate::kinto::CollectionRef,
     filters: &[(String, String)],
 ) -> Result<(Vec<Value>, u64), ClientError> {
@@ -104,7 +105,7 @@ async fn read(
     Ok((records, timestamp))
 }
 
-async fn check(client: &KintoClient, mapping: Mapping) -> Backported {
+async fn check(client: &Kinto, mapping: Mapping) -> Backported {
     let (source, destination) = futures::join!(
         read(client, &mapping.source, &mapping.filters),
         read(client, &mapping.destination, &[]),

@@ -10,13 +10,14 @@ mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::client::{ClientError, KintoClient};
+use crate::client::ClientError;
+use crate::kinto::Kinto;
 use crate::collection_patterns::CollectionFilter;
 use crate::command::{Command, CommandConfig, Runs};
 use crate::kinto::{CollectionRef, Role, ServerInfo, SignerCapability};
 use crate::monitored::MonitorList;
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
-use crate::settings::{HttpSettings, RawSettings, Setting, SettingError};
+use crate::settings::{RawSettings, ServerSettings, Setting, SettingError};
 use crate::{CommandError, Context};
 
 pub use report::{Coverage, CoverageReport, Gap};
@@ -46,7 +47,7 @@ pub const EXCLUDE_COLLECTIONS: Setting = Setting::new(
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub http: HttpSettings,
+    pub server: ServerSettings,
     pub monitor: CollectionRef,
     pub filter: CollectionFilter,
 }
@@ -56,7 +57,7 @@ impl CommandConfig for Config {
 
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
         Ok(Config {
-            http: HttpSettings::from_settings(raw, &AUTH)?,
+            server: ServerSettings::from_settings(raw, &AUTH)?,
             monitor: CollectionRef::new(
                 &raw.kinto_id(&MONITOR_BUCKET)?,
                 &raw.kinto_id(&MONITOR_COLLECTION)?,
@@ -69,8 +70,8 @@ impl CommandConfig for Config {
         })
     }
 
-    async fn run(&self, _ctx: &Context) -> Result<CoverageReport, CommandError> {
-        run(self).await
+    async fn run(&self, ctx: &Context) -> Result<CoverageReport, CommandError> {
+        run(self, ctx).await
     }
 }
 
@@ -86,7 +87,7 @@ fn published_buckets(signer: &SignerCapability) -> BTreeSet<String> {
 
 /// The collection ids of a bucket; a missing bucket holds none.
 async fn list_collections(
-    client: &KintoClient,
+    client: &Kinto,
     bucket: &str,
 ) -> Result<Vec<String>, ClientError> {
     match client
@@ -102,8 +103,8 @@ async fn list_collections(
     }
 }
 
-pub async fn run(config: &Config) -> Result<CoverageReport, CommandError> {
-    let client = &KintoClient::new(&config.http);
+pub async fn run(config: &Config, ctx: &Context) -> Result<CoverageReport, CommandError> {
+    let client = &ctx.kinto(&config.server);
     let signer = ServerInfo::fetch(client).await?.require_signer()?;
     let list = MonitorList::read(client, config.monitor.clone()).await?;
     let buckets = published_buckets(&signer);

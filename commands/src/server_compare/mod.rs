@@ -13,13 +13,14 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::client::{ClientError, KintoClient};
+use crate::client::ClientError;
+use crate::kinto::Kinto;
 use crate::command::{Command, CommandConfig, Runs};
 use crate::consistency_checks::diff::{self, PairDiff, Side};
 use crate::kinto::{cache_bust, changeset_timestamp, CollectionRef, InvalidEntry};
 use crate::monitored::{check_all, MonitorList};
 use crate::settings::shared::{MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION, SERVER};
-use crate::settings::{HttpSettings, RawSettings, Setting, SettingError};
+use crate::settings::{RawSettings, ServerSettings, Setting, SettingError};
 use crate::{CommandError, Context};
 
 pub use report::{Compared, Difference, ServerCompareReport};
@@ -66,8 +67,9 @@ pub const COMPARE_RECORDS: Setting = Setting::switch(
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub source: HttpSettings,
-    pub target: HttpSettings,
+    /// The two readers, without credentials.
+    pub source: ServerSettings,
+    pub target: ServerSettings,
     pub monitor: CollectionRef,
     pub margin_ms: u64,
     pub records: bool,
@@ -89,8 +91,14 @@ impl CommandConfig for Config {
         }
         let target = raw.server_url(&TARGET_SERVER)?;
         Ok(Config {
-            source: HttpSettings::for_service(raw, source)?,
-            target: HttpSettings::for_service(raw, target)?,
+            source: ServerSettings {
+                url: source,
+                auth: None,
+            },
+            target: ServerSettings {
+                url: target,
+                auth: None,
+            },
             monitor: CollectionRef::new(
                 &raw.kinto_id(&MONITOR_BUCKET)?,
                 &raw.kinto_id(&MONITOR_COLLECTION)?,
@@ -116,7 +124,7 @@ struct Served {
 /// Read one collection from one server: its fresh changeset's timestamp (only the changes after
 /// the monitor's entry, usually none), or the whole changeset.
 async fn read(
-    client: &KintoClient,
+    client: &Kinto,
     collection: &CollectionRef,
     since: u64,
     records: bool,
@@ -152,8 +160,8 @@ fn now_ms() -> u64 {
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<ServerCompareReport, CommandError> {
-    let source = &KintoClient::new(&config.source);
-    let target = &KintoClient::new(&config.target);
+    let source = &ctx.kinto(&config.source);
+    let target = &ctx.kinto(&config.target);
     let (source_list, target_list) = futures::join!(
         MonitorList::read(source, config.monitor.clone()),
         MonitorList::read(target, config.monitor.clone()),
@@ -173,7 +181,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<ServerCompareReport, 
     let started = now_ms();
     let (on_source, on_target) = (&on_source, &on_target);
     let label = "Comparing collections";
-    let compared = check_all(ctx, label, config.http_parallel(), keys, |collection| async move {
+    let compared = check_all(ctx, label, ctx.http.parallel(), keys, |collection| async move {
         let (s, t) = (on_source.get(&collection), on_target.get(&collection));
         let (Some(&s), Some(&t)) = (s, t) else {
             return Compared::listed_once(collection, s.copied(), t.copied());
@@ -215,7 +223,4 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<ServerCompareReport, 
 }
 
 impl Config {
-    fn http_parallel(&self) -> usize {
-        self.source.parallel.get()
-    }
 }
