@@ -12,7 +12,8 @@ BIN := target/release/remote-settings-lambdas
 # runs on the 2020 one only.
 HAS_NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 TEST_RUNNER := $(if $(HAS_NEXTEST),cargo nextest run --workspace --no-fail-fast -E 'not binary(compat_2020)',cargo test --workspace --no-fail-fast -- --skip _on_the_2020_server)
-COMPAT_RUNNER := $(if $(HAS_NEXTEST),cargo nextest run --no-fail-fast --test compat_2020,cargo test --no-fail-fast --test compat_2020)
+# (--workspace: the same feature set as the main build, so nothing is compiled again.)
+COMPAT_RUNNER := $(if $(HAS_NEXTEST),cargo nextest run --workspace --no-fail-fast -E 'binary(compat_2020)',cargo test --workspace --no-fail-fast --test compat_2020)
 
 # Release packaging (see README "Deploy"): the Lambda build links against glibc 2.34 (provided.al2023)
 # through cargo-zigbuild and zig, both from PyPI into $(TOOLS), with hadolint for the Dockerfile.

@@ -4,7 +4,9 @@
 //! proxy: a transient fault (the next 2 requests of a target, fewer than the 3 attempts) must be
 //! retried and the run must end exactly as a clean one; a persistent fault must end with the
 //! documented exit code and a line naming the URL (never a credential), and a collection that
-//! could not be read is never reported OK. See `fault_matrix/common.rs` for the columns.
+//! could not be read is never reported OK. See `fault_matrix/common.rs` for the columns. The
+//! reader commands' proxies stand before the CDN edge fixture (`Stack::edge`), as readers do in
+//! production.
 
 #[path = "fault_matrix/common.rs"]
 #[allow(dead_code, reason = "each matrix file uses a different part")]
@@ -95,7 +97,7 @@ async fn validate_changes_collection_retries_transient_faults_and_never_reports_
         ]);
         run_bin(&["validate_changes_collection"], &e).await
     };
-    let proxy = Proxy::start(&stack.server).await;
+    let proxy = Proxy::start(&stack.edge).await;
     let clean = clean_from(&proxy, &run(&proxy.url).await, &targets);
     assert_eq!(clean.code, 0, "{:?}", clean.lines);
     assert_eq!(clean.lines.len(), 2);
@@ -109,7 +111,7 @@ async fn validate_changes_collection_retries_transient_faults_and_never_reports_
                 (&stack, &targets, &clean, &bid, &secrets, &run);
             async move {
                 let t = target(targets, cell.target);
-                let proxy = Proxy::start(&stack.server).await;
+                let proxy = Proxy::start(&stack.edge).await;
                 cell.arm(&proxy, &t.on);
                 let r = run(&proxy.url).await;
                 let seen = proxy.count_on(&t.on);
@@ -189,7 +191,7 @@ async fn validate_signature_retries_transient_faults_and_never_reports_unread_co
         ]);
         run_bin(&["validate_signature"], &e).await
     };
-    let proxy = Proxy::start(&stack.server).await;
+    let proxy = Proxy::start(&stack.edge).await;
     let clean = clean_from(&proxy, &run(&proxy.url).await, &targets);
     assert_eq!(clean.code, 0, "{:?}", clean.lines);
     let mut clean = clean;
@@ -211,7 +213,7 @@ async fn validate_signature_retries_transient_faults_and_never_reports_unread_co
             let (changeset, x5u_origin) = (&changeset, &x5u_origin);
             async move {
                 let t = target(targets, cell.target);
-                let kinto = Proxy::start(&stack.server).await;
+                let kinto = Proxy::start(&stack.edge).await;
                 let (r, seen, origin) = if cell.target == "x5u" {
                     let x5u_proxy = Proxy::start(&format!("{x5u_origin}/")).await;
                     let mut doc = changeset.clone();
