@@ -322,7 +322,7 @@ async fn without_root_hash_the_self_signed_root_is_accepted_and_the_report_says_
     assert_eq!(
         note,
         format!(
-            "Root not pinned (ROOT_HASH is not set): accepted self-signed root {} (rsl test root)",
+            "Root not pinned (ROOT_HASH is not set and the server is none of Mozilla's): accepted self-signed root {} (rsl test root)",
             stack.root_hash
         )
     );
@@ -867,4 +867,50 @@ async fn bad_settings_exit_2_naming_the_variable_and_send_nothing() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("CHECK_AT"), "{}", run.stderr);
     assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
+}
+
+/// The stack under one of Mozilla's host names (resolved to loopback by the debug build's
+/// `RSL_TEST_RESOLVE` hook), keeping the edge's port.
+fn as_host(stack: &Stack, host: &str) -> String {
+    let edge = reqwest::Url::parse(&stack.edge).unwrap();
+    format!("http://{host}:{}{}", edge.port().unwrap(), edge.path())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mozillas_hosts_pin_firefoxs_root_by_default_so_the_stacks_own_root_is_refused() {
+    let stack = Stack::get();
+    let cid = unique("pinned");
+    let ts = stack.publish("staging", &cid, &records(2)).await;
+    let monitor = stack.scratch_monitor(&[("blocklists", &cid, ts)]).await;
+    for (host, pin) in [
+        ("firefox.settings.services.mozilla.com", "production"),
+        ("remote-settings.allizom.org", "stage"),
+    ] {
+        let server = as_host(&stack, host);
+        let resolve = format!("{host}=127.0.0.1");
+        let mut e: Vec<(&str, &str)> = env(&stack, &monitor)
+            .into_iter()
+            .filter(|(k, _)| *k != "ROOT_HASH" && *k != "SERVER")
+            .collect();
+        e.push(("SERVER", &server));
+        e.push(("RSL_TEST_RESOLVE", &resolve));
+        let run = run_bin(&["validate_signature"], &e).await;
+        assert_eq!(run.code, 1, "{host}: {run:?}");
+        assert_bad(&run, "blocklists", &cid, "ROOT_HASH_MISMATCH");
+        e.push(("OUTPUT", "json"));
+        let doc = run_bin(&["validate_signature"], &e).await.json();
+        assert_eq!(doc["root_pin"], pin, "{host}");
+        assert_eq!(doc["root_pinned"], true, "{host}");
+        // ROOT_HASH=any opts out, and the report says so.
+        e.retain(|(k, _)| *k != "OUTPUT");
+        e.push(("ROOT_HASH", "any"));
+        let run = run_bin(&["validate_signature"], &e).await;
+        assert_eq!(run.code, 0, "{host}: {run:?}");
+        assert_ok(&run, "blocklists", &cid);
+        assert!(
+            run.stdout.contains("Root not pinned (ROOT_HASH=any)"),
+            "{}",
+            run.stdout
+        );
+    }
 }

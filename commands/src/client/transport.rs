@@ -62,7 +62,7 @@ impl Transport {
 fn builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
     let mut headers = HeaderMap::new();
     headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-    reqwest::Client::builder()
+    test_resolve(reqwest::Client::builder())
         .default_headers(headers)
         .connect_timeout(connect_timeout)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
@@ -78,4 +78,25 @@ fn builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
                 attempt.stop()
             }
         }))
+}
+
+/// Test hook, compiled into debug builds only (the release and Lambda builds do not have it):
+/// `RSL_TEST_RESOLVE=host=127.0.0.1` makes `host` resolve to that address, so that a test can
+/// aim at a loopback stack under one of Mozilla's host names (the URL keeps the port).
+#[cfg(debug_assertions)]
+fn test_resolve(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    let Ok(value) = std::env::var("RSL_TEST_RESOLVE") else {
+        return builder;
+    };
+    let (host, ip) = value.split_once('=').expect("RSL_TEST_RESOLVE is host=ip");
+    let ip: std::net::IpAddr = ip
+        .trim()
+        .parse()
+        .expect("RSL_TEST_RESOLVE names an IP address");
+    builder.resolve(host.trim(), std::net::SocketAddr::new(ip, 0))
+}
+
+#[cfg(not(debug_assertions))]
+fn test_resolve(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    builder
 }

@@ -5,6 +5,7 @@
 //! The verification itself is the pure core in [`crate::signature`]; this module does the I/O.
 
 mod chains;
+mod root_pin;
 mod report;
 
 use std::sync::Arc;
@@ -21,11 +22,12 @@ use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION}
 use crate::settings::{quote, ServerSettings, RawSettings, Setting, SettingError};
 use crate::signature::payload::{self, ChangesetDigest};
 use crate::signature::{
-    self, parse_root_hash, verify_entry, ChainPolicy, ErrorCode, VerifyError, Warning,
+    self, verify_entry, ChainPolicy, ErrorCode, VerifyError, Warning,
 };
 use crate::{CommandError, Context};
 
 use chains::{off_executor, ChainCache};
+pub use root_pin::RootPin;
 pub use report::{CollectionResult, SignatureCheck, SignatureReport, Verdict};
 
 pub const COMMAND: Command = Command {
@@ -42,9 +44,9 @@ pub const COMMAND: Command = Command {
 pub const ROOT_HASH: Setting = Setting::new(
     "ROOT_HASH",
     "HEX",
-    "Colon-hex SHA-256 of the only root certificate accepted",
+    "Colon-hex SHA-256 of the only root certificate accepted, or `any` for any self-signed root",
 )
-.derived("any self-signed root");
+.derived("the root Firefox pins on Mozilla's hosts, else any self-signed root");
 pub const SIGNER_NAME: Setting = Setting::new(
     "SIGNER_NAME",
     "DNS_NAME",
@@ -71,6 +73,8 @@ pub struct Config {
     pub signer_name: Option<String>,
     /// SHA-256 of the only acceptable root certificate.
     pub root_hash: Option<[u8; 32]>,
+    /// Where that root comes from.
+    pub root_pin: RootPin,
     /// The time certificates must be valid at, in seconds since the epoch.
     pub check_at: u64,
 }
@@ -109,18 +113,16 @@ impl CommandConfig for Config {
                 ))
             }
         };
-        let root_hash = raw
-            .get(&ROOT_HASH)
-            .map(|value| {
-                parse_root_hash(value).map_err(|message| SettingError::new(ROOT_HASH.env, message))
-            })
-            .transpose()?;
+        let server = ServerSettings::from_settings(raw, &AUTH)?;
+        let root_pin = RootPin::choose(raw.get(&ROOT_HASH), &server.url)
+            .map_err(|message| SettingError::new(ROOT_HASH.env, message))?;
         Ok(Config {
-            server: ServerSettings::from_settings(raw, &AUTH)?,
+            server,
             bucket: raw.kinto_id(&MONITOR_BUCKET)?,
             collection: raw.kinto_id(&MONITOR_COLLECTION)?,
             signer_name,
-            root_hash,
+            root_hash: root_pin.hash(),
+            root_pin,
             check_at: raw.uint_opt(&CHECK_AT, MAX_CHECK_AT)?.unwrap_or(now),
         })
     }
@@ -165,6 +167,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<SignatureReport, Comm
         invalid: list.invalid,
         chains: run.chains.infos(),
         root_pinned: config.root_hash.is_some(),
+        root_pin: config.root_pin,
     })
 }
 

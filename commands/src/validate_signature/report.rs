@@ -69,6 +69,8 @@ pub struct SignatureReport {
     pub invalid: Vec<InvalidEntry>,
     pub chains: Vec<ChainInfo>,
     pub root_pinned: bool,
+    /// Where the accepted root comes from.
+    pub root_pin: super::RootPin,
 }
 
 #[derive(Serialize)]
@@ -212,7 +214,11 @@ impl Report for SignatureReport {
         if !self.root_pinned && !roots.is_empty() {
             writeln!(
                 out,
-                "Root not pinned (ROOT_HASH is not set): accepted self-signed root {}",
+                "Root not pinned ({}): accepted self-signed root {}",
+                match self.root_pin {
+                    super::RootPin::Any => "ROOT_HASH=any",
+                    _ => "ROOT_HASH is not set and the server is none of Mozilla's",
+                },
                 roots.join(", ")
             )?;
         }
@@ -226,6 +232,7 @@ impl Report for SignatureReport {
             "results": results,
             "totals": self.totals(),
             "root_pinned": self.root_pinned,
+            "root_pin": self.root_pin.name(),
             "chains": self.chains,
         })
     }
