@@ -15,6 +15,7 @@ pub mod report;
 pub mod secrets;
 pub mod settings;
 pub mod signature;
+pub mod sources;
 
 pub use command::Command;
 pub use error::CommandError;
@@ -46,6 +47,7 @@ registry! {
     blockpages_generator,
     uptake_health,
     certificates_expiration,
+    signatures_age,
 }
 
 /// Find a command by its name, its kebab-case alias, or a Lambda handler name

@@ -25,7 +25,7 @@ use crate::kinto::{
 };
 use crate::monitored::{check_all, MonitorList};
 use crate::command::{Command, CommandConfig, Runs};
-use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
+use crate::settings::shared::{MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
 use crate::settings::{HttpSettings, RawSettings, SettingError};
 use crate::{CommandError, Context};
 
@@ -59,14 +59,7 @@ impl CommandConfig for Config {
     }
 
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
-        let http = HttpSettings::from_settings(raw, &AUTH)?;
-        if http.auth.is_none() {
-            return Err(SettingError::new(
-                AUTH.env,
-                "not set: credentials that can read the source (workspace) collections are \
-                 required (user:pass or a Bearer token)",
-            ));
-        }
+        let http = HttpSettings::reading_sources(raw)?;
         Ok(Config {
             http,
             bucket: raw.kinto_id(&MONITOR_BUCKET)?,

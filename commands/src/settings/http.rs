@@ -35,6 +35,20 @@ impl HttpSettings {
         })
     }
 
+    /// The settings of a command that reads the source (workspace) collections: `AUTH` is
+    /// required, since those are not public.
+    pub fn reading_sources(raw: &RawSettings) -> Result<Self, SettingError> {
+        let http = HttpSettings::from_settings(raw, &super::shared::AUTH)?;
+        if http.auth.is_none() {
+            return Err(SettingError::new(
+                super::shared::AUTH.env,
+                "not set: credentials that can read the source (workspace) collections are \
+                 required (user:pass or a Bearer token)",
+            ));
+        }
+        Ok(http)
+    }
+
     /// The shared request settings (timeout, retries, backoff, in-flight cap) for a client of
     /// another service than the Kinto server (e.g. Redash): `SERVER` and `AUTH` are not read, and
     /// no credentials are attached.
