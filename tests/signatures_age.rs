@@ -3,7 +3,7 @@
 //! sets. The server sets those dates itself, so an old signature is made by moving "now" with
 //! `--at`/`CHECK_AT`. The command reads every source of the server, other tests' too: each test
 //! asserts on its own collections' lines, and on exit codes that hold whatever they publish
-//! (every collection of a fresh stack was signed within the week; none a year ahead).
+//! (every collection of a fresh stack was signed within the week, or never on request).
 
 mod support;
 
@@ -61,6 +61,20 @@ async fn freshly_signed_sources_are_healthy_in_a_few_requests() {
         .publish("main-workspace", &reviewed, &records(2))
         .await;
     stack.publish("staging", &direct, &records(1)).await;
+    // A source whose signing at creation failed (the signer refuses a client-set tracking
+    // field with a 400; the memory backend keeps the collection): no last_signature_date.
+    let created = unique("sa-unsigned");
+    let (status, body, _) = stack
+        .editor()
+        .request(
+            reqwest::Method::PUT,
+            &format!("/buckets/staging/collections/{created}"),
+            Some(json!({"data": {"last_signature_by": "someone"}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let stored = stack.editor().collection("staging", &created).await;
+    assert!(stored.get("last_signature_date").is_none(), "{stored}");
     let proxy = Proxy::start(&stack.server).await;
 
     let text = run(&proxy.url, &stack.admin, &[]).await;
@@ -80,6 +94,10 @@ async fn freshly_signed_sources_are_healthy_in_a_few_requests() {
         assert!(l.ends_with(" UTC), limit 168 hours"), "{l}");
         assert!(hours(l) < 0.2, "{l}");
     }
+    assert_eq!(
+        line(&text, &format!("staging/{created}")),
+        format!("staging/{created} UNKNOWN: no last_signature_date (never signed)")
+    );
     // Oldest first.
     let ages: Vec<f64> = text.lines()[1..]
         .iter()
@@ -104,7 +122,18 @@ async fn freshly_signed_sources_are_healthy_in_a_few_requests() {
     assert!(r["age_seconds"].as_i64().unwrap() < 600, "{r}");
     assert!(r.get("code").is_none());
     assert_eq!(doc["totals"]["too_old"], 0);
-    assert_eq!(doc["totals"]["ok"], doc["totals"]["sources"]);
+    let r = result(&doc, "staging", &created);
+    assert_eq!(r["status"], "unknown");
+    assert!(
+        r.get("age_seconds").is_none() && r.get("code").is_none(),
+        "{r}"
+    );
+    let totals = &doc["totals"];
+    assert!(totals["unknown"].as_u64().unwrap() >= 1, "{totals}");
+    assert_eq!(
+        totals["ok"].as_u64().unwrap() + totals["unknown"].as_u64().unwrap(),
+        totals["sources"].as_u64().unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

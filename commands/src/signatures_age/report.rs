@@ -13,7 +13,9 @@ const HOUR: f64 = 3600.0;
 pub enum Age {
     /// Signed at `signed` (seconds since the epoch), `seconds` before the check time.
     Signed { signed: i64, seconds: i64 },
-    /// No (readable) `last_signature_date`.
+    /// No (readable) `last_signature_date`: its signing at creation failed, or it is being
+    /// created. It has no age: reported, not a failure (whether its destination is signed is
+    /// validate_signature's and consistency_checks' to tell).
     NeverSigned,
 }
 
@@ -38,7 +40,7 @@ pub struct SourceAge {
 impl SourceAge {
     fn code(&self) -> Option<&'static str> {
         match self.age {
-            Age::NeverSigned => Some("NEVER_SIGNED"),
+            Age::NeverSigned => None,
             Age::Signed { seconds, .. } if seconds > self.limit_hours as i64 * 3600 => {
                 Some("SIGNATURE_TOO_OLD")
             }
@@ -48,6 +50,7 @@ impl SourceAge {
 
     fn line(&self) -> String {
         let verdict = match self.code() {
+            None if self.age == Age::NeverSigned => "UNKNOWN".to_string(),
             None => "OK".to_string(),
             Some(code) => format!("NOT OK {code}"),
         };
@@ -59,7 +62,10 @@ impl SourceAge {
                 format_utc(signed),
                 self.limit_hours
             ),
-            Age::NeverSigned => format!("{} {verdict}: no last_signature_date", self.source),
+            Age::NeverSigned => format!(
+                "{} {verdict}: no last_signature_date (never signed)",
+                self.source
+            ),
         }
     }
 
@@ -67,10 +73,10 @@ impl SourceAge {
         let mut item = json!({
             "bucket": self.source.bucket,
             "collection": self.source.collection,
-            "status": match self.code() {
-                None => "ok",
-                Some("NEVER_SIGNED") => "never_signed",
-                Some(_) => "too_old",
+            "status": match (self.code(), self.age) {
+                (Some(_), _) => "too_old",
+                (None, Age::NeverSigned) => "unknown",
+                (None, _) => "ok",
             },
             "limit_hours": self.limit_hours,
         });
@@ -124,8 +130,12 @@ impl Report for AgeReport {
     }
 
     fn to_json(&self) -> Value {
-        let count = |code: &str| self.sources.iter().filter(|s| s.code() == Some(code)).count();
-        let (too_old, never) = (count("SIGNATURE_TOO_OLD"), count("NEVER_SIGNED"));
+        let too_old = self.sources.iter().filter(|s| s.code().is_some()).count();
+        let unknown = self
+            .sources
+            .iter()
+            .filter(|s| s.age == Age::NeverSigned)
+            .count();
         let mut results: Vec<Value> = self.sources.iter().map(SourceAge::to_json).collect();
         results.extend(self.unreadable.iter().map(unreadable_json));
         json!({
@@ -133,9 +143,9 @@ impl Report for AgeReport {
             "results": results,
             "totals": {
                 "sources": self.sources.len(),
-                "ok": self.sources.len() - too_old - never,
+                "ok": self.sources.len() - too_old - unknown,
                 "too_old": too_old,
-                "never_signed": never,
+                "unknown": unknown,
                 "unreadable_resources": self.unreadable.len(),
             },
         })
