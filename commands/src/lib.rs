@@ -48,6 +48,7 @@ registry! {
     uptake_health,
     certificates_expiration,
     signatures_age,
+    work_in_progress,
 }
 
 /// Find a command by its name, its kebab-case alias, or a Lambda handler name

@@ -125,6 +125,40 @@ pub async fn list_sources(client: &KintoClient, signer: &SignerCapability) -> So
     }
 }
 
+/// A signer resource's source, as reports name it: `bucket` or `bucket/collection`.
+pub fn resource_name(r: &ResourceRef) -> String {
+    match &r.collection {
+        Some(c) => format!("{}/{c}", r.bucket),
+        None => r.bucket.clone(),
+    }
+}
+
+/// A resource whose source could not be read, in JSON form.
+pub fn unreadable_json((resource, error): &(ResourceRef, ClientError)) -> Value {
+    serde_json::json!({"resource": resource_name(resource), "status": "error",
+                       "code": error.code(), "error": crate::report::client_error_json(error)})
+}
+
+/// Its report line.
+pub fn unreadable_line((resource, error): &(ResourceRef, ClientError)) -> String {
+    format!(
+        "resource {} NOT OK: could not read its source: {error}",
+        resource_name(resource)
+    )
+}
+
+/// What a failed run's message adds about unreadable resources (empty when there is none).
+pub fn unreadable_message(unreadable: &[(ResourceRef, ClientError)]) -> String {
+    match unreadable.first() {
+        Some((resource, error)) => format!(
+            "; could not read {} resource(s), first {}: {error}",
+            unreadable.len(),
+            resource_name(resource)
+        ),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

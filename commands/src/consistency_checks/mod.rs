@@ -40,7 +40,7 @@ pub const COMMAND: Command = Command {
     runs: Runs::of::<Config>(),
 };
 
-pub use diff::{PairDiff, Side};
+pub use diff::{compare, PairDiff, Side};
 pub use report::ConsistencyReport;
 
 #[derive(Debug, Clone)]
@@ -131,9 +131,9 @@ pub struct Check {
 
 /// A `changeset` answer: collection metadata and all live records.
 #[derive(Debug, Deserialize)]
-struct Changeset {
-    metadata: Map<String, Value>,
-    changes: Vec<Value>,
+pub(crate) struct Changeset {
+    pub(crate) metadata: Map<String, Value>,
+    pub(crate) changes: Vec<Value>,
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, CommandError> {
@@ -179,6 +179,20 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, Co
     })
 }
 
+/// A collection's changeset (one request), `_expected` set to `expected`.
+pub(crate) async fn read_changeset(
+    client: &KintoClient,
+    collection: &CollectionRef,
+    expected: u64,
+) -> Result<Changeset, ClientError> {
+    let path = format!("{}/changeset", collection.path());
+    let expected = expected.to_string();
+    let (changeset, _) = client
+        .get_json::<Changeset>(&path, &[("_expected", expected.as_str())])
+        .await?;
+    Ok(changeset)
+}
+
 /// Read one side: its changeset, or the verdict its failure means (a 404 is an inconsistency,
 /// anything else leaves the check incomplete).
 async fn read_side(
@@ -187,13 +201,8 @@ async fn read_side(
     collection: &CollectionRef,
     expected: u64,
 ) -> Result<Changeset, Verdict> {
-    let path = format!("{}/changeset", collection.path());
-    let expected = expected.to_string();
-    match client
-        .get_json::<Changeset>(&path, &[("_expected", expected.as_str())])
-        .await
-    {
-        Ok((changeset, _)) => Ok(changeset),
+    match read_changeset(client, collection, expected).await {
+        Ok(changeset) => Ok(changeset),
         Err(error) if error.status() == Some(404) => {
             Err(Verdict::Inconsistent(Inconsistency::CollectionMissing {
                 side,
@@ -282,7 +291,7 @@ impl Sides<'_> {
                 Ok(changeset) => changeset,
                 Err(verdict) => return verdict,
             };
-        verdict_of(vec![diff::compare(
+        verdict_of(vec![compare(
             (Side::Source, &self.workflow.source, &self.source.changes),
             (Side::Preview, preview_ref, &preview.changes),
         )])
@@ -299,7 +308,7 @@ impl Sides<'_> {
         );
         let Some(preview_ref) = &self.workflow.preview else {
             return match destination.await {
-                Ok(destination) => verdict_of(vec![diff::compare(
+                Ok(destination) => verdict_of(vec![compare(
                     (Side::Source, &self.workflow.source, &self.source.changes),
                     (Side::Destination, destination_ref, &destination.changes),
                 )]),
@@ -312,11 +321,11 @@ impl Sides<'_> {
             (Err(verdict), _) | (_, Err(verdict)) => return verdict,
         };
         verdict_of(vec![
-            diff::compare(
+            compare(
                 (Side::Source, &self.workflow.source, &self.source.changes),
                 (Side::Preview, preview_ref, &preview.changes),
             ),
-            diff::compare(
+            compare(
                 (Side::Preview, preview_ref, &preview.changes),
                 (Side::Destination, destination_ref, &destination.changes),
             ),

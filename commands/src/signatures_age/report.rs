@@ -4,7 +4,8 @@ use serde_json::{json, Value};
 
 use crate::client::ClientError;
 use crate::kinto::{CollectionRef, ResourceRef};
-use crate::report::{client_error_json, is_finding, judge, Failure, Outcome, Report};
+use crate::report::{is_finding, judge, Failure, Outcome, Report};
+use crate::sources::{unreadable_json, unreadable_line, unreadable_message};
 use crate::signature::format_utc;
 
 const HOUR: f64 = 3600.0;
@@ -101,30 +102,14 @@ pub struct AgeReport {
     pub unreadable: Vec<(ResourceRef, ClientError)>,
 }
 
-fn resource_name(r: &ResourceRef) -> String {
-    match &r.collection {
-        Some(c) => format!("{}/{c}", r.bucket),
-        None => r.bucket.clone(),
-    }
-}
-
-fn unreadable_json((resource, error): &(ResourceRef, ClientError)) -> Value {
-    json!({"resource": resource_name(resource), "status": "error", "code": error.code(),
-           "error": client_error_json(error)})
-}
-
 impl Report for AgeReport {
     fn write_text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         writeln!(out, "Check time: {}", format_utc(self.check_at))?;
         for source in &self.sources {
             writeln!(out, "{}", source.line())?;
         }
-        for (resource, error) in &self.unreadable {
-            writeln!(
-                out,
-                "resource {} NOT OK: could not read its source: {error}",
-                resource_name(resource)
-            )?;
+        for item in &self.unreadable {
+            writeln!(out, "{}", unreadable_line(item))?;
         }
         Ok(())
     }
@@ -161,13 +146,7 @@ impl Report for AgeReport {
                 old.len(),
                 self.sources.len()
             );
-            if let Some((resource, error)) = self.unreadable.first() {
-                message.push_str(&format!(
-                    "; could not read {} resource(s), first {}: {error}",
-                    self.unreadable.len(),
-                    resource_name(resource)
-                ));
-            }
+            message.push_str(&unreadable_message(&self.unreadable));
             let mut items: Vec<Value> = old.iter().map(|s| s.to_json()).collect();
             items.extend(self.unreadable.iter().map(unreadable_json));
             Failure { message, items }
