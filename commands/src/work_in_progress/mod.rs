@@ -146,12 +146,17 @@ async fn check_stale(
                 return Some(Stale {
                     pending,
                     editors: Err(error),
+                    records_unread: true,
                 })
             }
         }
     }
     let editors = read_editors(client, &source).await;
-    Some(Stale { pending, editors })
+    Some(Stale {
+        pending,
+        editors,
+        records_unread: false,
+    })
 }
 
 /// The members of `{cid}-editors` in the source bucket (none when the group does not exist).

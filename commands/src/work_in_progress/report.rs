@@ -53,6 +53,17 @@ impl Pending {
 pub struct Stale {
     pub pending: Pending,
     pub editors: Result<Vec<String>, ClientError>,
+    /// Its records or its destination's could not be read (the error is in `editors`): whether
+    /// anything is pending is unknown.
+    pub records_unread: bool,
+}
+
+impl Stale {
+    /// Whether it could not be told pending: its records were unreadable for another reason than
+    /// a 4xx answer (see [`crate::report::judge`]).
+    fn undecided(&self) -> bool {
+        self.records_unread && self.editors.as_ref().is_err_and(|e| !is_finding(e))
+    }
 }
 
 impl Stale {
@@ -151,10 +162,13 @@ impl Report for WipReport {
     }
 
     fn outcome(&self) -> Outcome {
-        // A stale source is a finding even when its editors could not be read.
+        // A stale source is a finding even when its editors could not be read; one whose
+        // records could not be compared (no answer, 5xx) could not be told pending.
         let refused = self.unreadable.iter().filter(|(_, e)| is_finding(e)).count();
-        let findings = self.stale.len() + refused;
-        judge(findings, self.unreadable.len() - refused, || {
+        let undecided = self.stale.iter().filter(|s| s.undecided()).count();
+        let findings = self.stale.len() - undecided + refused;
+        let could_not_tell = self.unreadable.len() - refused + undecided;
+        judge(findings, could_not_tell, || {
             let mut message = format!(
                 "{} source collection(s) pending for more than {} day(s)",
                 self.stale.len(),
@@ -166,5 +180,56 @@ impl Report for WipReport {
             items.extend(self.unreadable.iter().map(unreadable_json));
             Failure { message, items }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientErrorKind;
+    use crate::report::Exit;
+
+    fn stale(status: u16, records_unread: bool) -> Stale {
+        Stale {
+            pending: Pending {
+                source: CollectionRef::new("main-workspace", "cfr"),
+                status: "work-in-progress".into(),
+                last_edit: Some(0),
+                last_edit_by: Some("account:editor".into()),
+            },
+            editors: Err(ClientError {
+                method: "GET".into(),
+                url: "http://h/v1/buckets/main/collections/cfr/changeset".into(),
+                attempts: 1,
+                kind: ClientErrorKind::Status {
+                    status,
+                    detail: None,
+                },
+            }),
+            records_unread,
+        }
+    }
+
+    fn exit(stale: Vec<Stale>) -> Exit {
+        WipReport {
+            check_at: 30 * 86_400,
+            max_age_days: 7,
+            sources: stale.len(),
+            fresh: Vec::new(),
+            stale,
+            unreadable: Vec::new(),
+        }
+        .outcome()
+        .exit()
+    }
+
+    #[test]
+    fn a_stale_source_whose_records_could_not_be_compared_could_not_be_told_pending() {
+        assert_eq!(exit(vec![stale(503, true)]), Exit::Incomplete);
+        // Refused (4xx): a finding, as everywhere.
+        assert_eq!(exit(vec![stale(404, true)]), Exit::Problems);
+        // Its editors alone unreadable: still stale.
+        assert_eq!(exit(vec![stale(503, false)]), Exit::Problems);
+        assert_eq!(exit(vec![stale(503, true), stale(503, false)]), Exit::Problems);
     }
 }
