@@ -16,6 +16,7 @@ pub mod report;
 pub mod secrets;
 pub mod settings;
 pub mod signature;
+pub mod sources;
 
 pub use command::Command;
 pub use error::CommandError;
@@ -76,6 +77,9 @@ registry! {
     monitor_coverage,
     server_compare,
     backported_records,
+    certificates_expiration,
+    signatures_age,
+    work_in_progress,
 }
 
 /// Find a command by its name, its kebab-case alias, or a Lambda handler name

@@ -276,8 +276,8 @@ async fn refresh_one(client: &Kinto, config: &Config, source: &CollectionRef) ->
 /// Whole days between an ISO 8601 date (as kinto-signer writes `last_signature_date`) and `now`,
 /// rounded down like Python's `timedelta.days`. `None` when the date cannot be read.
 fn age_in_days(date: &str, now: OffsetDateTime) -> Option<i64> {
-    let then = OffsetDateTime::parse(date.trim(), &Rfc3339).ok()?;
-    Some((now - then).whole_seconds().div_euclid(86_400))
+    let then = crate::sources::parse_signer_date(date)?;
+    Some((now.unix_timestamp() - then).div_euclid(86_400))
 }
 
 /// A Kinto timestamp (epoch milliseconds) as the original prints it: `2018-03-05 13:57:31 UTC`.

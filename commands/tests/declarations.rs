@@ -201,6 +201,7 @@ fn sample(setting: &Setting) -> &'static str {
         "REDASH_API_QUERY_URL" => "https://redash.example/api/queries/1/results.json",
         "REDASH_RESULT_FILE" => "",
         "SPECIFIC_ERROR_THRESHOLD_PERCENTAGES" => "main/cfr = 5.5",
+        "MAX_SIGNATURE_AGE_OVERRIDES" => "main-workspace/cfr=24; staging/addons=2",
         "TARGET_DIR" => "/tmp/pages",
         "SOURCE_SERVER" | "TARGET_SERVER" => "http://127.0.0.1:9/v1",
         "INCLUDE_COLLECTIONS" | "EXCLUDE_COLLECTIONS" => "main/*, */cfr",

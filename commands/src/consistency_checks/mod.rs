@@ -27,8 +27,8 @@ use crate::kinto::{
 };
 use crate::monitored::{check_all, MonitorList};
 use crate::command::{Command, CommandConfig, Runs};
-use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
-use crate::settings::{ServerSettings, RawSettings, SettingError};
+use crate::settings::shared::{MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
+use crate::settings::{RawSettings, ServerSettings, SettingError};
 use crate::{CommandError, Context};
 
 pub const COMMAND: Command = Command {
@@ -42,7 +42,7 @@ pub const COMMAND: Command = Command {
     runs: Runs::of::<Config>(),
 };
 
-pub use diff::{PairDiff, Side};
+pub use diff::{compare, PairDiff, Side};
 pub use report::ConsistencyReport;
 
 #[derive(Debug, Clone)]
@@ -61,14 +61,7 @@ impl CommandConfig for Config {
     }
 
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
-        let server = ServerSettings::from_settings(raw, &AUTH)?;
-        if server.auth.is_none() {
-            return Err(SettingError::new(
-                AUTH.env,
-                "not set: credentials that can read the source (workspace) collections are \
-                 required (user:pass or a Bearer token)",
-            ));
-        }
+        let server = ServerSettings::reading_sources(raw)?;
         Ok(Config {
             server,
             bucket: raw.kinto_id(&MONITOR_BUCKET)?,
@@ -140,9 +133,9 @@ pub struct Check {
 
 /// A `changeset` answer: collection metadata and all live records.
 #[derive(Debug, Deserialize)]
-struct Changeset {
-    metadata: Map<String, Value>,
-    changes: Vec<Value>,
+pub(crate) struct Changeset {
+    pub(crate) metadata: Map<String, Value>,
+    pub(crate) changes: Vec<Value>,
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, CommandError> {
@@ -188,6 +181,19 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<ConsistencyReport, Co
     })
 }
 
+/// A collection's changeset (one request), `_expected` set to `expected`.
+pub(crate) async fn read_changeset(
+    client: &Kinto,
+    collection: &CollectionRef,
+    expected: u64,
+) -> Result<Changeset, ClientError> {
+    let request = Request::new(Method::GET, client.changeset_url(&collection.path(), expected));
+    let (_, changeset) = client
+        .send_checked(&request, Response::json::<Changeset>)
+        .await?;
+    Ok(changeset)
+}
+
 /// Read one side: its changeset, or the verdict its failure means (a 404 is an inconsistency,
 /// anything else leaves the check incomplete).
 async fn read_side(
@@ -196,12 +202,8 @@ async fn read_side(
     collection: &CollectionRef,
     expected: u64,
 ) -> Result<Changeset, Verdict> {
-    let request = Request::new(Method::GET, client.changeset_url(&collection.path(), expected));
-    match client
-        .send_checked(&request, Response::json::<Changeset>)
-        .await
-    {
-        Ok((_, changeset)) => Ok(changeset),
+    match read_changeset(client, collection, expected).await {
+        Ok(changeset) => Ok(changeset),
         Err(error) if error.status() == Some(404) => {
             Err(Verdict::Inconsistent(Inconsistency::CollectionMissing {
                 side,
@@ -292,7 +294,7 @@ impl Sides<'_> {
                 Ok(changeset) => changeset,
                 Err(verdict) => return verdict,
             };
-        verdict_of(vec![diff::compare(
+        verdict_of(vec![compare(
             (Side::Source, &self.workflow.source, &self.source.changes),
             (Side::Preview, preview_ref, &preview.changes),
         )])
@@ -309,7 +311,7 @@ impl Sides<'_> {
         );
         let Some(preview_ref) = &self.workflow.preview else {
             return match destination.await {
-                Ok(destination) => verdict_of(vec![diff::compare(
+                Ok(destination) => verdict_of(vec![compare(
                     (Side::Source, &self.workflow.source, &self.source.changes),
                     (Side::Destination, destination_ref, &destination.changes),
                 )]),
@@ -322,11 +324,11 @@ impl Sides<'_> {
             (Err(verdict), _) | (_, Err(verdict)) => return verdict,
         };
         verdict_of(vec![
-            diff::compare(
+            compare(
                 (Side::Source, &self.workflow.source, &self.source.changes),
                 (Side::Preview, preview_ref, &preview.changes),
             ),
-            diff::compare(
+            compare(
                 (Side::Preview, preview_ref, &preview.changes),
                 (Side::Destination, destination_ref, &destination.changes),
             ),

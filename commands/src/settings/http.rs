@@ -43,6 +43,20 @@ pub struct ServerSettings {
 }
 
 impl ServerSettings {
+    /// The server of a command that reads the source (workspace) collections: `AUTH` is
+    /// required, since those are not public.
+    pub fn reading_sources(raw: &RawSettings) -> Result<Self, SettingError> {
+        let server = ServerSettings::from_settings(raw, &super::shared::AUTH)?;
+        if server.auth.is_none() {
+            return Err(SettingError::new(
+                super::shared::AUTH.env,
+                "not set: credentials that can read the source (workspace) collections are \
+                 required (user:pass or a Bearer token)",
+            ));
+        }
+        Ok(server)
+    }
+
     /// `auth` is the setting holding this command's credentials (`AUTH`,
     /// `REFRESH_SIGNATURE_AUTH`, ...).
     pub fn from_settings(raw: &RawSettings, auth: &Setting) -> Result<Self, SettingError> {

@@ -70,25 +70,13 @@ fn err(code: ErrorCode, detail: impl Into<String>) -> VerifyError {
 
 /// Validate a PEM chain (leaf first, root last) at `policy.at`.
 pub fn validate(pem: &[u8], policy: &ChainPolicy) -> Result<CertChain, VerifyError> {
-    let ders = pem_certificates(pem)?;
-    let count = ders.len();
-    if count > MAX_CHAIN_CERTS {
-        return Err(err(
-            ErrorCode::ChainTooLong,
-            format!("the chain holds {count} certificates (at most {MAX_CHAIN_CERTS})"),
-        ));
-    }
-    if count < 2 {
+    let links = parse_links(pem)?;
+    if links.len() < 2 {
         return Err(err(
             ErrorCode::ChainBroken,
             "the chain holds only the leaf: its issuers are missing",
         ));
     }
-    let links = ders
-        .into_iter()
-        .enumerate()
-        .map(|(i, der)| Link::parse(der, i, count))
-        .collect::<Result<Vec<_>, _>>()?;
 
     // Each certificate is issued by the next one, the last one by itself.
     for pair in links.windows(2) {
@@ -152,14 +140,7 @@ pub fn validate(pem: &[u8], policy: &ChainPolicy) -> Result<CertChain, VerifyErr
     check_name_constraints(&links)?;
     check_dates(&links, policy.at)?;
     Ok(CertChain {
-        certs: links
-            .iter()
-            .map(|l| CertSummary {
-                subject: common_name(&l.cert.tbs_certificate.subject),
-                not_before: l.not_before(),
-                not_after: l.not_after(),
-            })
-            .collect(),
+        certs: links.iter().map(summary).collect(),
         root_sha256,
         root_pinned: policy.root_hash.is_some(),
         leaf_key,
@@ -167,10 +148,69 @@ pub fn validate(pem: &[u8], policy: &ChainPolicy) -> Result<CertChain, VerifyErr
     })
 }
 
-/// How close to its notAfter a certificate may get before a warning: 10% of its lifespan,
-/// at least 7 days and at most 60.
+fn summary(link: &Link) -> CertSummary {
+    CertSummary {
+        subject: common_name(&link.cert.tbs_certificate.subject),
+        not_before: link.not_before(),
+        not_after: link.not_after(),
+    }
+}
+
+/// The certificates of a PEM chain, parsed but not validated (no dates, links or signatures
+/// checked): what an expiry report needs even from a chain that has already expired.
+pub fn summaries(pem: &[u8]) -> Result<Vec<CertSummary>, VerifyError> {
+    Ok(parse_links(pem)?.iter().map(summary).collect())
+}
+
+/// The certificates of a PEM chain, parsed in order, at most [`MAX_CHAIN_CERTS`].
+fn parse_links(pem: &[u8]) -> Result<Vec<Link>, VerifyError> {
+    let ders = pem_certificates(pem)?;
+    let count = ders.len();
+    if count > MAX_CHAIN_CERTS {
+        return Err(err(
+            ErrorCode::ChainTooLong,
+            format!("the chain holds {count} certificates (at most {MAX_CHAIN_CERTS})"),
+        ));
+    }
+    ders.into_iter()
+        .enumerate()
+        .map(|(i, der)| Link::parse(der, i, count))
+        .collect()
+}
+
+/// The certificate that expires first, with its index in the chain.
+pub fn earliest_expiry(certs: &[CertSummary]) -> Option<(usize, &CertSummary)> {
+    certs.iter().enumerate().min_by_key(|(_, c)| c.not_after)
+}
+
+/// How close to its notAfter a certificate may get before it is near expiry: a percentage of
+/// its lifespan, clamped between a minimum and a maximum number of days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryMargin {
+    pub percent: u64,
+    pub min_days: u64,
+    pub max_days: u64,
+}
+
+impl ExpiryMargin {
+    /// 10% of the lifespan, at least 7 days and at most 60 (Autograph's and Telescope's).
+    pub const DEFAULT: ExpiryMargin = ExpiryMargin {
+        percent: 10,
+        min_days: 7,
+        max_days: 60,
+    };
+
+    /// The margin, in seconds, of a certificate that lives `lifespan_seconds`.
+    pub fn seconds(&self, lifespan_seconds: u64) -> u64 {
+        let max = self.max_days.max(self.min_days);
+        (lifespan_seconds.saturating_mul(self.percent) / 100)
+            .clamp(self.min_days.saturating_mul(DAY), max.saturating_mul(DAY))
+    }
+}
+
+/// The default near-expiry margin ([`ExpiryMargin::DEFAULT`]) of a certificate's lifespan.
 pub fn near_expiry_threshold(lifespan_seconds: u64) -> u64 {
-    (lifespan_seconds / 10).clamp(7 * DAY, 60 * DAY)
+    ExpiryMargin::DEFAULT.seconds(lifespan_seconds)
 }
 
 impl CertChain {
@@ -207,11 +247,7 @@ impl CertChain {
 
     /// A warning when the certificate that expires first is within its warning threshold.
     pub fn expiry_warning(&self, at: u64) -> Option<Warning> {
-        let (index, first) = self
-            .certs
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, c)| c.not_after)?;
+        let (index, first) = earliest_expiry(&self.certs)?;
         let threshold = near_expiry_threshold(first.not_after.saturating_sub(first.not_before));
         let left = first.not_after.saturating_sub(at);
         (left < threshold).then(|| Warning {

@@ -23,6 +23,24 @@ pub async fn off_executor<T: Send + 'static>(work: impl FnOnce() -> T + Send + '
     }
 }
 
+/// The URL of an x5u, which must be http(s) with a host.
+pub fn x5u_url(x5u: &str) -> Result<Url, VerifyError> {
+    Url::parse(x5u)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .ok_or_else(|| {
+            VerifyError::new(
+                ErrorCode::X5uInvalidUrl,
+                format!("x5u {} is not an http(s) URL", crate::settings::quote(x5u)),
+            )
+        })
+}
+
+/// Download an x5u chain: without credentials, capped at [`MAX_X5U_BYTES`].
+pub async fn download(client: &HttpClient, url: &Url) -> Result<Vec<u8>, ClientError> {
+    client.get_external(url, MAX_X5U_BYTES).await
+}
+
 pub struct ChainCache {
     client: HttpClient,
     policy: ChainPolicy,
@@ -47,7 +65,8 @@ pub struct ChainInfo {
     pub expires: Option<u64>,
 }
 
-fn x5u_error(err: &ClientError) -> VerifyError {
+/// The error code of an x5u download that failed.
+pub fn x5u_error(err: &ClientError) -> VerifyError {
     let code = match err.kind {
         ClientErrorKind::TooLarge(_) => ErrorCode::X5uTooLarge,
         ClientErrorKind::Connect(_) | ClientErrorKind::Timeout | ClientErrorKind::Body(_) => {
@@ -82,18 +101,7 @@ impl ChainCache {
     }
 
     async fn fetch(&self, x5u: &str) -> ChainOutcome {
-        let url = Url::parse(x5u)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            .ok_or_else(|| {
-                VerifyError::new(
-                    ErrorCode::X5uInvalidUrl,
-                    format!("x5u {} is not an http(s) URL", crate::settings::quote(x5u)),
-                )
-            })?;
-        let pem = self
-            .client
-            .get_external(&url, MAX_X5U_BYTES)
+        let pem = download(&self.client, &x5u_url(x5u)?)
             .await
             .map_err(|e| x5u_error(&e))?;
         let policy = self.policy;

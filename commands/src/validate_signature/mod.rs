@@ -4,7 +4,7 @@
 //! parsing, hashing and verification run on the blocking pool so downloads never wait for them.
 //! The verification itself is the pure core in [`crate::signature`]; this module does the I/O.
 
-mod chains;
+pub(crate) mod chains;
 mod root_pin;
 mod report;
 
@@ -62,7 +62,7 @@ pub const CHECK_AT: Setting = Setting::new(
 .derived("now");
 
 /// The latest check time accepted (9999-12-31).
-const MAX_CHECK_AT: u64 = 253_402_300_799;
+pub const MAX_CHECK_AT: u64 = 253_402_300_799;
 
 #[derive(Debug, Clone)]
 pub struct Config {
