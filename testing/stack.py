@@ -577,6 +577,9 @@ class Stack:
             "RSL_TEST_LOG_DIR": self.workdir,
             "RSL_TEST_STACK_FLAVOUR": self.flavour,
             "RSL_TEST_ATTACHMENTS_URL": self.attachments_url,
+            # Where that server's files are on disk, one folder per Kinto (`main/`...), for tests
+            # that tamper with them.
+            "RSL_TEST_ATTACHMENTS_DIR": self.attachments_dir,
         }
         for user in USERS:
             self.env[f"RSL_TEST_{user.upper()}_AUTH"] = f"{user}:{USERS[user]}"

@@ -18,6 +18,9 @@ use tokio::sync::Semaphore;
 use crate::secrets::{display_url, scrub, secret_query_values, Auth};
 use crate::settings::HttpSettings;
 
+mod stream;
+pub use stream::{Head, Sink};
+
 pub const USER_AGENT_VALUE: &str = concat!("remote-settings-lambdas/", env!("CARGO_PKG_VERSION"));
 
 /// The longest wait a server can impose through `Retry-After` or `Backoff`.

@@ -45,6 +45,7 @@ registry! {
     validate_changes_collection,
     blockpages_generator,
     uptake_health,
+    attachments_integrity,
 }
 
 /// Find a command by its name, its kebab-case alias, or a Lambda handler name

@@ -1,0 +1,150 @@
+//! Streamed answers: a request whose 2xx body is handed chunk by chunk to a [`Sink`] and never
+//! held whole (attachments of any size, hashed as they arrive). Same timeouts, retries, backoff,
+//! in-flight cap and credential rules as [`KintoClient::send`]; an attempt that fails midway is
+//! retried with a fresh sink, so a sink only ever sees one whole body.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, AUTHORIZATION};
+use reqwest::StatusCode;
+
+use super::{
+    classify, error_detail, header_seconds, same_origin, ClientError, ClientErrorKind, KintoClient,
+    Request,
+};
+
+/// What a streamed body is written to, one chunk at a time.
+pub trait Sink {
+    fn write(&mut self, chunk: &[u8]);
+}
+
+/// The status and headers of a streamed answer; its body went to the sink.
+#[derive(Debug)]
+pub struct Head {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+}
+
+/// At most this much of an error answer is read, for its detail.
+const ERROR_BODY_MAX: usize = 64 * 1024;
+
+/// Why one attempt failed: retry (after the server's wait, if it gave one), or give up.
+enum Failed {
+    Retry(ClientErrorKind, Option<Duration>),
+    Final(ClientErrorKind),
+}
+
+impl KintoClient {
+    /// Send `request` with retries and write its 2xx body into a sink made by `new_sink` for each
+    /// attempt; the sink of the attempt that succeeded is returned with the answer's head. A
+    /// non-2xx answer is an error, as with [`KintoClient::send`] (its body is read up to 64 KiB).
+    pub async fn stream<S: Sink>(
+        &self,
+        request: &Request,
+        new_sink: impl Fn() -> S,
+    ) -> Result<(Head, S), ClientError> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            self.wait_for_server_backoff().await;
+            let outcome = {
+                let _permit = self
+                    .in_flight
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                self.stream_attempt(request, new_sink()).await
+            };
+            let err = |kind: ClientErrorKind| {
+                ClientError::new(
+                    &request.method,
+                    &request.url,
+                    attempt,
+                    kind.without(&self.auth_secrets).without(&request.secrets),
+                )
+            };
+            let (kind, server_wait) = match outcome {
+                Ok(done) => return Ok(done),
+                Err(Failed::Final(kind)) => return Err(err(kind)),
+                Err(Failed::Retry(kind, wait)) => (kind, wait),
+            };
+            let shown = err(kind);
+            if attempt > self.retries {
+                return Err(shown);
+            }
+            let delay = server_wait.unwrap_or_else(|| self.backoff_delay(attempt));
+            log::info!(
+                "{} {}: {}; retry {attempt}/{} in {:.2}s",
+                shown.method,
+                shown.url,
+                shown.kind,
+                self.retries,
+                delay.as_secs_f64()
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn stream_attempt<S: Sink>(
+        &self,
+        request: &Request,
+        mut sink: S,
+    ) -> Result<(Head, S), Failed> {
+        let mut builder = self
+            .http
+            .request(request.method.clone(), request.url.clone());
+        if let Some(auth) = &self.auth_header {
+            if same_origin(&request.url, &self.server) {
+                builder = builder.header(AUTHORIZATION, auth.clone());
+            }
+        }
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value);
+        }
+        log::debug!(
+            "{} {}",
+            request.method,
+            crate::secrets::display_url(&request.url)
+        );
+        let mut response = builder
+            .send()
+            .await
+            .map_err(|e| Failed::Retry(classify(&e), None))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        self.note_backoff(&headers);
+        if status.is_redirection() {
+            return Err(Failed::Final(ClientErrorKind::Forbidden(format!(
+                "a redirect to another origin (HTTP {})",
+                status.as_u16()
+            ))));
+        }
+        let mut error_body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if status.is_success() => sink.write(&chunk),
+                Ok(Some(chunk)) => {
+                    let room = ERROR_BODY_MAX.saturating_sub(error_body.len());
+                    error_body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if error_body.len() >= ERROR_BODY_MAX {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(Failed::Retry(classify(&e), None)),
+            }
+        }
+        if status.is_success() {
+            return Ok((Head { status, headers }, sink));
+        }
+        let kind = ClientErrorKind::Status {
+            status: status.as_u16(),
+            detail: error_detail(&error_body),
+        };
+        if self.retry_policy.retries_status(status) {
+            Err(Failed::Retry(kind, header_seconds(&headers, "Retry-After")))
+        } else {
+            Err(Failed::Final(kind))
+        }
+    }
+}
