@@ -18,31 +18,11 @@ fn var(name: &str) -> String {
 
 /// Upload `content` as the attachment of record `rid` (created if need be); returns the record.
 async fn upload(stack: &Stack, bid: &str, cid: &str, rid: &str, content: &[u8]) -> Value {
-    let boundary = "rsl-test-boundary-5c1d";
-    let mut form = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"{rid}.bin\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    form.extend_from_slice(content);
-    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let (user, password) = stack.editor.split_once(':').unwrap();
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/buckets/{bid}/collections/{cid}/records/{rid}/attachment",
-            stack.server
-        ))
-        .basic_auth(user, Some(password))
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(form)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{response:?}");
-    stack.editor().records_by_id(bid, cid).await[rid].clone()
+    let editor = stack.editor();
+    editor
+        .upload_attachment(bid, cid, rid, &format!("{rid}.bin"), content)
+        .await;
+    editor.records_by_id(bid, cid).await[rid].clone()
 }
 
 /// Where the file server keeps the file of `record` (the main Kinto's folder).
