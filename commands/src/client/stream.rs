@@ -148,3 +148,95 @@ impl KintoClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{shared::AUTH, HttpSettings, RawSettings};
+    use reqwest::{Method, Url};
+    use std::sync::{Arc, Mutex};
+
+    /// A loopback server answering each connection with the next raw reply, then closing it;
+    /// returns its URL and the number of requests it took.
+    async fn raw_server(replies: Vec<String>) -> (String, Arc<Mutex<usize>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/f.bin", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(0usize));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            let mut replies = replies.into_iter();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                *count.lock().unwrap() += 1;
+                if let Some(reply) = replies.next() {
+                    let _ = socket.write_all(reply.as_bytes()).await;
+                }
+            }
+        });
+        (url, seen)
+    }
+
+    fn reply(status: u16, declared_length: usize, body: &str) -> String {
+        format!("HTTP/1.1 {status} X\r\nContent-Length: {declared_length}\r\nConnection: close\r\n\r\n{body}")
+    }
+
+    /// Collects the chunks of one body.
+    #[derive(Debug, Default)]
+    struct Collect(Vec<u8>);
+
+    impl Sink for Collect {
+        fn write(&mut self, chunk: &[u8]) {
+            self.0.extend_from_slice(chunk);
+        }
+    }
+
+    fn client(url: &str) -> KintoClient {
+        let mut raw = RawSettings::new();
+        raw.set("SERVER", url);
+        raw.set("REQUESTS_RETRY_BACKOFF_SECONDS", "0.001");
+        KintoClient::new(&HttpSettings::from_settings(&raw, &AUTH).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_midway_is_retried_with_a_fresh_sink() {
+        let (url, seen) = raw_server(vec![
+            reply(200, 11, "hello"),
+            reply(503, 2, "{}"),
+            reply(200, 11, "hello world"),
+        ])
+        .await;
+        let request = Request::new(Method::GET, Url::parse(&url).unwrap());
+        let (head, sink) = client(&url)
+            .stream(&request, Collect::default)
+            .await
+            .unwrap();
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(sink.0, b"hello world");
+        assert_eq!(*seen.lock().unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_4xx_is_final_and_not_retried() {
+        let body = r#"{"message": "gone"}"#;
+        let (url, seen) = raw_server(vec![reply(404, body.len(), body)]).await;
+        let request = Request::new(Method::GET, Url::parse(&url).unwrap());
+        let err = client(&url)
+            .stream(&request, Collect::default)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(404));
+        assert_eq!(
+            err.to_string(),
+            format!("GET {url} failed: HTTP 404 (gone)")
+        );
+        assert_eq!(*seen.lock().unwrap(), 1);
+    }
+}
