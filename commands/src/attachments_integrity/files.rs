@@ -56,8 +56,14 @@ pub async fn list(
     Ok((found, invalid))
 }
 
+type Parsed = Result<Attachment, InvalidAttachment>;
+
+fn is_sha256(hash: &str) -> bool {
+    hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// A record's attachment; `None` when it has none.
-fn parse(collection: &CollectionRef, record: &Value) -> Option<Result<Attachment, InvalidAttachment>> {
+fn parse(collection: &CollectionRef, record: &Value) -> Option<Parsed> {
     let declared = record.get("attachment").filter(|a| !a.is_null())?;
     let record_id = record
         .get("id")
@@ -73,7 +79,7 @@ fn parse(collection: &CollectionRef, record: &Value) -> Option<Result<Attachment
     let Some(location) = text("location").filter(|l| !l.is_empty()) else {
         return Some(Err(invalid("no string \"location\"")));
     };
-    let Some(hash) = text("hash").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())) else {
+    let Some(hash) = text("hash").filter(|h| is_sha256(h)) else {
         return Some(Err(invalid("no SHA-256 \"hash\"")));
     };
     let Some(size) = declared.get("size").and_then(Value::as_u64) else {

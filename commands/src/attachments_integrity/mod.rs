@@ -17,7 +17,7 @@ use crate::command::{Command, CommandConfig, Runs};
 use crate::kinto::{ChangesEntry, CollectionRef, Role, ServerInfo, SignerCapability};
 use crate::monitored::{check_all, MonitorList};
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
-use crate::settings::{HttpSettings, RawSettings, Setting, SettingError};
+use crate::settings::{quote, HttpSettings, RawSettings, Setting, SettingError};
 use crate::{CommandError, Context};
 
 use files::{Attachment, InvalidAttachment};
@@ -96,24 +96,50 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<AttachmentsReport, Co
     let client = &KintoClient::new(&config.http);
     let info = ServerInfo::fetch(client).await?;
     let signer = info.signer().map_err(CommandError::Runtime)?;
-    let base_url = info
-        .capabilities
-        .get("attachments")
-        .and_then(|a| a.get("base_url"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
     let monitor = CollectionRef::new(&config.bucket, &config.collection);
     let list = MonitorList::read(client, monitor).await?;
     let (previews, published): (Vec<ChangesEntry>, Vec<ChangesEntry>) = list
         .entries
         .into_iter()
         .partition(|entry| is_preview(signer.as_ref(), entry));
+    let mut report = AttachmentsReport::new(config.slice, previews.len(), list.invalid);
     let parallel = config.http.parallel.get();
-    let listed = check_all(ctx, "Listing attachments", parallel, published.clone(), |entry| async move {
+    let all = list_attachments(client, ctx, parallel, published, &mut report).await;
+    report.all_files = all.len();
+    report.all_bytes = all.iter().map(|a| a.size).sum();
+    let picked = config.slice.pick(&all, |a| (a.location.as_str(), a.size));
+    let shard: Vec<Attachment> = picked.into_iter().map(|i| all[i].clone()).collect();
+    let mine = with_urls(&info, shard, &mut report)?;
+    // The files are public: no credentials go with them, whatever their origin.
+    let files_client = &client.with_auth(None);
+    let label = "Checking attachments";
+    report.files = check_all(ctx, label, parallel, mine, |(attachment, url)| async move {
+        let found = files::check(files_client, &attachment, &url).await;
+        let url = crate::secrets::display_url(&url);
+        FileResult {
+            attachment,
+            url,
+            found,
+        }
+    })
+    .await;
+    Ok(report)
+}
+
+/// The attachments of the published collections, in parallel; what cannot be listed goes to the
+/// report.
+async fn list_attachments(
+    client: &KintoClient,
+    ctx: &Context,
+    parallel: usize,
+    published: Vec<ChangesEntry>,
+    report: &mut AttachmentsReport,
+) -> Vec<Attachment> {
+    let entries = published.clone();
+    let listed = check_all(ctx, "Listing attachments", parallel, entries, |entry| async move {
         files::list(client, &entry).await
     })
     .await;
-    let mut report = AttachmentsReport::new(config.slice, previews.len(), list.invalid);
     let mut all = Vec::new();
     for (entry, listing) in published.into_iter().zip(listed) {
         let collection = CollectionRef::new(&entry.bucket, &entry.collection);
@@ -126,43 +152,45 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<AttachmentsReport, Co
             Err(error) => report.unreadable.push((collection, error)),
         }
     }
-    report.all_files = all.len();
-    report.all_bytes = all.iter().map(|a| a.size).sum();
-    let picked = config.slice.pick(&all, |a| (a.location.as_str(), a.size));
-    let mut mine: Vec<(Attachment, Url)> = Vec::with_capacity(picked.len());
-    for attachment in picked.into_iter().map(|i| all[i].clone()) {
-        let Some(base_url) = &base_url else {
-            return Err(CommandError::Runtime(
-                "records have attachments but the server announces no capabilities.attachments.base_url"
-                    .into(),
-            ));
-        };
+    all
+}
+
+/// Each attachment with its URL, `capabilities.attachments.base_url` + `location`; one that makes
+/// no http(s) URL is an invalid attachment.
+fn with_urls(
+    info: &ServerInfo,
+    attachments: Vec<Attachment>,
+    report: &mut AttachmentsReport,
+) -> Result<Vec<(Attachment, Url)>, CommandError> {
+    if attachments.is_empty() {
+        return Ok(Vec::new());
+    }
+    let base_url = info
+        .capabilities
+        .get("attachments")
+        .and_then(|a| a.get("base_url"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| CommandError::Runtime(NO_BASE_URL.into()))?;
+    let mut mine = Vec::with_capacity(attachments.len());
+    for attachment in attachments {
         match file_url(base_url, &attachment.location) {
             Some(url) => mine.push((attachment, url)),
             None => report.invalid.push(InvalidAttachment {
-                collection: attachment.collection,
-                record: attachment.record,
                 reason: format!(
                     "{} + {} is not an http(s) URL",
-                    crate::settings::quote(base_url),
-                    crate::settings::quote(&attachment.location)
+                    quote(base_url),
+                    quote(&attachment.location)
                 ),
+                collection: attachment.collection,
+                record: attachment.record,
             }),
         }
     }
-    // The files are public: no credentials go with them, whatever their origin.
-    let files_client = &client.with_auth(None);
-    report.files = check_all(ctx, "Checking attachments", parallel, mine, |(attachment, url)| async move {
-        let found = files::check(files_client, &attachment, &url).await;
-        FileResult {
-            attachment,
-            url: crate::secrets::display_url(&url),
-            found,
-        }
-    })
-    .await;
-    Ok(report)
+    Ok(mine)
 }
+
+const NO_BASE_URL: &str =
+    "records have attachments but the server announces no capabilities.attachments.base_url";
 
 #[cfg(test)]
 mod tests {
