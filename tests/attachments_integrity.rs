@@ -79,6 +79,17 @@ async fn check(stack: &Stack, monitor: &str, extra: &[(&str, &str)], json: bool)
     run_bin(args, &env).await
 }
 
+/// The JSON result of record `rid`.
+fn result_of(doc: &Value, rid: &str) -> Value {
+    doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["record"] == rid)
+        .unwrap_or_else(|| panic!("{rid} in {doc}"))
+        .clone()
+}
+
 fn records_of(run: &Run) -> BTreeSet<String> {
     run.json()["results"]
         .as_array()
@@ -143,12 +154,7 @@ async fn healthy_files_pass_with_totals_in_files_and_bytes_and_previews_are_left
         let url = result["url"].as_str().unwrap();
         assert!(url.starts_with(&format!("{base_url}/main/")), "{url}");
     }
-    let a = doc["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["record"] == "a")
-        .unwrap();
+    let a = result_of(&doc, "a");
     assert_eq!(a["hash"], records[0]["attachment"]["hash"]);
     assert_eq!(a["size"], 1000);
 }
@@ -206,15 +212,7 @@ async fn tampered_truncated_and_missing_files_are_named_and_exit_1() {
     let run = check(&stack, &monitor, &[], true).await;
     assert_eq!(run.code, 1, "{run:?}");
     let doc = run.json();
-    let by_record = |rid: &str| -> Value {
-        doc["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["record"] == rid)
-            .unwrap_or_else(|| panic!("{rid} in {doc}"))
-            .clone()
-    };
+    let by_record = |rid: &str| result_of(&doc, rid);
     assert_eq!(by_record("good")["status"], "ok");
     let tampered = by_record("tampered");
     assert_eq!(
