@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use serde_json::Value;
+use support::proxy::{Fault, Match, Proxy};
 use support::{run_bin, unique, Run, Stack};
 
 fn var(name: &str) -> String {
@@ -238,6 +239,90 @@ async fn tampered_truncated_and_missing_files_are_named_and_exit_1() {
         serde_json::json!({"HASH_MISMATCH": 1, "MISSING": 1, "SIZE_MISMATCH": 1})
     );
     assert_eq!(doc["status"], "problems", "{doc}");
+}
+
+/// Two fault proxies: one in front of the edge, whose server info it rewrites to name the other,
+/// in front of the file server, as `capabilities.attachments.base_url`. Returns (edge, files).
+async fn proxied(stack: &Stack) -> (Proxy, Proxy) {
+    let files_url = var("RSL_TEST_ATTACHMENTS_URL");
+    let files = Proxy::start(&files_url).await;
+    let edge = Proxy::start(&stack.edge).await;
+    let server_info = Match::exact(format!(
+        "{}/",
+        reqwest::Url::parse(&edge.url).unwrap().path()
+    ));
+    edge.fail_always_on(server_info, Fault::Replace(files_url, files.url.clone()));
+    (edge, files)
+}
+
+fn location(record: &Value) -> String {
+    record["attachment"]["location"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_server_failing_after_retries_means_could_not_tell_and_exit_3() {
+    let stack = Stack::get();
+    let (bid, records, monitor) = collection_with_files(&stack, &[("a", 3000), ("b", 2000)]).await;
+    let (edge, files) = proxied(&stack).await;
+    // A body cut midway is retried; a 503 that lasts is not a finding.
+    files.fail(&location(&records[0]), vec![Fault::Truncate]);
+    files.fail_always(&location(&records[1]), Fault::Status(503, None));
+    let env = [
+        ("SERVER", edge.url.as_str()),
+        ("BUCKET", monitor.as_str()),
+        ("COLLECTION", "changes"),
+        ("REQUESTS_NB_RETRIES", "2"),
+        ("REQUESTS_RETRY_BACKOFF_SECONDS", "0.01"),
+    ];
+    let run = run_bin(&["attachments_integrity"], &env).await;
+    assert_eq!(run.code, 3, "{run:?}");
+    let b_url = format!("{}/main/{}", files.url, location(&records[1]));
+    assert!(
+        run.stdout
+            .contains(&format!("{bid}/files b NOT OK SERVER_ERROR: HTTP 503")),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains(&b_url), "{}", run.stdout);
+    assert_eq!(files.count(&location(&records[0])), 2);
+    assert_eq!(files.count(&location(&records[1])), 3);
+
+    let run = run_bin(&["attachments_integrity", "--json"], &env).await;
+    assert_eq!(run.code, 3, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["status"], "error", "{doc}");
+    assert_eq!(result_of(&doc, "a")["status"], "ok");
+    let b = result_of(&doc, "b");
+    assert_eq!(
+        (b["status"].as_str(), b["code"].as_str()),
+        (Some("error"), Some("SERVER_ERROR"))
+    );
+    assert_eq!(doc["totals"]["could_not_tell"], 1);
+    assert_eq!(doc["totals"]["bad"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_stay_within_parallel_requests() {
+    let stack = Stack::get();
+    let files_spec: Vec<(String, usize)> = (0..6).map(|i| (format!("f{i}"), 1000 + i)).collect();
+    let spec: Vec<(&str, usize)> = files_spec.iter().map(|(r, n)| (r.as_str(), *n)).collect();
+    let (_, _, monitor) = collection_with_files(&stack, &spec).await;
+    let (edge, files) = proxied(&stack).await;
+    files.delay_all(std::time::Duration::from_millis(150));
+    let env = [
+        ("SERVER", edge.url.as_str()),
+        ("BUCKET", monitor.as_str()),
+        ("COLLECTION", "changes"),
+        ("PARALLEL_REQUESTS", "2"),
+    ];
+    let run = run_bin(&["attachments_integrity", "--json"], &env).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["totals"]["ok"], 6);
+    assert_eq!(files.requests().len(), 6, "{:?}", files.requests());
+    assert!(files.max_in_flight() <= 2, "{}", files.max_in_flight());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
