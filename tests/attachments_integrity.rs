@@ -436,3 +436,49 @@ async fn a_large_file_is_streamed_in_bounded_memory() {
         "peak RSS {peak_kb} KiB for a {SIZE}-byte file, {small_peak_kb} KiB for 1000 bytes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_reader_without_the_signer_previews_are_told_by_their_bucket() {
+    let stack = Stack::get();
+    let reader = support::Kinto::new(&stack.reader_server, &stack.editor);
+    let bid = unique("files");
+    let preview = format!("{bid}-preview");
+    let mut entries = Vec::new();
+    for (i, bucket) in [&bid, &preview].into_iter().enumerate() {
+        reader.create_bucket(bucket).await;
+        reader.create_collection(bucket, "files").await;
+        reader
+            .upload_attachment(bucket, "files", "r1", "r1.bin", &content(i as u8, 700))
+            .await;
+        entries.push((
+            bucket.clone(),
+            reader.records_timestamp(bucket, "files").await,
+        ));
+    }
+    let monitor = unique("mon");
+    reader.create_bucket(&monitor).await;
+    reader.create_collection(&monitor, "changes").await;
+    for (i, (bucket, ts)) in entries.iter().enumerate() {
+        let entry = serde_json::json!({"id": format!("e{i}"), "bucket": bucket,
+                                       "collection": "files", "last_modified": ts});
+        reader.put_record(&monitor, "changes", entry).await;
+    }
+    let env = [
+        ("SERVER", stack.reader_server.as_str()),
+        ("BUCKET", monitor.as_str()),
+        ("COLLECTION", "changes"),
+    ];
+    let run = run_bin(&["attachments_integrity", "--json"], &env).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["totals"]["previews_ignored"], 1, "{doc}");
+    assert_eq!(doc["totals"]["files"], 1);
+    let r1 = result_of(&doc, "r1");
+    assert_eq!(
+        (r1["bucket"].as_str(), r1["status"].as_str()),
+        (Some(bid.as_str()), Some("ok"))
+    );
+    let url = r1["url"].as_str().unwrap();
+    let base = format!("{}/reader/", var("RSL_TEST_ATTACHMENTS_URL"));
+    assert!(url.starts_with(&base), "{url}");
+}
