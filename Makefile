@@ -24,7 +24,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | 
 LAMBDA_ZIP := dist/remote-settings-lambdas-$(VERSION)-lambda-al2023-x86_64.zip
 CHECK_ZIP := dist/lambda-check.zip
 
-.PHONY: test test-2020 lint demo bench venv venv-2020 venvs clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer audit fuzz
+.PHONY: test test-2020 lint demo bench venv venv-2020 venvs clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer bench-attachments audit fuzz
 
 # A virtualenv in the target's directory with the requirements file of its first prerequisite.
 define venv_from_requirements
@@ -133,7 +133,7 @@ demo: venv
 
 ## Benchmarks on a stack seeded with 160 collections / 52,000 records (not part of `make test`):
 ## validate_signature against its download floor, backport_records, blockpages_generator,
-## consistency_checks, refresh_signature. See testing/bench.py for the options and how to add a
+## consistency_checks, refresh_signature, attachments_integrity against curl. See testing/bench.py for the options and how to add a
 ## measurement. Results in .bench/results.json.
 bench: venv
 	$(VENV)/bin/python testing/bench.py $(BENCH_ARGS)
@@ -145,6 +145,8 @@ bench-backport:
 	$(MAKE) bench BENCH_ARGS="--only backport_records $(BENCH_ARGS)"
 bench-writer:
 	$(MAKE) bench BENCH_ARGS="--only consistency_checks,refresh_signature $(BENCH_ARGS)"
+bench-attachments:
+	$(MAKE) bench BENCH_ARGS="--only attachments_integrity $(BENCH_ARGS)"
 
 clean-stack:
 	rm -rf .stack .stack-2020

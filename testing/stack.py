@@ -520,6 +520,9 @@ class Stack:
         # kinto-attachment's files, one folder per server, served as production serves them: by
         # a static file server of their own, not by Kinto.
         self.attachments_dir = os.path.join(self.workdir, "attachments")
+        # A previous run's files belong to records its memory backends forgot (bench.py keeps
+        # its workdir from one run to the next).
+        shutil.rmtree(self.attachments_dir, ignore_errors=True)
         os.makedirs(self.attachments_dir)
         files_port = free_port()
         files_log = open(os.path.join(self.workdir, "attachments.log"), "wb")
@@ -577,6 +580,9 @@ class Stack:
             "RSL_TEST_LOG_DIR": self.workdir,
             "RSL_TEST_STACK_FLAVOUR": self.flavour,
             "RSL_TEST_ATTACHMENTS_URL": self.attachments_url,
+            # Where that server's files are on disk, one folder per Kinto (`main/`...), for tests
+            # that tamper with them.
+            "RSL_TEST_ATTACHMENTS_DIR": self.attachments_dir,
         }
         for user in USERS:
             self.env[f"RSL_TEST_{user.upper()}_AUTH"] = f"{user}:{USERS[user]}"

@@ -221,29 +221,10 @@ async fn attachments_come_from_the_file_server_the_capabilities_name_and_through
     let bid = unique("fronts-files");
     editor.create_bucket(&bid).await;
     editor.create_collection(&bid, "files").await;
-    // kinto-attachment's upload: a multipart form with the file as `attachment`.
-    let boundary = "rsl-test-boundary-7f3a";
     let content = "hello from an attachment\n";
-    let form = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"hello.txt\"\r\n\
-         Content-Type: text/plain\r\n\r\n{content}\r\n--{boundary}--\r\n"
-    );
-    let (user, password) = stack.editor.split_once(':').unwrap();
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/buckets/{bid}/collections/files/records/r1/attachment",
-            stack.server
-        ))
-        .basic_auth(user, Some(password))
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(form)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{response:?}");
+    editor
+        .upload_attachment(&bid, "files", "r1", "hello.txt", content.as_bytes())
+        .await;
     let record = editor.records_by_id(&bid, "files").await["r1"].clone();
     let location = record["attachment"]["location"]
         .as_str()

@@ -80,6 +80,7 @@ registry! {
     certificates_expiration,
     signatures_age,
     work_in_progress,
+    attachments_integrity,
 }
 
 /// Find a command by its name, its kebab-case alias, or a Lambda handler name

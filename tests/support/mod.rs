@@ -300,6 +300,43 @@ impl Kinto {
         }
     }
 
+    /// Upload `content` as the attachment of record `rid` (created if need be), as
+    /// kinto-attachment takes it: a multipart form with the file as `attachment`.
+    pub async fn upload_attachment(
+        &self,
+        bid: &str,
+        cid: &str,
+        rid: &str,
+        filename: &str,
+        content: &[u8],
+    ) {
+        let boundary = "rsl-test-boundary-7f3a";
+        let mut form = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"{filename}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        form.extend_from_slice(content);
+        form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let url = format!(
+            "{}/buckets/{bid}/collections/{cid}/records/{rid}/attachment",
+            self.base
+        );
+        let response = self
+            .http
+            .post(&url)
+            .basic_auth(&self.user, Some(&self.password))
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        assert!(response.status().is_success(), "POST {url}: {response:?}");
+    }
+
     pub async fn delete_record(&self, bid: &str, cid: &str, id: &str) {
         self.ok(
             reqwest::Method::DELETE,

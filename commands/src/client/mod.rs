@@ -13,6 +13,7 @@ pub mod error;
 pub mod request;
 pub mod retry;
 mod send;
+mod stream;
 pub mod transport;
 
 use std::num::NonZeroUsize;
@@ -30,6 +31,7 @@ use transport::Transport;
 pub use error::{ClientError, ClientErrorKind, ErrorDetail};
 pub use request::{Request, Response, MAX_BODY_BYTES};
 pub use retry::{RetryPolicy, MAX_SERVER_WAIT};
+pub use stream::{Head, Sink};
 pub use transport::{same_origin, USER_AGENT_VALUE};
 
 /// What the client is built with: the run's shared HTTP settings, validated.

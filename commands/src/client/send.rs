@@ -12,8 +12,10 @@ use crate::secrets::display_url;
 /// At most this much is allocated up front for a body, from its `Content-Length`.
 const PREALLOCATE_MAX: usize = 32 * 1024 * 1024;
 
-enum Attempt {
-    Done(Response),
+/// How one attempt ended: with what the caller wanted, with a failure worth retrying (after the
+/// server's wait, if it gave one), or with a final failure.
+pub(crate) enum Attempt<T> {
+    Done(T),
     Retry(ClientErrorKind, Option<std::time::Duration>),
     Fail(ClientErrorKind),
 }
@@ -56,49 +58,64 @@ impl HttpClient {
         F: Fn(Response) -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientErrorKind>>,
     {
+        let check = &check;
+        self.retrying(request, move || async move {
+            match self.within_cap(self.attempt(request)).await {
+                Attempt::Done(response) => match check(response).await {
+                    Ok(value) => Attempt::Done(value),
+                    Err(kind) if !self.retry_policy.retries_rejected_answers() => {
+                        Attempt::Fail(kind)
+                    }
+                    Err(kind) => Attempt::Retry(kind, None),
+                },
+                Attempt::Retry(kind, wait) => Attempt::Retry(kind, wait),
+                Attempt::Fail(kind) => Attempt::Fail(kind),
+            }
+        })
+        .await
+    }
+
+    /// The retry loop every request shares, whatever its attempts do with the answer: wait for
+    /// the server's backoff, make an attempt, then succeed, fail, or retry after a backoff (the
+    /// server's wait when it gave one), with errors free of credentials.
+    pub(crate) async fn retrying<T, A, Fut>(
+        &self,
+        request: &Request,
+        mut attempt: A,
+    ) -> Result<T, ClientError>
+    where
+        A: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Attempt<T>>,
+    {
         let retries = self.shared.limits.retries;
         let no_secrets = Vec::new();
         let auth_secrets = self.auth.as_ref().map_or(&no_secrets, |a| &a.secrets);
-        let mut attempt = 0u32;
+        let mut attempts = 0u32;
         loop {
-            attempt += 1;
+            attempts += 1;
             self.shared.backoff.wait().await;
-            let outcome = {
-                let _permit = self
-                    .shared
-                    .in_flight
-                    .acquire()
-                    .await
-                    .expect("the semaphore is never closed");
-                self.attempt(request).await
-            };
+            let outcome = attempt().await;
             let err = |kind: ClientErrorKind| {
                 ClientError::new(
                     &request.method,
                     &request.url,
-                    attempt,
+                    attempts,
                     kind.without(auth_secrets).without(&request.secrets),
                 )
             };
             let (kind, server_wait) = match outcome {
-                Attempt::Done(response) => match check(response).await {
-                    Ok(value) => return Ok(value),
-                    Err(kind) if !self.retry_policy.retries_rejected_answers() => {
-                        return Err(err(kind))
-                    }
-                    Err(kind) => (kind, None),
-                },
+                Attempt::Done(value) => return Ok(value),
                 Attempt::Fail(kind) => return Err(err(kind)),
                 Attempt::Retry(kind, server_wait) => (kind, server_wait),
             };
             let shown = err(kind);
-            if attempt > retries {
+            if attempts > retries {
                 return Err(shown);
             }
             let delay = server_wait
-                .unwrap_or_else(|| backoff_delay(self.shared.limits.retry_backoff, attempt));
+                .unwrap_or_else(|| backoff_delay(self.shared.limits.retry_backoff, attempts));
             log::info!(
-                "{} {}: {}; retry {attempt}/{retries} in {:.2}s",
+                "{} {}: {}; retry {attempts}/{retries} in {:.2}s",
                 shown.method,
                 shown.url,
                 shown.kind,
@@ -108,7 +125,18 @@ impl HttpClient {
         }
     }
 
-    async fn attempt(&self, request: &Request) -> Attempt {
+    /// Run one attempt holding a place in the run's in-flight cap.
+    pub(crate) async fn within_cap<T>(&self, attempt: impl std::future::Future<Output = T>) -> T {
+        let _permit = self
+            .shared
+            .in_flight
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        attempt.await
+    }
+
+    async fn attempt(&self, request: &Request) -> Attempt<Response> {
         let mut builder = self.transport.request(
             request.method.clone(),
             request.url.clone(),

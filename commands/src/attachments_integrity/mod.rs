@@ -1,0 +1,227 @@
+//! `attachments_integrity`: every attachment of the published (non-preview) monitored collections
+//! is downloaded from `capabilities.attachments.base_url` + its `location`, and must answer 2xx
+//! with the declared `size` and SHA-256 `hash`. Bodies are streamed into the hash, never held
+//! whole; downloads run within the in-flight cap; `SLICE` (`K/N`) checks one of N shards balanced
+//! by bytes (`slice.rs`). Previews are told apart by the signer capability when the server has
+//! it, else by their bucket's `-preview` suffix.
+
+mod files;
+mod report;
+mod slice;
+
+use reqwest::Url;
+use serde_json::Value;
+
+use crate::kinto::Kinto;
+use crate::command::{Command, CommandConfig, Runs};
+use crate::kinto::{ChangesEntry, CollectionRef, Role, ServerInfo, SignerCapability};
+use crate::monitored::{check_all, MonitorList};
+use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
+use crate::settings::{quote, RawSettings, ServerSettings, Setting, SettingError};
+use crate::{CommandError, Context};
+
+use files::{Attachment, InvalidAttachment};
+pub use report::{AttachmentsReport, Checked, FileResult};
+pub use slice::Slice;
+
+pub const COMMAND: Command = Command {
+    name: "attachments_integrity",
+    about: "Check that every published attachment is served with its declared size and SHA-256",
+    problems_error_type: "AttachmentsError",
+    writer: false,
+    groups: &[MONITOR],
+    settings: &[&SLICE],
+    server_tag: Command::kinto_server_tag,
+    runs: Runs::of::<Config>(),
+};
+
+pub const SLICE: Setting = Setting::new(
+    "SLICE",
+    "K/N",
+    "Check only the K-th of N shards of the attachments, balanced by bytes (N scheduled runs cover every file once)",
+)
+.default("1/1")
+.event_key("slice");
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerSettings,
+    pub bucket: String,
+    pub collection: String,
+    pub slice: Slice,
+}
+
+impl CommandConfig for Config {
+    type Report = AttachmentsReport;
+
+    fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
+        Ok(Config {
+            server: ServerSettings::from_settings(raw, &AUTH)?,
+            bucket: raw.kinto_id(&MONITOR_BUCKET)?,
+            collection: raw.kinto_id(&MONITOR_COLLECTION)?,
+            slice: Slice::parse(SLICE.env, &raw.string(&SLICE))?,
+        })
+    }
+
+    async fn run(&self, ctx: &Context) -> Result<AttachmentsReport, CommandError> {
+        run(self, ctx).await
+    }
+}
+
+/// Is this monitored collection a preview? By the signer's resources when the server has them,
+/// else by the bucket's name.
+fn is_preview(signer: Option<&SignerCapability>, entry: &ChangesEntry) -> bool {
+    match signer {
+        Some(signer) => matches!(
+            signer.resolve_published(&entry.bucket, &entry.collection),
+            Some((_, Role::Preview))
+        ),
+        None => entry.bucket.ends_with("-preview"),
+    }
+}
+
+/// `base_url` + `location`, as clients join them.
+fn file_url(base_url: &str, location: &str) -> Option<Url> {
+    let joined = if base_url.ends_with('/') || location.starts_with('/') {
+        format!("{base_url}{location}")
+    } else {
+        format!("{base_url}/{location}")
+    };
+    Url::parse(&joined)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+}
+
+pub async fn run(config: &Config, ctx: &Context) -> Result<AttachmentsReport, CommandError> {
+    let client = &ctx.kinto(&config.server);
+    let info = ServerInfo::fetch(client).await?;
+    let signer = info.signer().map_err(CommandError::Runtime)?;
+    let monitor = CollectionRef::new(&config.bucket, &config.collection);
+    let list = MonitorList::read(client, monitor).await?;
+    let (previews, published): (Vec<ChangesEntry>, Vec<ChangesEntry>) = list
+        .entries
+        .into_iter()
+        .partition(|entry| is_preview(signer.as_ref(), entry));
+    let mut report = AttachmentsReport::new(config.slice, previews.len(), list.invalid);
+    let parallel = ctx.http.parallel();
+    let all = list_attachments(client, ctx, parallel, published, &mut report).await;
+    report.all_files = all.len();
+    report.all_bytes = all.iter().map(|a| a.size).sum();
+    let picked = config.slice.pick(&all, |a| (a.location.as_str(), a.size));
+    let shard: Vec<Attachment> = picked.into_iter().map(|i| all[i].clone()).collect();
+    let mine = with_urls(&info, shard, &mut report)?;
+    // The files are public: no credentials go with them, whatever their origin.
+    let files_client = &ctx.http;
+    let label = "Checking attachments";
+    report.files = check_all(ctx, label, parallel, mine, |(attachment, url)| async move {
+        let found = files::check(files_client, &attachment, &url).await;
+        let url = crate::secrets::display_url(&url);
+        FileResult {
+            attachment,
+            url,
+            found,
+        }
+    })
+    .await;
+    Ok(report)
+}
+
+/// The attachments of the published collections, in parallel; what cannot be listed goes to the
+/// report.
+async fn list_attachments(
+    client: &Kinto,
+    ctx: &Context,
+    parallel: usize,
+    published: Vec<ChangesEntry>,
+    report: &mut AttachmentsReport,
+) -> Vec<Attachment> {
+    let entries = published.clone();
+    let listed = check_all(ctx, "Listing attachments", parallel, entries, |entry| async move {
+        files::list(client, &entry).await
+    })
+    .await;
+    let mut all = Vec::new();
+    for (entry, listing) in published.into_iter().zip(listed) {
+        let collection = CollectionRef::new(&entry.bucket, &entry.collection);
+        match listing {
+            Ok((found, invalid)) => {
+                all.extend(found);
+                report.invalid.extend(invalid);
+                report.collections.push(collection);
+            }
+            Err(error) => report.unreadable.push((collection, error)),
+        }
+    }
+    all
+}
+
+/// Each attachment with its URL, `capabilities.attachments.base_url` + `location`; one that makes
+/// no http(s) URL is an invalid attachment.
+fn with_urls(
+    info: &ServerInfo,
+    attachments: Vec<Attachment>,
+    report: &mut AttachmentsReport,
+) -> Result<Vec<(Attachment, Url)>, CommandError> {
+    if attachments.is_empty() {
+        return Ok(Vec::new());
+    }
+    let base_url = info
+        .capabilities
+        .get("attachments")
+        .and_then(|a| a.get("base_url"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| CommandError::Runtime(NO_BASE_URL.into()))?;
+    let mut mine = Vec::with_capacity(attachments.len());
+    for attachment in attachments {
+        match file_url(base_url, &attachment.location) {
+            Some(url) => mine.push((attachment, url)),
+            None => report.invalid.push(InvalidAttachment {
+                reason: format!(
+                    "{} + {} is not an http(s) URL",
+                    quote(base_url),
+                    quote(&attachment.location)
+                ),
+                collection: attachment.collection,
+                record: attachment.record,
+            }),
+        }
+    }
+    Ok(mine)
+}
+
+const NO_BASE_URL: &str =
+    "records have attachments but the server announces no capabilities.attachments.base_url";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_urls_join_the_base_url_and_the_location() {
+        let url = |b, l| file_url(b, l).map(|u| u.to_string());
+        assert_eq!(url("http://f/main/", "b/c/x.bin").as_deref(), Some("http://f/main/b/c/x.bin"));
+        assert_eq!(url("http://f/main", "b/c/x.bin").as_deref(), Some("http://f/main/b/c/x.bin"));
+        assert_eq!(url("file:///etc/", "passwd"), None);
+        assert_eq!(url("not a url/", "x"), None);
+    }
+
+    #[test]
+    fn previews_are_told_by_the_signer_or_by_their_bucket() {
+        let entry = |b: &str| ChangesEntry {
+            bucket: b.into(),
+            collection: "cfr".into(),
+            last_modified: 1,
+        };
+        assert!(is_preview(None, &entry("main-preview")));
+        assert!(!is_preview(None, &entry("main")));
+        let signer: SignerCapability = serde_json::from_value(serde_json::json!({
+            "resources": [{"source": {"bucket": "ws", "collection": null},
+                           "preview": {"bucket": "staged", "collection": null},
+                           "destination": {"bucket": "main-preview", "collection": null}}]
+        }))
+        .unwrap();
+        // The signer's word wins over the name.
+        assert!(is_preview(Some(&signer), &entry("staged")));
+        assert!(!is_preview(Some(&signer), &entry("main-preview")));
+    }
+}
