@@ -15,7 +15,7 @@ pub mod payload;
 use serde::Serialize;
 
 pub use chain::{CertChain, ChainPolicy};
-pub use content::{decode_signature, verify_digest};
+pub use content::{decode_signature, verify_digest, LeafKey};
 pub use payload::{ChangesetDigest, SignatureEntry};
 
 /// The leaf name Remote Settings collections are signed with.
