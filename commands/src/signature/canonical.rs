@@ -106,6 +106,15 @@ impl Serialize for Sorted<'_> {
     }
 }
 
+/// Append the canonical JSON of one scalar (string, integer or float) to `out`: the same
+/// serializer as [`write`], for the streamed records of [`super::stream`].
+pub fn write_scalar<T: Serialize>(out: &mut Vec<u8>, scalar: T) {
+    let mut serializer = serde_json::Serializer::with_formatter(out, CanonicalFormatter);
+    scalar
+        .serialize(&mut serializer)
+        .expect("scalars serialize into memory");
+}
+
 /// Write the canonical JSON of `value` into `out`.
 pub fn write<W: Write>(value: &Value, out: W) -> serde_json::Result<()> {
     let mut serializer = serde_json::Serializer::with_formatter(out, CanonicalFormatter);
@@ -113,7 +122,7 @@ pub fn write<W: Write>(value: &Value, out: W) -> serde_json::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn ours(value: &Value) -> String {
@@ -136,7 +145,7 @@ mod tests {
         assert!(ours(&doc).as_bytes() == expected);
     }
 
-    fn random_string(rng: &mut fastrand::Rng) -> String {
+    pub(in crate::signature) fn random_string(rng: &mut fastrand::Rng) -> String {
         let len = rng.usize(0..12);
         (0..len)
             .map(|_| match rng.u8(0..10) {
@@ -153,7 +162,7 @@ mod tests {
             .collect()
     }
 
-    fn random_value(rng: &mut fastrand::Rng, depth: u32) -> Value {
+    pub(in crate::signature) fn random_value(rng: &mut fastrand::Rng, depth: u32) -> Value {
         match rng.u8(0..if depth > 3 { 6 } else { 8 }) {
             0 => Value::Null,
             1 => Value::Bool(rng.bool()),

@@ -11,6 +11,7 @@ pub mod chain;
 mod conformance;
 pub mod content;
 pub mod payload;
+mod stream;
 
 use serde::Serialize;
 
