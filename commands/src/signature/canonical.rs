@@ -106,8 +106,48 @@ impl Serialize for Sorted<'_> {
     }
 }
 
-/// Append the canonical JSON of one scalar (string, integer or float) to `out`: the same
-/// serializer as [`write`], for the streamed records of [`super::stream`].
+/// Append the canonical JSON of a string to `out`, as [`write`] and the crate write it (the tests
+/// compare them on every ASCII character and thousands of random strings), in one loop over its
+/// bytes: runs of printable ASCII are copied, `"` and `\` are escaped with a backslash, control
+/// characters as serde_json hands them to [`CanonicalFormatter::write_char_escape`] (`\n`...,
+/// else `\u00XX`), and every other character as [`escape_char`] writes it.
+pub fn write_str(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let run = bytes[i..]
+            .iter()
+            .position(|&b| !printable_ascii(b) || b == b'"' || b == b'\\')
+            .unwrap_or(bytes.len() - i);
+        out.extend_from_slice(&bytes[i..i + run]);
+        i += run;
+        let Some(&byte) = bytes.get(i) else { break };
+        let short = match byte {
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            0x08 => Some(b'b'),
+            0x09 => Some(b't'),
+            0x0a => Some(b'n'),
+            0x0c => Some(b'f'),
+            0x0d => Some(b'r'),
+            _ => None,
+        };
+        if let Some(short) = short {
+            out.extend_from_slice(&[b'\\', short]);
+            i += 1;
+        } else {
+            // A control character, DEL or a non-ASCII character: `i` is a character boundary.
+            let c = text[i..].chars().next().expect("not at the end");
+            escape_char(out, c).expect("writing into memory");
+            i += c.len_utf8();
+        }
+    }
+    out.push(b'"');
+}
+
+/// Append the canonical JSON of one number (integer or float) to `out`: the same serializer as
+/// [`write`], for the streamed records of [`super::stream`].
 pub fn write_scalar<T: Serialize>(out: &mut Vec<u8>, scalar: T) {
     let mut serializer = serde_json::Serializer::with_formatter(out, CanonicalFormatter);
     scalar
@@ -182,6 +222,34 @@ pub(super) mod tests {
                     .map(|_| (random_string(rng), random_value(rng, depth + 1)))
                     .collect(),
             ),
+        }
+    }
+
+    #[test]
+    fn strings_written_directly_are_the_crates_strings() {
+        let check = |text: &str| {
+            let mut out = Vec::new();
+            write_str(&mut out, text);
+            let expected = canonical_json::to_string(&Value::String(text.into())).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "{text:?}");
+        };
+        for c in '\u{0}'..='\u{ff}' {
+            check(&c.to_string());
+            check(&format!("a{c}b{c}"));
+        }
+        let mut rng = fastrand::Rng::with_seed(20261204);
+        for _ in 0..5_000 {
+            check(&random_string(&mut rng));
+        }
+        for text in [
+            "",
+            "\u{ffff}",
+            "\u{10000}",
+            "\u{10ffff}",
+            "\u{d7ff}\u{e000}",
+            "é \\u{41} it's",
+        ] {
+            check(text);
         }
     }
 

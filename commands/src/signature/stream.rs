@@ -1,7 +1,8 @@
 //! JSON text to Mozilla canonical JSON in one pass, without `serde_json::Value` trees: serde_json's
 //! parser (which refuses invalid UTF-8 in every string, keys included, and any non-ASCII byte
 //! outside strings) hands each value to [`Canonical`], which writes its canonical form at once.
-//! Scalars go through [`canonical::write_scalar`], the very serializer of [`canonical::write`];
+//! Strings go through [`canonical::write_str`], numbers through [`canonical::write_scalar`] (the
+//! serializer of [`canonical::write`]);
 //! an object's members are written as they come, then put in key order (duplicate keys: the last
 //! one wins, as in a `Value`). The nesting limit ([`json::MAX_DEPTH`]) is counted here, so that a
 //! hostile document stops at the first level past it.
@@ -289,7 +290,7 @@ impl<'de> Visitor<'de> for Canonical<'_> {
         if std::mem::take(&mut self.writer.capture_id) {
             self.writer.id = Some(s.to_owned());
         }
-        canonical::write_scalar(&mut self.writer.out, s);
+        canonical::write_str(&mut self.writer.out, s);
         Ok(Written::scalar(!s.is_empty()))
     }
 
@@ -338,7 +339,7 @@ impl<'de> Visitor<'de> for Canonical<'_> {
             let bytes_start = writer.out.len();
             let name = &writer.keys[key.clone()];
             let name = std::str::from_utf8(name).expect("keys are copied from strings");
-            canonical::write_scalar(&mut writer.out, name);
+            canonical::write_str(&mut writer.out, name);
             writer.out.push(b':');
             let (is_id, is_deleted) = (
                 self.record && name == "id",
