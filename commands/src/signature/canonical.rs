@@ -63,20 +63,25 @@ impl Formatter for CanonicalFormatter {
 
 /// `\uXXXX` (lower-case hex), or a surrogate pair beyond the BMP.
 fn escape_char<W: ?Sized + Write>(writer: &mut W, c: char) -> io::Result<()> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut units = [0u16; 2];
     for unit in c.encode_utf16(&mut units) {
-        let u = *unit as usize;
-        writer.write_all(&[
-            b'\\',
-            b'u',
-            HEX[(u >> 12) & 0xf],
-            HEX[(u >> 8) & 0xf],
-            HEX[(u >> 4) & 0xf],
-            HEX[u & 0xf],
-        ])?;
+        writer.write_all(&unit_escape(*unit))?;
     }
     Ok(())
+}
+
+/// `\uXXXX` for one UTF-16 code unit, in lower-case hex.
+fn unit_escape(unit: u16) -> [u8; 6] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let u = unit as usize;
+    [
+        b'\\',
+        b'u',
+        HEX[(u >> 12) & 0xf],
+        HEX[(u >> 8) & 0xf],
+        HEX[(u >> 4) & 0xf],
+        HEX[u & 0xf],
+    ]
 }
 
 /// A value serialized with its object keys sorted (as `canonical_json` does).
@@ -110,41 +115,57 @@ impl Serialize for Sorted<'_> {
 /// compare them on every ASCII character and thousands of random strings), in one loop over its
 /// bytes: runs of printable ASCII are copied, `"` and `\` are escaped with a backslash, control
 /// characters as serde_json hands them to [`CanonicalFormatter::write_char_escape`] (`\n`...,
-/// else `\u00XX`), and every other character as [`escape_char`] writes it.
+/// else `\u00XX`), and every other character as `\uXXXX` of its UTF-16 units ([`unit_escape`],
+/// as [`escape_char`] writes them).
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
+    out.reserve(text.len() + 2);
     out.push(b'"');
     let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let run = bytes[i..]
-            .iter()
-            .position(|&b| !printable_ascii(b) || b == b'"' || b == b'\\')
-            .unwrap_or(bytes.len() - i);
-        out.extend_from_slice(&bytes[i..i + run]);
-        i += run;
-        let Some(&byte) = bytes.get(i) else { break };
+    let (mut copied, mut i) = (0, 0);
+    while let Some(&byte) = bytes.get(i) {
+        if PLAIN[byte as usize] {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&bytes[copied..i]);
         let short = match byte {
-            b'"' => Some(b'"'),
-            b'\\' => Some(b'\\'),
-            0x08 => Some(b'b'),
-            0x09 => Some(b't'),
-            0x0a => Some(b'n'),
-            0x0c => Some(b'f'),
-            0x0d => Some(b'r'),
-            _ => None,
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            0x09 => b't',
+            0x0a => b'n',
+            0x0c => b'f',
+            0x0d => b'r',
+            _ => 0,
         };
-        if let Some(short) = short {
+        if short != 0 {
             out.extend_from_slice(&[b'\\', short]);
             i += 1;
         } else {
             // A control character, DEL or a non-ASCII character: `i` is a character boundary.
             let c = text[i..].chars().next().expect("not at the end");
-            escape_char(out, c).expect("writing into memory");
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.extend_from_slice(&unit_escape(*unit));
+            }
             i += c.len_utf8();
         }
+        copied = i;
     }
+    out.extend_from_slice(&bytes[copied..]);
     out.push(b'"');
 }
+
+/// The bytes a canonical string holds as they are: printable ASCII but `"` and `\`.
+static PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0x20;
+    while byte <= 0x7e {
+        table[byte] = byte != b'"' as usize && byte != b'\\' as usize;
+        byte += 1;
+    }
+    table
+};
 
 /// Append the canonical JSON of one number (integer or float) to `out`: the same serializer as
 /// [`write`], for the streamed records of [`super::stream`].
