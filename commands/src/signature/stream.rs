@@ -1,6 +1,5 @@
 //! JSON text to Mozilla canonical JSON in one pass, without `serde_json::Value` trees: serde_json's
-//! parser (which refuses invalid UTF-8 in every string, keys included, and any non-ASCII byte
-//! outside strings) hands each value to [`Canonical`], which writes its canonical form at once.
+//! parser hands each value to [`Canonical`], which writes its canonical form at once.
 //! Strings go through [`canonical::write_str`], numbers through [`canonical::write_scalar`] (the
 //! serializer of [`canonical::write`]);
 //! an object's members are written as they come, then put in key order (duplicate keys: the last
