@@ -18,6 +18,7 @@ use std::ops::Range;
 
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use sha2::{Digest, Sha384};
 
 use super::stream::{BoundedValue, Canonical, Numbers, Writer};
 use super::{canonical, ErrorCode, VerifyError, Warning, WarningCode};
@@ -51,35 +52,6 @@ pub struct ChangesetDigest {
     /// SHA-384 of the payload, prefix included.
     pub digest: [u8; 48],
     pub warnings: Vec<Warning>,
-}
-
-/// The payload's SHA-384, computed by AWS-LC as it is written (the tests check it against the
-/// `sha2` crate's).
-struct Sha384Sink(aws_lc_rs::digest::Context);
-
-impl Sha384Sink {
-    fn new() -> Self {
-        Sha384Sink(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA384))
-    }
-
-    fn finish(self) -> [u8; 48] {
-        self.0
-            .finish()
-            .as_ref()
-            .try_into()
-            .expect("a SHA-384 is 48 bytes")
-    }
-}
-
-impl Write for Sha384Sink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn invalid(detail: impl Into<String>) -> VerifyError {
@@ -438,15 +410,14 @@ pub fn digest_changeset(body: Vec<u8>) -> Result<ChangesetDigest, VerifyError> {
         })?
     };
     drop(body);
-    let (hasher, payload_len, count, warnings) =
-        records.write_payload(timestamp, Sha384Sink::new());
+    let (hasher, payload_len, count, warnings) = records.write_payload(timestamp, Sha384::new());
     Ok(ChangesetDigest {
         timestamp,
         metadata_last_modified: metadata.get("last_modified").and_then(Value::as_u64),
         signatures: signature_entries(&metadata),
         records: count,
         payload_len,
-        digest: hasher.finish(),
+        digest: hasher.finalize().into(),
         warnings,
     })
 }
@@ -465,7 +436,6 @@ pub fn payload_bytes(records: &[Value], timestamp: u64) -> Result<Vec<u8>, Verif
 mod tests {
     use super::*;
     use serde_json::json;
-    use sha2::{Digest, Sha384};
 
     /// The payload as the crate serializes it in one go.
     fn reference(records: &[Value], timestamp: u64) -> Vec<u8> {
