@@ -5,8 +5,8 @@
 //!
 //! A changeset can hold tens of megabytes, so it is never turned into `serde_json::Value`s: once
 //! its UTF-8 is checked, the body is parsed once ([`super::stream`]: the nesting limit is counted
-//! in the same pass), each record written in canonical form as it is parsed, keeping only those bytes; they are then
-//! fed in id order to the SHA-384 hasher. Canonical JSON of an array or object is its members'
+//! in the same pass), each record written in canonical form as it is parsed, keeping only those
+//! bytes; they are then fed in id order to the SHA-384 hasher. Canonical JSON of an array or object is its members'
 //! canonical forms joined with `,` (no whitespace, keys sorted), so this form is byte for byte
 //! the crate's output for the whole payload (unit-tested below). Records a client holds as
 //! `Value`s ([`payload_bytes`]) go through [`canonical::write`] instead: the tests and the
@@ -363,7 +363,7 @@ impl<'de> Visitor<'de> for ChangesetVisitor<'_> {
                     return Err(A::Error::custom(format!("duplicate field `{key}`")))
                 }
                 _ => {
-                    // Read like a record (UTF-8, nesting), then forgotten.
+                    // Read like a record (its nesting counted), then forgotten.
                     let writer = &mut self.records.writer;
                     let start = writer.out.len();
                     map.next_value_seed(Canonical {
