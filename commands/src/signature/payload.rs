@@ -642,7 +642,7 @@ mod tests {
         let digest = digest_changeset(changeset(&records, 7)).unwrap();
         let bytes = payload_bytes(&records, 7).unwrap();
         assert_eq!(digest.digest, <[u8; 48]>::from(Sha384::digest(&bytes)));
-        // Past the limit: one line, before any parsing.
+        // Past the limit: one line, the parse stopped at the first level too deep.
         let hostile = format!(
             r#"{{"metadata": {{}}, "timestamp": 1, "changes": [{{"id": "d", "v": {}1{}}}]}}"#,
             "[".repeat(100_000),
