@@ -46,12 +46,15 @@ pub fn nesting_depth(text: &[u8], limit: usize) -> usize {
     deepest
 }
 
+/// Why a document nested deeper than [`MAX_DEPTH`] is refused, on one line.
+pub fn too_deep() -> String {
+    format!("the JSON document is nested deeper than {MAX_DEPTH} levels")
+}
+
 /// Refuse a document nested deeper than [`MAX_DEPTH`], with a one-line reason.
 pub fn check_depth(text: &[u8]) -> Result<(), String> {
     if nesting_depth(text, MAX_DEPTH) > MAX_DEPTH {
-        return Err(format!(
-            "the JSON document is nested deeper than {MAX_DEPTH} levels"
-        ));
+        return Err(too_deep());
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use commands::command::CommandConfig as _;
 use commands::settings::{is_kinto_id, RawSettings};
 use commands::signature::chain::{self, ChainPolicy, MAX_CHAIN_CERTS};
 use commands::signature::payload::{self, PREFIX};
-use commands::signature::{decode_signature, verify_digest, ErrorCode};
+use commands::signature::{decode_signature, verify_digest, ErrorCode, LeafKey};
 use commands::uptake_health;
 use serde_json::{json, Value};
 use sha2::Digest as _;
@@ -102,7 +102,7 @@ pub fn signature(data: &[u8]) {
             );
             let key = p384::ecdsa::SigningKey::from_slice(&[7u8; 48]).expect("a valid scalar");
             let digest: [u8; 48] = sha2::Sha384::digest(data).into();
-            if let Err(e) = verify_digest(key.verifying_key(), &digest, &signature) {
+            if let Err(e) = verify_digest(&LeafKey::new(key.verifying_key()), &digest, &signature) {
                 assert_eq!(e.code, ErrorCode::SignatureMismatch);
                 assert_one_line(&e.to_string());
             }

@@ -63,20 +63,25 @@ impl Formatter for CanonicalFormatter {
 
 /// `\uXXXX` (lower-case hex), or a surrogate pair beyond the BMP.
 fn escape_char<W: ?Sized + Write>(writer: &mut W, c: char) -> io::Result<()> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut units = [0u16; 2];
     for unit in c.encode_utf16(&mut units) {
-        let u = *unit as usize;
-        writer.write_all(&[
-            b'\\',
-            b'u',
-            HEX[(u >> 12) & 0xf],
-            HEX[(u >> 8) & 0xf],
-            HEX[(u >> 4) & 0xf],
-            HEX[u & 0xf],
-        ])?;
+        writer.write_all(&unit_escape(*unit))?;
     }
     Ok(())
+}
+
+/// `\uXXXX` for one UTF-16 code unit, in lower-case hex.
+fn unit_escape(unit: u16) -> [u8; 6] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let u = unit as usize;
+    [
+        b'\\',
+        b'u',
+        HEX[(u >> 12) & 0xf],
+        HEX[(u >> 8) & 0xf],
+        HEX[(u >> 4) & 0xf],
+        HEX[u & 0xf],
+    ]
 }
 
 /// A value serialized with its object keys sorted (as `canonical_json` does).
@@ -106,6 +111,71 @@ impl Serialize for Sorted<'_> {
     }
 }
 
+/// Append the canonical JSON of a string to `out`, as [`write`] and the crate write it (the tests
+/// compare them on every ASCII character and thousands of random strings), in one loop over its
+/// bytes: runs of printable ASCII are copied, `"` and `\` are escaped with a backslash, control
+/// characters as serde_json hands them to [`CanonicalFormatter::write_char_escape`] (`\n`...,
+/// else `\u00XX`), and every other character as `\uXXXX` of its UTF-16 units ([`unit_escape`],
+/// as [`escape_char`] writes them).
+pub fn write_str(out: &mut Vec<u8>, text: &str) {
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let (mut copied, mut i) = (0, 0);
+    while let Some(&byte) = bytes.get(i) {
+        if PLAIN[byte as usize] {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&bytes[copied..i]);
+        let short = match byte {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            0x09 => b't',
+            0x0a => b'n',
+            0x0c => b'f',
+            0x0d => b'r',
+            _ => 0,
+        };
+        if short != 0 {
+            out.extend_from_slice(&[b'\\', short]);
+            i += 1;
+        } else {
+            // A control character, DEL or a non-ASCII character: `i` is a character boundary.
+            let c = text[i..].chars().next().expect("not at the end");
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.extend_from_slice(&unit_escape(*unit));
+            }
+            i += c.len_utf8();
+        }
+        copied = i;
+    }
+    out.extend_from_slice(&bytes[copied..]);
+    out.push(b'"');
+}
+
+/// The bytes a canonical string holds as they are: printable ASCII but `"` and `\`.
+static PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0x20;
+    while byte <= 0x7e {
+        table[byte] = byte != b'"' as usize && byte != b'\\' as usize;
+        byte += 1;
+    }
+    table
+};
+
+/// Append the canonical JSON of one number (integer or float) to `out`: the same serializer as
+/// [`write`], for the streamed records of [`super::stream`].
+pub fn write_scalar<T: Serialize>(out: &mut Vec<u8>, scalar: T) {
+    let mut serializer = serde_json::Serializer::with_formatter(out, CanonicalFormatter);
+    scalar
+        .serialize(&mut serializer)
+        .expect("scalars serialize into memory");
+}
+
 /// Write the canonical JSON of `value` into `out`.
 pub fn write<W: Write>(value: &Value, out: W) -> serde_json::Result<()> {
     let mut serializer = serde_json::Serializer::with_formatter(out, CanonicalFormatter);
@@ -113,7 +183,7 @@ pub fn write<W: Write>(value: &Value, out: W) -> serde_json::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn ours(value: &Value) -> String {
@@ -136,7 +206,7 @@ mod tests {
         assert!(ours(&doc).as_bytes() == expected);
     }
 
-    fn random_string(rng: &mut fastrand::Rng) -> String {
+    pub(in crate::signature) fn random_string(rng: &mut fastrand::Rng) -> String {
         let len = rng.usize(0..12);
         (0..len)
             .map(|_| match rng.u8(0..10) {
@@ -153,7 +223,7 @@ mod tests {
             .collect()
     }
 
-    fn random_value(rng: &mut fastrand::Rng, depth: u32) -> Value {
+    pub(in crate::signature) fn random_value(rng: &mut fastrand::Rng, depth: u32) -> Value {
         match rng.u8(0..if depth > 3 { 6 } else { 8 }) {
             0 => Value::Null,
             1 => Value::Bool(rng.bool()),
@@ -173,6 +243,34 @@ mod tests {
                     .map(|_| (random_string(rng), random_value(rng, depth + 1)))
                     .collect(),
             ),
+        }
+    }
+
+    #[test]
+    fn strings_written_directly_are_the_crates_strings() {
+        let check = |text: &str| {
+            let mut out = Vec::new();
+            write_str(&mut out, text);
+            let expected = canonical_json::to_string(&Value::String(text.into())).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "{text:?}");
+        };
+        for c in '\u{0}'..='\u{ff}' {
+            check(&c.to_string());
+            check(&format!("a{c}b{c}"));
+        }
+        let mut rng = fastrand::Rng::with_seed(20261204);
+        for _ in 0..5_000 {
+            check(&random_string(&mut rng));
+        }
+        for text in [
+            "",
+            "\u{ffff}",
+            "\u{10000}",
+            "\u{10ffff}",
+            "\u{d7ff}\u{e000}",
+            "é \\u{41} it's",
+        ] {
+            check(text);
         }
     }
 

@@ -21,6 +21,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_cert::ext::pkix::KeyUsages;
 
+use super::content::LeafKey;
 use super::{format_utc, ErrorCode, VerifyError, Warning, WarningCode};
 pub use cert::pem_certificates;
 use cert::{common_name, name_der, Link};
@@ -60,7 +61,7 @@ pub struct CertChain {
     pub certs: Vec<CertSummary>,
     pub root_sha256: [u8; 32],
     pub root_pinned: bool,
-    leaf_key: p384::ecdsa::VerifyingKey,
+    leaf_key: LeafKey,
     leaf_dns_names: Vec<String>,
 }
 
@@ -135,7 +136,7 @@ pub fn validate(pem: &[u8], policy: &ChainPolicy) -> Result<CertChain, VerifyErr
             ));
         }
     }
-    let leaf_key = leaf_key(leaf)?;
+    let leaf_key = LeafKey::new(&leaf_key(leaf)?);
     check_code_signing(&links)?;
     check_name_constraints(&links)?;
     check_dates(&links, policy.at)?;
@@ -214,7 +215,7 @@ pub fn near_expiry_threshold(lifespan_seconds: u64) -> u64 {
 }
 
 impl CertChain {
-    pub fn leaf_key(&self) -> &p384::ecdsa::VerifyingKey {
+    pub fn leaf_key(&self) -> &LeafKey {
         &self.leaf_key
     }
 

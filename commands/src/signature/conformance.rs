@@ -3,13 +3,16 @@
 //! payload, and the Mozilla test chain with its RSA root.
 
 use base64::Engine as _;
+use p384::ecdsa::signature::hazmat::PrehashVerifier as _;
 use serde_json::Value;
 use x509_cert::der::Decode;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
 use super::chain::{validate, ChainPolicy};
 use super::payload::{digest_changeset, payload_bytes, PREFIX};
-use super::{decode_signature, parse_root_hash, verify_digest, ErrorCode, DEFAULT_SIGNER_NAME};
+use super::{
+    decode_signature, parse_root_hash, verify_digest, ErrorCode, LeafKey, DEFAULT_SIGNER_NAME,
+};
 
 macro_rules! vector {
     ($name:literal) => {
@@ -29,7 +32,7 @@ const TEST_ROOT_HASH: &str =
 const TEST_SIGNATURE: &str = "fJJcOpwdnkjEWFeHXfdOJN6GaGLuDTPGzQOxA2jn6ldIleIk6KqMhZcy2GZv2uYiGwl6DERWwpaoUfQFLyCAOcVjck1qlaaEFZGY1BQba9p99xEc9FNQ3YPPfvSSZqsw";
 const TEST_CHAIN_VALID_AT: u64 = 1_615_559_719;
 
-fn prod_key(changeset: &Value) -> p384::ecdsa::VerifyingKey {
+fn prod_key(changeset: &Value) -> LeafKey {
     let b64 = changeset["metadata"]["signature"]["public_key"]
         .as_str()
         .unwrap();
@@ -37,7 +40,9 @@ fn prod_key(changeset: &Value) -> p384::ecdsa::VerifyingKey {
         .decode(b64)
         .unwrap();
     let spki = SubjectPublicKeyInfoOwned::from_der(&der).unwrap();
-    p384::ecdsa::VerifyingKey::from_sec1_bytes(spki.subject_public_key.raw_bytes()).unwrap()
+    LeafKey::new(
+        &p384::ecdsa::VerifyingKey::from_sec1_bytes(spki.subject_public_key.raw_bytes()).unwrap(),
+    )
 }
 
 #[test]
@@ -61,6 +66,10 @@ fn the_production_signature_verifies_over_our_payload() {
     assert_eq!(digest.signatures.len(), 1);
     let signature = decode_signature(digest.signatures[0].signature.as_ref().unwrap()).unwrap();
     verify_digest(&key, &digest.digest, &signature).unwrap();
+    // The reference implementation agrees.
+    key.p384()
+        .verify_prehash(&digest.digest, &signature)
+        .unwrap();
     let legacy = doc["metadata"]["signature"]["signature"].as_str().unwrap();
     verify_digest(&key, &digest.digest, &decode_signature(legacy).unwrap()).unwrap();
 
@@ -78,6 +87,7 @@ fn the_production_signature_verifies_over_our_payload() {
         let sha: [u8; 48] = <sha2::Sha384 as sha2::Digest>::digest(&other).into();
         let err = verify_digest(&key, &sha, &signature).unwrap_err();
         assert_eq!(err.code, ErrorCode::SignatureMismatch);
+        assert!(key.p384().verify_prehash(&sha, &signature).is_err());
     }
 }
 
@@ -100,6 +110,10 @@ fn the_mozilla_test_chain_verifies_at_its_time_with_its_pinned_rsa_root() {
     );
     let sha = |bytes: &[u8]| -> [u8; 48] { <sha2::Sha384 as sha2::Digest>::digest(bytes).into() };
     verify_digest(chain.leaf_key(), &sha(&payload), &signature).unwrap();
+    let reference = chain.leaf_key().p384();
+    reference
+        .verify_prehash(&sha(&payload), &signature)
+        .unwrap();
     // Any other payload must fail.
     let other = payload_bytes(&[], 1_603_992_731_958).unwrap();
     assert_eq!(
@@ -108,6 +122,7 @@ fn the_mozilla_test_chain_verifies_at_its_time_with_its_pinned_rsa_root() {
             .code,
         ErrorCode::SignatureMismatch
     );
+    assert!(reference.verify_prehash(&sha(&other), &signature).is_err());
     // Unpinned, the self-signed root is accepted and said so.
     let unpinned = validate(
         TEST_CHAIN,

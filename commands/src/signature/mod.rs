@@ -11,11 +11,12 @@ pub mod chain;
 mod conformance;
 pub mod content;
 pub mod payload;
+mod stream;
 
 use serde::Serialize;
 
 pub use chain::{CertChain, ChainPolicy};
-pub use content::{decode_signature, verify_digest};
+pub use content::{decode_signature, verify_digest, LeafKey};
 pub use payload::{ChangesetDigest, SignatureEntry};
 
 /// The leaf name Remote Settings collections are signed with.

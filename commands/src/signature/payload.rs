@@ -3,22 +3,24 @@
 //! `canonical_json` crate's formatter, the signer's own serializer, see [`super::canonical`]),
 //! prefixed with `Content-Signature:\0`.
 //!
-//! A changeset can hold tens of megabytes, so it is never turned into one `serde_json::Value`
-//! tree: each record is parsed, canonicalized and dropped as the body is read, keeping only its
-//! canonical bytes; those are then fed in id order to the SHA-384 hasher. Canonical JSON of an
-//! array or object is its members' canonical forms joined with `,` (no whitespace, keys sorted),
-//! so this form is byte for byte the crate's output for the whole payload (unit-tested below).
+//! A changeset can hold tens of megabytes, so it is never turned into `serde_json::Value`s: once
+//! its UTF-8 is checked, the body is parsed once ([`super::stream`]: the nesting limit is counted
+//! in the same pass), each record written in canonical form as it is parsed, keeping only those
+//! bytes; they are then fed in id order to the SHA-384 hasher. Canonical JSON of an array or object is its members'
+//! canonical forms joined with `,` (no whitespace, keys sorted), so this form is byte for byte
+//! the crate's output for the whole payload (unit-tested below). Records a client holds as
+//! `Value`s ([`payload_bytes`]) go through [`canonical::write`] instead: the tests and the
+//! `payload` fuzz target check that both paths give the same payload and warnings.
 
 use std::io::Write;
 
 use std::ops::Range;
 
-use serde::de::{
-    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use sha2::{Digest, Sha384};
 
+use super::stream::{BoundedValue, Canonical, Numbers, Writer};
 use super::{canonical, ErrorCode, VerifyError, Warning, WarningCode};
 
 /// What Content-Signature puts before the signed data.
@@ -156,6 +158,23 @@ impl NumberScan {
         }
     }
 
+    /// Add the numbers the streamed record `id` holds.
+    fn add(&mut self, id: &str, numbers: Option<Box<Numbers>>) {
+        let Some(numbers) = numbers else { return };
+        self.floats += numbers.floats;
+        self.unsafe_integers += numbers.unsafe_integers;
+        let describe = |example: &super::stream::Example| {
+            let (pointer, n) = example.describe();
+            format!("record {id:?} at {pointer}: {n}")
+        };
+        if self.float_example.is_none() {
+            self.float_example = numbers.float_example.as_deref().map(describe);
+        }
+        if self.integer_example.is_none() {
+            self.integer_example = numbers.integer_example.as_deref().map(describe);
+        }
+    }
+
     fn warnings(self) -> Vec<Warning> {
         let mut out = Vec::new();
         if let Some(example) = self.float_example {
@@ -183,7 +202,8 @@ impl NumberScan {
 /// The canonical JSON of a payload's records, collected in the order received and written in id
 /// order. Each record is parsed and canonicalized once; only its canonical bytes are kept.
 struct CanonicalRecords {
-    bytes: Vec<u8>,
+    /// The canonical bytes of the records (`writer.out`).
+    writer: Writer,
     index: Vec<(String, Range<usize>)>,
     numbers: NumberScan,
 }
@@ -191,10 +211,42 @@ struct CanonicalRecords {
 impl CanonicalRecords {
     fn with_capacity(bytes: usize) -> Self {
         CanonicalRecords {
-            bytes: Vec::with_capacity(bytes),
+            writer: Writer::with_capacity(bytes),
             index: Vec::new(),
             numbers: NumberScan::default(),
         }
+    }
+
+    /// Parse and add the next record of a changeset's `changes` (`position` for messages);
+    /// tombstones are dropped. `None` at the end of the list.
+    fn add_streamed<'de, A: SeqAccess<'de>>(
+        &mut self,
+        position: usize,
+        seq: &mut A,
+    ) -> Result<Option<()>, A::Error> {
+        let start = self.writer.out.len();
+        self.writer.id = None;
+        self.writer.deleted = false;
+        let record = Canonical {
+            writer: &mut self.writer,
+            depth: RECORD_DEPTH,
+            record: true,
+        };
+        let Some(written) = seq.next_element_seed(record)? else {
+            return Ok(None);
+        };
+        let Some(id) = self.writer.id.take() else {
+            return Err(A::Error::custom(format!(
+                "record #{position} is not an object with a string id"
+            )));
+        };
+        if self.writer.deleted {
+            self.writer.out.truncate(start);
+            return Ok(Some(()));
+        }
+        self.numbers.add(&id, written.numbers);
+        self.index.push((id, start..self.writer.out.len()));
+        Ok(Some(()))
     }
 
     /// Add one record as received (`position` for messages); tombstones are dropped.
@@ -208,10 +260,11 @@ impl CanonicalRecords {
             return Ok(());
         }
         self.numbers.record(id, record);
-        let start = self.bytes.len();
-        canonical::write(record, &mut self.bytes)
+        let start = self.writer.out.len();
+        canonical::write(record, &mut self.writer.out)
             .map_err(|e| invalid(format!("record {id:?} cannot be serialized: {e}")))?;
-        self.index.push((id.to_string(), start..self.bytes.len()));
+        self.index
+            .push((id.to_string(), start..self.writer.out.len()));
         Ok(())
     }
 
@@ -236,12 +289,17 @@ impl CanonicalRecords {
             if i > 0 {
                 put(b",");
             }
-            put(&self.bytes[range.clone()]);
+            put(&self.writer.out[range.clone()]);
         }
         put(format!("],\"last_modified\":\"{timestamp}\"}}").as_bytes());
         (out, len, self.index.len(), self.numbers.warnings())
     }
 }
+
+/// The nesting of a changeset's fields (inside the changeset object) and of its records (inside
+/// `changes`), as [`crate::json::MAX_DEPTH`] counts it.
+const FIELD_DEPTH: usize = 2;
+const RECORD_DEPTH: usize = 3;
 
 /// Reads `{metadata, timestamp, changes}`, handing each record of `changes` to the collector as
 /// it is parsed (the records are never all held as JSON values).
@@ -270,10 +328,7 @@ impl<'de> Visitor<'de> for ChangesSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut position = 0;
-        while let Some(record) = seq.next_element::<Value>()? {
-            self.records
-                .add(position, &record)
-                .map_err(|e| A::Error::custom(e.detail))?;
+        while self.records.add_streamed(position, &mut seq)?.is_some() {
             position += 1;
         }
         Ok(())
@@ -291,7 +346,12 @@ impl<'de> Visitor<'de> for ChangesetVisitor<'_> {
         let (mut metadata, mut timestamp, mut changes) = (None, None, false);
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
-                "metadata" if metadata.is_none() => metadata = Some(map.next_value::<Value>()?),
+                "metadata" if metadata.is_none() => {
+                    metadata = Some(map.next_value_seed(BoundedValue {
+                        too_deep: &mut self.records.writer.too_deep,
+                        depth: FIELD_DEPTH,
+                    })?)
+                }
                 "timestamp" if timestamp.is_none() => timestamp = Some(map.next_value::<u64>()?),
                 "changes" if !changes => {
                     map.next_value_seed(ChangesSeed {
@@ -303,7 +363,15 @@ impl<'de> Visitor<'de> for ChangesetVisitor<'_> {
                     return Err(A::Error::custom(format!("duplicate field `{key}`")))
                 }
                 _ => {
-                    map.next_value::<IgnoredAny>()?;
+                    // Read like a record (its nesting counted), then forgotten.
+                    let writer = &mut self.records.writer;
+                    let start = writer.out.len();
+                    map.next_value_seed(Canonical {
+                        writer: &mut *writer,
+                        depth: FIELD_DEPTH,
+                        record: false,
+                    })?;
+                    writer.out.truncate(start);
                 }
             }
         }
@@ -320,8 +388,10 @@ impl<'de> Visitor<'de> for ChangesetVisitor<'_> {
 pub fn digest_changeset(body: Vec<u8>) -> Result<ChangesetDigest, VerifyError> {
     let mut records = CanonicalRecords::with_capacity(body.len());
     let (metadata, timestamp) = {
+        // The whole body's UTF-8 is checked first: std's check of a mostly ASCII buffer costs a
+        // fraction of serde_json's per-string checks (`from_slice`), which `from_str` skips. The
+        // nesting limit is counted by the visitors, during the parse.
         let text = std::str::from_utf8(&body).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
-        crate::json::check_depth(text.as_bytes()).map_err(invalid)?;
         let mut deserializer = serde_json::Deserializer::from_str(text);
         deserializer.disable_recursion_limit();
         let parsed = deserializer
@@ -330,9 +400,13 @@ pub fn digest_changeset(body: Vec<u8>) -> Result<ChangesetDigest, VerifyError> {
             })
             .and_then(|parsed| deserializer.end().map(|()| parsed));
         parsed.map_err(|e| {
-            invalid(format!(
-                "not a changeset ({{metadata, timestamp, changes}}): {e}"
-            ))
+            if records.writer.too_deep {
+                invalid(crate::json::too_deep())
+            } else {
+                invalid(format!(
+                    "not a changeset ({{metadata, timestamp, changes}}): {e}"
+                ))
+            }
         })?
     };
     drop(body);
@@ -349,7 +423,7 @@ pub fn digest_changeset(body: Vec<u8>) -> Result<ChangesetDigest, VerifyError> {
 }
 
 /// The whole payload, prefix included, for records as a client holds them (tombstones are
-/// dropped, order does not matter). Same code path as [`digest_changeset`].
+/// dropped, order does not matter), through [`canonical::write`].
 pub fn payload_bytes(records: &[Value], timestamp: u64) -> Result<Vec<u8>, VerifyError> {
     let mut collected = CanonicalRecords::with_capacity(0);
     for (position, record) in records.iter().enumerate() {
@@ -568,7 +642,7 @@ mod tests {
         let digest = digest_changeset(changeset(&records, 7)).unwrap();
         let bytes = payload_bytes(&records, 7).unwrap();
         assert_eq!(digest.digest, <[u8; 48]>::from(Sha384::digest(&bytes)));
-        // Past the limit: one line, before any parsing.
+        // Past the limit: one line, the parse stopped at the first level too deep.
         let hostile = format!(
             r#"{{"metadata": {{}}, "timestamp": 1, "changes": [{{"id": "d", "v": {}1{}}}]}}"#,
             "[".repeat(100_000),
@@ -592,9 +666,190 @@ mod tests {
             br#"{"metadata": {}, "timestamp": 12, "changes": [{"id": 3}]}"#,
             br#"{"metadata": {}, "timestamp": 12, "changes": [[]]}"#,
             b"{\"metadata\": {}, \"timestamp\": 12, \"changes\": [{\"id\": \"\xff\"}]}",
+            // Invalid UTF-8 wherever it is: a key, a tombstone, the metadata, an unknown field.
+            b"{\"metadata\": {}, \"timestamp\": 12, \"changes\": [{\"id\": \"a\", \"\xc3\": 1}]}",
+            b"{\"metadata\": {}, \"timestamp\": 12, \"changes\": [{\"id\": \"a\", \"deleted\": true, \"x\": \"\xed\xa0\x80\"}]}",
+            b"{\"metadata\": {\"x\": \"\xff\"}, \"timestamp\": 12, \"changes\": []}",
+            b"{\"other\": [\"\xc0\xaf\"], \"metadata\": {}, \"timestamp\": 12, \"changes\": []}",
+            b"{\"metadata\": {}, \"timestamp\": 12, \"changes\": []}\xff",
         ] {
             let err = digest_changeset(body.to_vec()).unwrap_err();
             assert_eq!(err.code, ErrorCode::ChangesetInvalid, "{err}");
+        }
+    }
+
+    /// JSON text of `value`, its object members in random order, now and then preceded by a
+    /// member of the same key (which the last one replaces), with random whitespace.
+    fn text_with_duplicates(rng: &mut fastrand::Rng, value: &Value, out: &mut String) {
+        let space = |rng: &mut fastrand::Rng, out: &mut String| {
+            if rng.u8(0..4) == 0 {
+                out.push_str([" ", "\n", "\t ", "\r\n  "][rng.usize(0..4)]);
+            }
+        };
+        match value {
+            Value::Object(map) => {
+                let mut members: Vec<(&String, Value)> =
+                    map.iter().map(|(k, v)| (k, v.clone())).collect();
+                rng.shuffle(&mut members);
+                let mut all = Vec::new();
+                for (key, value) in members {
+                    if rng.u8(0..4) == 0 {
+                        all.push((key, canonical::tests::random_value(rng, 3)));
+                    }
+                    all.push((key, value));
+                }
+                out.push('{');
+                for (i, (key, value)) in all.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    space(rng, out);
+                    out.push_str(&serde_json::to_string(key).unwrap());
+                    space(rng, out);
+                    out.push(':');
+                    text_with_duplicates(rng, value, out);
+                }
+                space(rng, out);
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    space(rng, out);
+                    text_with_duplicates(rng, item, out);
+                }
+                space(rng, out);
+                out.push(']');
+            }
+            scalar => {
+                space(rng, out);
+                out.push_str(&serde_json::to_string(scalar).unwrap());
+            }
+        }
+    }
+
+    fn random_record(rng: &mut fastrand::Rng) -> Value {
+        let mut record = match canonical::tests::random_value(rng, 1) {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        record.insert("id".into(), canonical::tests::random_string(rng).into());
+        if rng.bool() {
+            let deleted = [
+                json!(true),
+                json!(false),
+                json!(0),
+                json!(-0.0),
+                json!(2.5),
+                json!(""),
+                json!("no"),
+                json!([]),
+                json!([0]),
+                json!({}),
+                json!(null),
+            ];
+            record.insert(
+                "deleted".into(),
+                deleted[rng.usize(0..deleted.len())].clone(),
+            );
+        }
+        for _ in 0..rng.usize(0..3) {
+            let n = [
+                json!(1.5),
+                json!(1e300),
+                json!(-0.0),
+                json!(1u64 << 60),
+                json!(-(1i64 << 55)),
+            ];
+            let key = format!("n{}", rng.u8(0..4));
+            record.insert(key, n[rng.usize(0..n.len())].clone());
+        }
+        Value::Object(record)
+    }
+
+    #[test]
+    fn streamed_changesets_give_the_payload_and_warnings_of_their_records_as_values() {
+        let mut rng = fastrand::Rng::with_seed(20261204);
+        let (mut warned, mut kept) = (0, 0);
+        for _ in 0..1_500 {
+            let records: Vec<Value> = (0..rng.usize(0..5))
+                .map(|_| random_record(&mut rng))
+                .collect();
+            let mut text = String::from(r#"{"metadata": {"signature": {}}, "changes": "#);
+            text_with_duplicates(&mut rng, &Value::Array(records), &mut text);
+            text.push_str(r#", "timestamp": 1234}"#);
+            // The reference: the records as serde_json reads them (the last of equal keys wins).
+            let changeset: Value = serde_json::from_str(&text).unwrap();
+            let mut collected = CanonicalRecords::with_capacity(0);
+            for (i, record) in changeset["changes"].as_array().unwrap().iter().enumerate() {
+                collected.add(i, record).unwrap();
+            }
+            let (bytes, len, count, warnings) = collected.write_payload(1234, Vec::new());
+            let digest = digest_changeset(text.clone().into_bytes()).unwrap();
+            assert_eq!(
+                (digest.payload_len, digest.records, &digest.warnings),
+                (len, count, &warnings),
+                "{text}"
+            );
+            assert_eq!(
+                digest.digest,
+                <[u8; 48]>::from(Sha384::digest(&bytes)),
+                "{text}"
+            );
+            warned += usize::from(!warnings.is_empty());
+            kept += count;
+        }
+        // The cases above are not all trivial.
+        assert!(warned > 300 && kept > 1_000, "{warned} {kept}");
+    }
+
+    #[test]
+    fn the_nesting_limit_holds_in_every_part_of_a_changeset_in_one_pass() {
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        // (text with the value nested n levels, the deepest n accepted).
+        type Place = fn(&str) -> String;
+        let places: [(Place, usize); 3] = [
+            (
+                |v| {
+                    format!(
+                        r#"{{"metadata": {{}}, "timestamp": 1, "changes": [{{"id": "d", "v": {v}}}]}}"#
+                    )
+                },
+                crate::json::MAX_DEPTH - 3,
+            ),
+            (
+                |v| format!(r#"{{"metadata": {{"v": {v}}}, "timestamp": 1, "changes": []}}"#),
+                crate::json::MAX_DEPTH - 2,
+            ),
+            (
+                |v| format!(r#"{{"metadata": {{}}, "other": {v}, "timestamp": 1, "changes": []}}"#),
+                crate::json::MAX_DEPTH - 1,
+            ),
+        ];
+        for (place, deepest) in places {
+            let text = place(&nested(deepest));
+            assert_eq!(
+                crate::json::nesting_depth(text.as_bytes(), usize::MAX),
+                crate::json::MAX_DEPTH
+            );
+            // At the limit, on a 2 MiB stack (tokio's blocking threads), in a debug build.
+            std::thread::Builder::new()
+                .stack_size(2 * 1024 * 1024)
+                .spawn(move || digest_changeset(text.into_bytes()).unwrap())
+                .unwrap()
+                .join()
+                .unwrap();
+            for n in [deepest + 1, 100_000] {
+                let err = digest_changeset(place(&nested(n)).into_bytes()).unwrap_err();
+                assert_eq!(err.code, ErrorCode::ChangesetInvalid);
+                assert_eq!(
+                    err.detail,
+                    "the JSON document is nested deeper than 512 levels"
+                );
+            }
         }
     }
 }
