@@ -622,6 +622,44 @@ async fn any_valid_signature_of_the_list_passes_and_none_is_bad() {
     assert_eq!(result["status"], "ok");
     assert_eq!(result["signatures"][0]["code"], "SIGNATURE_MISMATCH");
     assert_eq!(result["signatures"][1]["status"], "ok");
+    assert_eq!(result["verified_by"], 2);
+    // The text report names the entry that verified.
+    let text = run_bin(&["validate_signature"], &env(&stack, &monitor)).await;
+    assert_ok(&text, &bucket, &copy);
+    let x5u = signature["x5u"].as_str().unwrap();
+    assert!(
+        text.stdout
+            .contains(&format!("    verified by signature 2/2 ({x5u})")),
+        "{}",
+        text.stdout
+    );
+
+    // An entry that is not a P-384 content signature is reported, not verified, not a crash.
+    let mut other_mode = signature.clone();
+    other_mode["mode"] = json!("rs256");
+    other_mode["type"] = json!("autograph-rsa");
+    editor
+        .patch_collection(
+            &bucket,
+            &copy,
+            json!({"signatures": [other_mode, signature], "signature": other_mode}),
+        )
+        .await;
+    let run = run_bin(&["validate_signature"], &e).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let result = &run.json()["results"][0];
+    assert_eq!(result["signatures"][0]["code"], "UNSUPPORTED_SIGNATURE");
+    assert_eq!(result["verified_by"], 2);
+    editor
+        .patch_collection(
+            &bucket,
+            &copy,
+            json!({"signatures": [other_mode], "signature": other_mode}),
+        )
+        .await;
+    let run = run_bin(&["validate_signature"], &env(&stack, &monitor)).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_bad(&run, &bucket, &copy, "UNSUPPORTED_SIGNATURE");
 
     // None valid: BAD with the first one's error; the good signature with an expired chain fails.
     let mut expired_chain = signature.clone();

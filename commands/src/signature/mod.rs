@@ -50,6 +50,8 @@ pub enum ErrorCode {
     SignatureLength,
     /// The signature does not verify over the payload with the leaf's key.
     SignatureMismatch,
+    /// The signature entry's `mode` or `type` is not a P-384 content signature.
+    UnsupportedSignature,
     /// The signature has no x5u URL.
     X5uMissing,
     /// The x5u is not an http(s) URL.
@@ -108,6 +110,7 @@ impl ErrorCode {
             ErrorCode::SignatureEncoding => "SIGNATURE_ENCODING",
             ErrorCode::SignatureLength => "SIGNATURE_LENGTH",
             ErrorCode::SignatureMismatch => "SIGNATURE_MISMATCH",
+            ErrorCode::UnsupportedSignature => "UNSUPPORTED_SIGNATURE",
             ErrorCode::X5uMissing => "X5U_MISSING",
             ErrorCode::X5uInvalidUrl => "X5U_INVALID_URL",
             ErrorCode::X5uHttpError => "X5U_HTTP_ERROR",

@@ -35,6 +35,34 @@ pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 pub struct SignatureEntry {
     pub signature: Option<String>,
     pub x5u: Option<String>,
+    /// Autograph's `mode` (`p384ecdsa` for a content signature), when the signer wrote one.
+    pub mode: Option<String>,
+    /// Autograph's signer `type` (`contentsignature`), when the signer wrote one.
+    pub kind: Option<String>,
+}
+
+impl SignatureEntry {
+    /// Why this entry is not a P-384 content signature this verifier can check, if it is not:
+    /// a `mode` other than `p384ecdsa` or a `type` other than `contentsignature` (entries
+    /// without them are the older signer's, which only made those).
+    pub fn unsupported(&self) -> Option<VerifyError> {
+        let mode_ok = self.mode.as_deref().is_none_or(|m| m == "p384ecdsa");
+        let kind_ok = self.kind.as_deref().is_none_or(|k| k == "contentsignature");
+        (!mode_ok || !kind_ok).then(|| {
+            VerifyError::new(
+                ErrorCode::UnsupportedSignature,
+                format!(
+                    "the signature entry is not a P-384 content signature (mode {}, type {})",
+                    self.mode
+                        .as_deref()
+                        .map_or("unset".into(), crate::settings::quote),
+                    self.kind
+                        .as_deref()
+                        .map_or("unset".into(), crate::settings::quote),
+                ),
+            )
+        })
+    }
 }
 
 /// Everything verification needs from a changeset, once its body is dropped.
@@ -61,9 +89,12 @@ fn invalid(detail: impl Into<String>) -> VerifyError {
 /// The signatures listed in collection metadata: every entry of `signatures` when it is a
 /// non-empty list, else the single `signature` object, else none.
 pub fn signature_entries(metadata: &Value) -> Vec<SignatureEntry> {
+    let text = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(String::from);
     let entry = |v: &Value| SignatureEntry {
-        signature: v.get("signature").and_then(Value::as_str).map(String::from),
-        x5u: v.get("x5u").and_then(Value::as_str).map(String::from),
+        signature: text(v, "signature"),
+        x5u: text(v, "x5u"),
+        mode: text(v, "mode"),
+        kind: text(v, "type"),
     };
     match metadata.get("signatures").and_then(Value::as_array) {
         Some(list) if !list.is_empty() => list.iter().map(entry).collect(),
@@ -597,7 +628,9 @@ mod tests {
             signature_entries(&json!({"signature": {}})),
             vec![SignatureEntry {
                 signature: None,
-                x5u: None
+                x5u: None,
+                mode: None,
+                kind: None,
             }]
         );
         assert!(signature_entries(&json!({"id": "c"})).is_empty());

@@ -264,6 +264,7 @@ impl Run<'_> {
         let mut planned = Vec::with_capacity(digest.signatures.len());
         for sig in &digest.signatures {
             let chain = match (&sig.x5u, &sig.signature) {
+                _ if sig.unsupported().is_some() => Err(sig.unsupported().expect("checked")),
                 (_, None) => Err(VerifyError::new(
                     ErrorCode::SignatureEncoding,
                     "the signature entry has no signature value",

@@ -48,6 +48,14 @@ pub struct CollectionResult {
 }
 
 impl CollectionResult {
+    /// The 1-based position of the first signature entry that verified, if one did.
+    pub fn verified_by(&self) -> Option<usize> {
+        self.signatures
+            .iter()
+            .position(|s| s.error.is_none())
+            .map(|i| i + 1)
+    }
+
     pub fn new(entry: ChangesEntry, verdict: Verdict) -> Self {
         CollectionResult {
             entry,
@@ -151,6 +159,7 @@ impl SignatureReport {
             "records": r.records,
             "duration_seconds": (r.duration.as_secs_f64() * 1000.0).round() / 1000.0,
             "warnings": r.warnings,
+            "verified_by": r.verified_by(),
             "signatures": r.signatures.iter().map(|s| json!({
                 "x5u": s.x5u,
                 "status": if s.error.is_none() { "ok" } else { "bad" },
@@ -191,7 +200,14 @@ impl Report for SignatureReport {
         for (i, r) in self.results.iter().enumerate() {
             let prefix = format!("{:02}/{:02} {}:  ", i + 1, total, r.entry.path());
             match &r.verdict {
-                Verdict::Ok => writeln!(out, "{prefix}OK ({:.2}s)", r.duration.as_secs_f64())?,
+                Verdict::Ok => {
+                    writeln!(out, "{prefix}OK ({:.2}s)", r.duration.as_secs_f64())?;
+                    if let (Some(n), true) = (r.verified_by(), r.signatures.len() > 1) {
+                        let x5u = r.signatures[n - 1].x5u.as_deref().unwrap_or_default();
+                        let total = r.signatures.len();
+                        writeln!(out, "    verified by signature {n}/{total} ({x5u})")?;
+                    }
+                }
                 Verdict::Skip => writeln!(out, "{prefix}SKIP")?,
                 Verdict::Bad(e) => writeln!(out, "{prefix}⚠ BAD Signature ⚠ {e}")?,
                 Verdict::Unreadable(e) => writeln!(out, "{prefix}⚠ ERROR ⚠ {}: {e}", e.code())?,
