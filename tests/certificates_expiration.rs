@@ -10,7 +10,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::data::records;
-use support::{run_bin, unique, Run, Stack};
+use support::{now, run_bin, unique, Run, Stack};
 
 const DAY: u64 = 86_400;
 const LEAF: &str = "certificate 1/3 (CN=remote-settings.content-signature.mozilla.org)";
@@ -19,12 +19,6 @@ fn marker(mode: &str) -> Value {
     json!({"id": "zz-marker", "rsl-autograph": mode})
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 /// Publish `blocklists/<cid>` (signed with `mode`'s chain when given) and return its entry.
 async fn publish(stack: &Stack, prefix: &str, mode: Option<&str>) -> (String, u64) {

@@ -10,16 +10,10 @@ mod support;
 use serde_json::{json, Value};
 use support::data::records;
 use support::proxy::Proxy;
-use support::{run_bin, unique, Run, Stack};
+use support::{now, run_bin, unique, Run, Stack};
 
 const HOUR: u64 = 3600;
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 async fn run(server: &str, auth: &str, extra: &[(&str, &str)]) -> Run {
     let mut env = vec![

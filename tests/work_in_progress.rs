@@ -11,16 +11,10 @@ mod support;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::data::records;
-use support::{run_bin, unique, Run, Stack};
+use support::{now, run_bin, unique, Run, Stack};
 
 const DAY: u64 = 86_400;
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 async fn run(stack: &Stack, extra: &[(&str, &str)]) -> Run {
     let mut env = vec![

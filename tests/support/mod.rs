@@ -167,6 +167,14 @@ impl Stack {
 pub const REVIEWED_WORKSPACES: [&str; 2] = ["main-workspace", "security-state-staging"];
 
 /// A unique id for this test run's scratch objects.
+/// Seconds since the epoch (for `--at`/`CHECK_AT` moved from now).
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);

@@ -2,7 +2,8 @@
 //! attempt (credentials only to their origin, redirects elsewhere refused, the body read within
 //! its cap), then succeed, retry after a backoff, or fail with an error free of credentials.
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::StatusCode;
 
 use super::retry::{backoff_delay, classify, header_seconds};
 use super::transport::same_origin;
@@ -137,19 +138,7 @@ impl HttpClient {
     }
 
     async fn attempt(&self, request: &Request) -> Attempt<Response> {
-        let mut builder = self.transport.request(
-            request.method.clone(),
-            request.url.clone(),
-            request.deadline,
-        );
-        if let Some(auth) = &self.auth {
-            if same_origin(&request.url, &auth.origin) {
-                builder = builder.header(AUTHORIZATION, auth.header.clone());
-            }
-        }
-        for (name, value) in &request.headers {
-            builder = builder.header(*name, value);
-        }
+        let mut builder = self.request_builder(request);
         if let Some(body) = &request.body {
             builder = builder
                 .header(CONTENT_TYPE, "application/json")
@@ -157,20 +146,10 @@ impl HttpClient {
         } else if let Some(bytes) = &request.bytes {
             builder = builder.body(bytes.clone());
         }
-        log::debug!("{} {}", request.method, display_url(&request.url));
-        let mut response = match builder.send().await {
-            Ok(r) => r,
-            Err(e) => return Attempt::Retry(classify(&e), None),
+        let (mut response, status, headers) = match self.answer(request, builder).await {
+            Ok(answer) => answer,
+            Err(failed) => return failed,
         };
-        let status = response.status();
-        let headers = response.headers().clone();
-        self.shared.backoff.note(&headers);
-        if status.is_redirection() {
-            return Attempt::Fail(ClientErrorKind::Forbidden(format!(
-                "a redirect to another origin (HTTP {})",
-                status.as_u16()
-            )));
-        }
         // Sized once from Content-Length (within the cap) rather than grown by doubling, which
         // would hold up to twice a large body in memory while copying; but never more than
         // PREALLOCATE_MAX on the server's word alone.
@@ -200,12 +179,65 @@ impl HttpClient {
                 body,
             });
         }
+        self.error_status(status, &headers, &body)
+    }
+
+    /// A request's builder: its method and URL, its timeout or deadline, its headers, and the
+    /// credentials only when the URL is on the origin they were given for.
+    pub(crate) fn request_builder(&self, request: &Request) -> reqwest::RequestBuilder {
+        let mut builder = self.transport.request(
+            request.method.clone(),
+            request.url.clone(),
+            request.deadline,
+        );
+        if let Some(auth) = &self.auth {
+            if same_origin(&request.url, &auth.origin) {
+                builder = builder.header(AUTHORIZATION, auth.header.clone());
+            }
+        }
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value);
+        }
+        builder
+    }
+
+    /// Send a built request and take its head: the server's `Backoff` is noted, and a redirect
+    /// (to another origin: same-origin ones were followed) fails the request.
+    pub(crate) async fn answer<T>(
+        &self,
+        request: &Request,
+        builder: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::Response, StatusCode, HeaderMap), Attempt<T>> {
+        log::debug!("{} {}", request.method, display_url(&request.url));
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry(classify(&e), None))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        self.shared.backoff.note(&headers);
+        if status.is_redirection() {
+            return Err(Attempt::Fail(ClientErrorKind::Forbidden(format!(
+                "a redirect to another origin (HTTP {})",
+                status.as_u16()
+            ))));
+        }
+        Ok((response, status, headers))
+    }
+
+    /// A non-2xx answer: retried when the policy says so (after `Retry-After`), else final.
+    pub(crate) fn error_status<T>(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Attempt<T> {
         let kind = ClientErrorKind::Status {
             status: status.as_u16(),
-            detail: (self.error_detail)(&body),
+            detail: (self.error_detail)(body),
         };
         if self.retry_policy.retries_status(status) {
-            Attempt::Retry(kind, header_seconds(&headers, "Retry-After"))
+            Attempt::Retry(kind, header_seconds(headers, "Retry-After"))
         } else {
             Attempt::Fail(kind)
         }

@@ -3,13 +3,12 @@
 //! in-flight cap and credential rules as [`HttpClient::send`]; an attempt that fails midway is
 //! retried with a fresh sink, so a sink only ever sees one whole body.
 
-use reqwest::header::{HeaderMap, AUTHORIZATION};
+use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 
-use super::retry::{classify, header_seconds};
+use super::retry::classify;
 use super::send::Attempt;
-use super::transport::same_origin;
-use super::{ClientError, ClientErrorKind, HttpClient, Request};
+use super::{ClientError, HttpClient, Request};
 
 /// What a streamed body is written to, one chunk at a time.
 pub trait Sink {
@@ -44,37 +43,11 @@ impl HttpClient {
     }
 
     async fn stream_attempt<S: Sink>(&self, request: &Request, mut sink: S) -> Attempt<(Head, S)> {
-        let mut builder = self.transport.request(
-            request.method.clone(),
-            request.url.clone(),
-            request.deadline,
-        );
-        if let Some(auth) = &self.auth {
-            if same_origin(&request.url, &auth.origin) {
-                builder = builder.header(AUTHORIZATION, auth.header.clone());
-            }
-        }
-        for (name, value) in &request.headers {
-            builder = builder.header(*name, value);
-        }
-        log::debug!(
-            "{} {}",
-            request.method,
-            crate::secrets::display_url(&request.url)
-        );
-        let mut response = match builder.send().await {
-            Ok(response) => response,
-            Err(e) => return Attempt::Retry(classify(&e), None),
+        let builder = self.request_builder(request);
+        let (mut response, status, headers) = match self.answer(request, builder).await {
+            Ok(answer) => answer,
+            Err(failed) => return failed,
         };
-        let status = response.status();
-        let headers = response.headers().clone();
-        self.shared.backoff.note(&headers);
-        if status.is_redirection() {
-            return Attempt::Fail(ClientErrorKind::Forbidden(format!(
-                "a redirect to another origin (HTTP {})",
-                status.as_u16()
-            )));
-        }
         let mut error_body = Vec::new();
         loop {
             match response.chunk().await {
@@ -93,15 +66,7 @@ impl HttpClient {
         if status.is_success() {
             return Attempt::Done((Head { status, headers }, sink));
         }
-        let kind = ClientErrorKind::Status {
-            status: status.as_u16(),
-            detail: (self.error_detail)(&error_body),
-        };
-        if self.retry_policy.retries_status(status) {
-            Attempt::Retry(kind, header_seconds(&headers, "Retry-After"))
-        } else {
-            Attempt::Fail(kind)
-        }
+        self.error_status(status, &headers, &error_body)
     }
 }
 
