@@ -19,7 +19,6 @@ fn marker(mode: &str) -> Value {
     json!({"id": "zz-marker", "rsl-autograph": mode})
 }
 
-
 /// Publish `blocklists/<cid>` (signed with `mode`'s chain when given) and return its entry.
 async fn publish(stack: &Stack, prefix: &str, mode: Option<&str>) -> (String, u64) {
     let cid = unique(prefix);

@@ -14,7 +14,6 @@ use support::{now, run_bin, unique, Run, Stack};
 
 const HOUR: u64 = 3600;
 
-
 async fn run(server: &str, auth: &str, extra: &[(&str, &str)]) -> Run {
     let mut env = vec![
         ("SERVER", server),

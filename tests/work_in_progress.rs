@@ -15,7 +15,6 @@ use support::{now, run_bin, unique, Run, Stack};
 
 const DAY: u64 = 86_400;
 
-
 async fn run(stack: &Stack, extra: &[(&str, &str)]) -> Run {
     let mut env = vec![
         ("SERVER", stack.server.as_str()),
