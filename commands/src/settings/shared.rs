@@ -80,6 +80,15 @@ pub const DRY_RUN: Setting = Setting::switch(
 /// Commands that write, and can say instead what they would write.
 pub const DRY_RUN_GROUP: &[&Setting] = &[&DRY_RUN];
 
+/// The destructive jobs' `DRY_RUN` (`purge_history`, `expire_orphan_attachments`): on unless set
+/// to `0`, so that a job deletes or marks only when asked to in so many words. Each job lists it
+/// among its own settings (and its page documents it), not as the shared group.
+pub const DESTRUCTIVE_DRY_RUN: Setting = Setting::switch(
+    "DRY_RUN",
+    "Say what would be deleted or marked, and change nothing; act only with DRY_RUN=0 (`--dry-run=0`)",
+)
+.default("1");
+
 /// The shared groups, by the name the README gives them.
 pub const GROUPS: &[(&str, &[&Setting])] = &[
     ("global", GLOBAL),
