@@ -17,6 +17,7 @@ pub mod secrets;
 pub mod settings;
 pub mod signature;
 pub mod sources;
+pub mod store;
 
 pub use command::Command;
 pub use error::CommandError;
