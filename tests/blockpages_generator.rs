@@ -531,7 +531,7 @@ async fn aws_secrets_never_show_in_output_logs_or_errors() {
     let run = env.run(&["-vv"]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
-        proxy.count(&format!("PUT /{bucket}/i1.html?")),
+        proxy.count(&format!("PUT /{bucket}/i1.html")),
         1,
         "{:?}",
         proxy.requests()
@@ -782,12 +782,13 @@ async fn container_credentials_are_fetched_once_with_the_token_and_sign_the_uplo
     );
     let token = "rsl-task-token-DO-NOT-PRINT";
     let endpoint = CredentialsEndpoint::start(Some(token), key_id, secret, session).await;
+    let token_file = token_file(token);
     let proxy = Proxy::start(&stack.s3_endpoint).await;
     let run = Env::new(&stack, &bid, &bucket, &proxy.url)
         .without("AWS_ACCESS_KEY_ID")
         .without("AWS_SECRET_ACCESS_KEY")
         .with("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint.url)
-        .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", token)
+        .with("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &token_file)
         .run(&["-vv"])
         .await;
     assert_eq!(run.code, 0, "{run:?}");
@@ -797,17 +798,20 @@ async fn container_credentials_are_fetched_once_with_the_token_and_sign_the_uplo
             format!("GET {} HTTP/1.1", support::container_credentials::PATH),
             Some(token.to_string())
         )],
-        "one request, with the token"
+        "one request, with the token: the credentials are cached for the run"
     );
-    // Every S3 request is signed with the fetched key and carries its session token.
-    let s3_requests = proxy.requests();
-    assert!(s3_requests.len() >= 3, "{s3_requests:?}");
-    for line in &s3_requests {
-        assert!(
-            line.contains(&format!("X-Amz-Credential={key_id}"))
-                && line.contains("X-Amz-Security-Token="),
-            "{line}"
-        );
+    // Every S3 request is signed with the fetched key: the bucket's presigned check and
+    // creation in their query, the uploads in their Authorization header.
+    let presigned: Vec<String> = proxy.requests();
+    let signed = proxy.authorizations();
+    assert!(presigned.len() >= 4, "{presigned:?}");
+    for line in &presigned {
+        let in_query = line.contains(&format!("X-Amz-Credential={key_id}"))
+            && line.contains("X-Amz-Security-Token=");
+        let in_header = signed.iter().any(|(l, authorization)| {
+            l == line && authorization.contains(&format!("Credential={key_id}/"))
+        });
+        assert!(in_query || in_header, "{line}: {signed:?}");
     }
     let s3 = S3::new(&stack.s3_endpoint);
     assert_eq!(s3.keys(&bucket).await, ["i1.html", "index.html"]);
@@ -834,51 +838,56 @@ async fn a_failing_credentials_endpoint_is_exit_3_naming_it_and_nothing_reaches_
         .with("AWS_CONTAINER_CREDENTIALS_FULL_URI", &endpoint.url)
         .with("REQUESTS_NB_RETRIES", "1");
 
-    // A wrong token: 401, not retried.
+    // A wrong token: 401, the run stops before any S3 request.
+    let wrong = token_file("wrong-token");
     let run = env
         .clone()
-        .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong-token")
+        .with("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &wrong)
         .run(&[])
         .await;
     assert_eq!(run.code, 3, "{run:?}");
     assert!(
         run.stderr.contains(&format!(
-            "Could not prepare Amazon S3 bucket {bucket}: GET {} failed: HTTP 401",
-            endpoint.url
-        )),
+            "Could not prepare Amazon S3 bucket {bucket}: store credentials: "
+        )) && run.stderr.contains("401"),
         "{run:?}"
     );
-    // An answer that is not credentials: retried, then named without quoting it.
+    // An answer that is not credentials: named without quoting it.
     let body = r#"{"AccessKeyId": "ASIAX", "SecretAccessKey": "", "leaked": "sekrit-value"}"#;
     endpoint.script(vec![
         support::container_credentials::Scripted::Body(body.into()),
         support::container_credentials::Scripted::Body(body.into()),
     ]);
+    let right = token_file("right-token");
     let run = env
         .clone()
-        .with("AWS_CONTAINER_AUTHORIZATION_TOKEN", "right-token")
+        .with("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &right)
         .run(&[])
         .await;
     assert_eq!(run.code, 3, "{run:?}");
     assert!(
         run.stderr.contains(&format!(
-            "GET {} failed after 2 attempts: unexpected response: the answer is not AWS credentials",
-            endpoint.url
+            "Could not prepare Amazon S3 bucket {bucket}: store credentials: "
         )),
         "{run:?}"
     );
     run.assert_hides(&["sekrit-value"]);
     assert_eq!(proxy.requests(), Vec::<String>::new(), "nothing reached S3");
 
-    // No credentials at all: a configuration error naming the variables, exit 2.
-    let run = env
-        .without("AWS_CONTAINER_CREDENTIALS_FULL_URI")
-        .run(&[])
-        .await;
+    // The endpoint without its token file: a configuration error naming it, exit 2.
+    let run = env.run(&[]).await;
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
-        run.stderr
-            .contains("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
+        run.stderr.contains(
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: is required with AWS_CONTAINER_CREDENTIALS_FULL_URI"
+        ),
         "{run:?}"
     );
+}
+
+/// A container credentials token file holding `token`, as EKS mounts it.
+fn token_file(token: &str) -> String {
+    let path = std::env::temp_dir().join(support::unique("rsl-token"));
+    std::fs::write(&path, token).unwrap();
+    path.to_string_lossy().into_owned()
 }

@@ -122,6 +122,8 @@ fn every_command_page_links_the_shared_groups_it_takes() {
     let anchors = [
         (shared::MONITOR, "#monitor-settings"),
         (shared::DRY_RUN_GROUP, "#dry-run"),
+        (commands::store::SETTINGS, "#object-store-settings"),
+        (commands::store::aws::CREDENTIALS, "#aws-credentials"),
     ];
     for command in COMMANDS {
         let page = repo_file(&format!("docs/commands/{}.md", command.name));

@@ -4,9 +4,9 @@
 //! The run reads both collections in parallel, turns every record into a [`records::BlockedItem`]
 //! (an odd record gets a sensible page and a warning, never a failed run), renders the pages with
 //! escaping templates ([`render`]), writes them, uploads them in parallel through the shared
-//! client ([`s3`]), and with `--delete-stale` removes the `.html` pages it no longer produces.
+//! object-store layer ([`crate::store`], in the bucket [`s3`] names), and with `--delete-stale`
+//! removes the `.html` pages it no longer produces.
 
-pub mod credentials;
 pub mod records;
 pub mod render;
 pub mod report;
@@ -18,7 +18,6 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use crate::client::ClientError;
 use crate::progress::Progress;
 use crate::command::{Command, CommandConfig, Runs};
 use crate::settings::shared::{AUTH, DRY_RUN, DRY_RUN_GROUP};
@@ -28,14 +27,16 @@ use records::{assign_file_names, parse_record, sort_newest_first, BlockedItem};
 use render::Page;
 pub use report::BlockpagesReport;
 use report::{PageOutcome, StalePhase, Timings, UploadPhase};
-use s3::{BucketState, S3Bucket, S3Settings};
+use s3::{S3Settings, HTML_CONTENT_TYPE};
+use crate::store::aws::{BucketState, CREDENTIALS, S3};
+use crate::store::{Store, StoreError};
 
 pub const COMMAND: Command = Command {
     name: "blockpages_generator",
     about: "Render the add-ons and plugins blocklists as HTML pages and upload them to S3",
     problems_error_type: "BlockpagesError",
     writer: false,
-    groups: &[DRY_RUN_GROUP, credentials::SETTINGS],
+    groups: &[DRY_RUN_GROUP, CREDENTIALS],
     settings: &[
         &BUCKET,
         &ADDONS_COLLECTION,
@@ -135,7 +136,7 @@ impl CommandConfig for Config {
             bucket: raw.kinto_id(&BUCKET)?,
             addons_collection,
             plugins_collection,
-            s3: S3Settings::from_settings(raw, !dry_run)?,
+            s3: S3Settings::from_settings(raw)?,
             target_dir: raw.get(&TARGET_DIR).map(|d| PathBuf::from(d.trim())),
             dry_run,
             delete_stale: raw.flag(&DELETE_STALE)?,
@@ -222,18 +223,13 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<BlockpagesReport, Com
         }
     } else {
         let started = Instant::now();
-        // S3 (and the container credentials endpoint) get the run's client, without the Kinto
-        // credentials: it shares the in-flight cap of the run.
-        let s3_client = ctx.http.clone();
-        let source = config.s3.credentials.as_ref().ok_or_else(|| {
-            CommandError::Runtime("AWS credentials are required to upload".into())
-        })?;
-        let phase = match source.resolve(&s3_client).await {
-            Ok(creds) => {
-                let bucket =
-                    S3Bucket::new(&config.s3, &creds, s3_client).map_err(CommandError::Runtime)?;
+        // The store's requests share the run's limits and in-flight cap; the Kinto credentials
+        // are not among its credentials.
+        let phase = match Store::new(&config.s3.store, &ctx.http) {
+            Ok(Store::S3(bucket)) => {
                 upload(&bucket, pages, &mut outcomes, config, ctx, &mut timings).await
             }
+            Ok(Store::Gcs(_)) => unreachable!("the pages' store is an S3 bucket"),
             Err(error) => UploadPhase::BucketFailed {
                 bucket: config.s3.bucket_name.clone(),
                 error,
@@ -273,15 +269,15 @@ fn write_pages(dir: &Path, pages: &[Page]) -> Vec<Result<PathBuf, String>> {
 /// Make sure the bucket exists, upload the record pages then the index (so the index never
 /// links to a page not yet there), then delete stale pages when asked.
 async fn upload(
-    bucket: &S3Bucket,
+    bucket: &S3,
     pages: Vec<Page>,
     outcomes: &mut [PageOutcome],
     config: &Config,
     ctx: &Context,
     timings: &mut Timings,
 ) -> UploadPhase {
-    let name = bucket.name().to_string();
-    let created = match bucket.ensure_exists().await {
+    let name = config.s3.bucket_name.clone();
+    let created = match bucket.ensure_bucket(&config.s3.region).await {
         Ok(state) => state == BucketState::Created,
         Err(error) => {
             return UploadPhase::BucketFailed {
@@ -299,14 +295,14 @@ async fn upload(
         let progress = &progress;
         async move {
             let result = bucket
-                .put_html(&page.file_name, page.html.into_bytes())
+                .put(&page.file_name, page.html.into_bytes(), HTML_CONTENT_TYPE)
                 .await
-                .map(|()| bucket.public_url(&page.file_name));
+                .map(|()| config.s3.public_url(&page.file_name));
             progress.inc();
             (i, result)
         }
     };
-    let mut results: Vec<(usize, Result<String, ClientError>)> = futures::stream::iter(pages)
+    let mut results: Vec<(usize, Result<String, StoreError>)> = futures::stream::iter(pages)
         .map(put)
         .buffer_unordered(parallel)
         .collect()
@@ -337,12 +333,20 @@ async fn upload(
 
 /// Delete the bucket's top-level `.html` objects that this run did not produce.
 async fn delete_stale(
-    bucket: &S3Bucket,
+    bucket: &S3,
     produced: &HashSet<String>,
     parallel: usize,
 ) -> StalePhase {
-    let keys = match bucket.list_top_level_keys().await {
-        Ok(keys) => keys,
+    let keys: Result<Vec<String>, StoreError> = bucket
+        .list("")
+        .map(|object| object.map(|o| o.key))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect();
+    let keys = match keys {
+        // The top level only: pages are never in a "folder".
+        Ok(keys) => keys.into_iter().filter(|k| !k.contains('/')),
         Err(error) => return StalePhase::ListFailed(error),
     };
     let mut stale: Vec<String> = keys
@@ -420,7 +424,7 @@ mod tests {
                 vec![("DRY_RUN", "1"), ("PLUGINS_COLLECTION", "addons")],
                 "PLUGINS_COLLECTION",
             ),
-            (vec![], "AWS_ACCESS_KEY_ID"),
+            (vec![("AWS_ACCESS_KEY_ID", "AKIA")], "AWS_SECRET_ACCESS_KEY"),
         ] {
             let err = Config::from_settings(&RawSettings::from_pairs(&pairs)).unwrap_err();
             assert_eq!(err.name, name, "{pairs:?}");

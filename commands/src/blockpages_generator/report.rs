@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::records::BlockedItem;
-use crate::client::ClientError;
-use crate::report::{client_error_json, Failure, Outcome, Report};
+use crate::store::StoreError;
+use crate::report::{Failure, Outcome, Report};
 
 /// One generated file and what became of it.
 #[derive(Debug, Clone)]
@@ -19,7 +19,7 @@ pub struct PageOutcome {
     /// Written to `TARGET_DIR` (path), or why not; `None` when there is no `TARGET_DIR`.
     pub written: Option<Result<PathBuf, String>>,
     /// Uploaded (public URL) or why not; `None` when nothing was uploaded (dry run, no bucket).
-    pub uploaded: Option<Result<String, ClientError>>,
+    pub uploaded: Option<Result<String, StoreError>>,
 }
 
 /// The S3 side of the run.
@@ -28,7 +28,7 @@ pub enum UploadPhase {
     /// `DRY_RUN=1`: S3 was not contacted.
     DryRun { bucket: String },
     /// The bucket could not be found or created: nothing was uploaded.
-    BucketFailed { bucket: String, error: ClientError },
+    BucketFailed { bucket: String, error: StoreError },
     Done {
         bucket: String,
         created: bool,
@@ -42,8 +42,8 @@ pub enum StalePhase {
     NotAsked,
     /// Some uploads failed: nothing is deleted on a partial upload.
     SkippedAfterFailures,
-    ListFailed(ClientError),
-    Deleted(Vec<(String, Result<(), ClientError>)>),
+    ListFailed(StoreError),
+    Deleted(Vec<(String, Result<(), StoreError>)>),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -96,7 +96,7 @@ impl BlockpagesReport {
         self.pages.iter().filter(|p| pick(p)).count()
     }
 
-    fn stale_deletions(&self) -> &[(String, Result<(), ClientError>)] {
+    fn stale_deletions(&self) -> &[(String, Result<(), StoreError>)] {
         match self.stale() {
             Some(StalePhase::Deleted(done)) => done,
             _ => &[],
@@ -122,17 +122,17 @@ impl BlockpagesReport {
         if let Some(Err(error)) = &page.uploaded {
             value["status"] = json!("error");
             value["code"] = json!("UPLOAD_FAILED");
-            value["error"] = client_error_json(error);
+            value["error"] = error.json();
         }
         value
     }
 
-    fn stale_json(key: &str, result: &Result<(), ClientError>) -> Value {
+    fn stale_json(key: &str, result: &Result<(), StoreError>) -> Value {
         match result {
             Ok(()) => json!({"file": key, "stale": true, "status": "deleted"}),
             Err(error) => json!({
                 "file": key, "stale": true, "status": "error", "code": "DELETE_FAILED",
-                "error": client_error_json(error),
+                "error": error.json(),
             }),
         }
     }
@@ -284,7 +284,7 @@ impl Report for BlockpagesReport {
             Some(Err(e)) => Some(format!("{}: {e}", p.file_name)),
             _ => None,
         });
-        let upload_errors: Vec<&ClientError> = self
+        let upload_errors: Vec<&StoreError> = self
             .pages
             .iter()
             .filter_map(|p| match &p.uploaded {
@@ -292,7 +292,7 @@ impl Report for BlockpagesReport {
                 _ => None,
             })
             .collect();
-        let delete_errors: Vec<&ClientError> = self
+        let delete_errors: Vec<&StoreError> = self
             .stale_deletions()
             .iter()
             .filter_map(|(_, r)| r.as_ref().err())

@@ -94,6 +94,8 @@ pub const GROUPS: &[(&str, &[&Setting])] = &[
     ("global", GLOBAL),
     ("monitor", MONITOR),
     ("dry run", DRY_RUN_GROUP),
+    ("object store", crate::store::SETTINGS),
+    ("AWS credentials", crate::store::aws::CREDENTIALS),
 ];
 
 #[cfg(test)]

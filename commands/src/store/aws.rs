@@ -207,6 +207,9 @@ impl S3 {
             builder = builder
                 .with_endpoint(endpoint.as_str().trim_end_matches('/'))
                 .with_virtual_hosted_style_request(false);
+        } else {
+            // AWS: virtual-hosted URLs, unless a dot in the name would break TLS on them.
+            builder = builder.with_virtual_hosted_style_request(!location.bucket.contains('.'));
         }
         for (key, value) in &credentials.0 {
             builder = builder.with_config(*key, value);
@@ -312,12 +315,20 @@ impl S3 {
     }
 
     fn error(&self, what: &str, key: &str, error: object_store::Error) -> StoreError {
-        StoreError::Object(format!(
-            "{what} {}/{} failed: {}",
-            self.location,
-            key,
-            one_line(&error)
-        ))
+        if let object_store::Error::NotFound { .. } = error {
+            return StoreError::Object(format!("{what} {}/{key} failed: not found", self.location));
+        }
+        StoreError::Object(
+            summary(&error.to_string())
+                .map(|s| one_line(&s))
+                .unwrap_or_else(|| {
+                    format!(
+                        "{what} {}/{key} failed: {}",
+                        self.location,
+                        one_line(&error)
+                    )
+                }),
+        )
     }
 
     /// Create the bucket unless it exists (what `blockpages_generator` has always done). The
@@ -332,8 +343,9 @@ impl S3 {
                 .await
                 .map_err(|e| StoreError::Credentials(one_line(&e)))
         };
+        let http = self.http.with_error_detail(s3_error_code);
         let head = sign(Method::HEAD).await?;
-        match self.http.send(&Request::new(Method::HEAD, head)).await {
+        match http.send(&Request::new(Method::HEAD, head)).await {
             Ok(_) => return Ok(BucketState::Existed),
             Err(e) if e.status() == Some(403) => {
                 log::info!("{e}: uploading to the bucket without checking it");
@@ -353,7 +365,7 @@ impl S3 {
                 .bytes(body.into_bytes())
                 .header("Content-Type", "application/xml");
         }
-        match self.http.send(&create).await {
+        match http.send(&create).await {
             Ok(_) => Ok(BucketState::Created),
             // Ours already: made by an earlier attempt whose answer was lost, or by another run.
             Err(e) if e.status() == Some(409) && e.to_string().contains("AlreadyOwnedByYou") => {
@@ -368,6 +380,41 @@ impl S3 {
     }
 }
 
+/// The crate's request failure (`… Error performing PUT <url> in 141ms, after 2 retries, … -
+/// Server returned non-2xx status code: 500 …: <body>`) as the run's client words its own:
+/// `PUT <url> failed after 3 attempts: HTTP 500 (<S3 error code>)`. `None` when it is not one.
+fn summary(text: &str) -> Option<String> {
+    let performing = text.split_once("Error performing ")?.1;
+    let mut words = performing.split_whitespace();
+    let (method, url) = (words.next()?, words.next()?);
+    let attempts = performing
+        .split_once(", after ")
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse::<u32>().ok())
+        .map(|retries| format!(" after {} attempts", retries + 1))
+        .unwrap_or_default();
+    let why = match performing.split_once("status code: ") {
+        Some((_, rest)) => {
+            let status = rest.split_whitespace().next()?;
+            let code = rest
+                .split_once("<Code>")
+                .and_then(|(_, c)| c.split_once("</Code>"))
+                .map(|(code, _)| format!(" ({code})"))
+                .unwrap_or_default();
+            format!("HTTP {status}{code}")
+        }
+        None => performing.rsplit_once(" - ")?.1.trim().to_string(),
+    };
+    Some(format!("{method} {url} failed{attempts}: {why}"))
+}
+
+/// The S3 error's `Code` (`BucketAlreadyOwnedByYou`...), for the client's error texts on the
+/// presigned bucket requests (XML bodies, which the client's default JSON reader skips).
+fn s3_error_code(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let code = text.split_once("<Code>")?.1.split_once("</Code>")?.0;
+    Some(crate::client::error::one_line(code))
+}
+
 /// How long a presigned bucket request stays valid: long enough for every retry of it.
 const SIGNATURE_TTL: Duration = Duration::from_secs(15 * 60);
 
@@ -376,4 +423,32 @@ const SIGNATURE_TTL: Duration = Duration::from_secs(15 * 60);
 pub enum BucketState {
     Existed,
     Created,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crate_failures_read_like_the_clients() {
+        let text = "Generic S3 error: Error performing PUT http://127.0.0.1:1/b/i2.html in \
+                    141.5ms, after 2 retries, max_retries: 2, retry_timeout: 300s  - Server \
+                    returned non-2xx status code: 500 Internal Server Error: <Error><Code>\
+                    InternalError</Code></Error>";
+        assert_eq!(
+            summary(text).unwrap(),
+            "PUT http://127.0.0.1:1/b/i2.html failed after 3 attempts: HTTP 500 (InternalError)"
+        );
+        let text =
+            "Generic S3 error: Error performing GET http://h/b/k in 2ms - connection refused";
+        assert_eq!(
+            summary(text).unwrap(),
+            "GET http://h/b/k failed: connection refused"
+        );
+        assert_eq!(summary("Generic S3 error: no request"), None);
+        assert_eq!(
+            s3_error_code(b"<Error><Code>BucketAlreadyOwnedByYou</Code></Error>").as_deref(),
+            Some("BucketAlreadyOwnedByYou")
+        );
+    }
 }

@@ -38,20 +38,13 @@ pub const AWS_REGION: Setting = Setting::new("AWS_REGION", "REGION", "AWS region
     .default("us-east-1")
     .event_key("aws_region");
 
-/// What a command that uses a store takes: where, and the credentials of both clouds.
+/// What a command that uses a store takes (with [`aws::CREDENTIALS`] for S3 stores): where, and
+/// Google's credentials.
 pub const SETTINGS: &[&Setting] = &[
     &STORAGE_URL,
     &STORAGE_ENDPOINT,
     &AWS_REGION,
     &GOOGLE_APPLICATION_CREDENTIALS,
-    &aws::AWS_ACCESS_KEY_ID,
-    &aws::AWS_SECRET_ACCESS_KEY,
-    &aws::AWS_SESSION_TOKEN,
-    &aws::AWS_CONTAINER_CREDENTIALS_RELATIVE_URI,
-    &aws::AWS_CONTAINER_CREDENTIALS_FULL_URI,
-    &aws::AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE,
-    &aws::AWS_WEB_IDENTITY_TOKEN_FILE,
-    &aws::AWS_ROLE_ARN,
 ];
 
 /// An object of a listing, or of a `head`.
@@ -79,6 +72,29 @@ pub enum StoreError {
     Shape(String),
     #[error("{0}")]
     Unsupported(String),
+}
+
+impl StoreError {
+    /// The error in JSON reports: the client's fields for an HTTP failure, else a code and the
+    /// message.
+    pub fn json(&self) -> serde_json::Value {
+        let code = match self {
+            StoreError::Http(e) => return crate::report::client_error_json(e),
+            StoreError::Object(_) => "STORE_FAILED",
+            StoreError::Credentials(_) => "STORE_CREDENTIALS",
+            StoreError::Shape(_) => "UNEXPECTED_RESPONSE",
+            StoreError::Unsupported(_) => "UNSUPPORTED",
+        };
+        serde_json::json!({ "code": code, "message": self.to_string() })
+    }
+
+    /// The HTTP status of the failed request, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            StoreError::Http(e) => e.status(),
+            _ => None,
+        }
+    }
 }
 
 /// An error's text on one line.
