@@ -1,6 +1,7 @@
 //! `remote-settings-lambdas`: pick the front door (Lambda when `AWS_LAMBDA_RUNTIME_API` is set,
 //! else the command line), run the command, and [`finish`] the run in one place: print its report
-//! once, report a failure to Sentry once, and exit with the code of the outcome.
+//! once, report a failure to Sentry once, end the run's Crons check-in, and exit with the code of
+//! the outcome.
 
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
@@ -19,7 +20,7 @@ use clap::error::ErrorKind;
 use commands::{Command, CommandError, Report};
 
 use output::{Ending, Format};
-use telemetry::Telemetry;
+use telemetry::{CheckIn, Telemetry};
 
 fn main() -> ExitCode {
     panics::install_hook();
@@ -51,17 +52,26 @@ fn cli_or_lambda() -> ExitCode {
     logger::init(verbose);
     let server = (command.server_tag)(&raw);
 
-    let (format, telemetry) = match (Format::from_settings(&raw), Telemetry::init(&raw)) {
-        (Ok(f), Ok(t)) => (f, t),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(commands::report::Exit::Usage.code());
+    let usage = |e: commands::SettingError| {
+        eprintln!("error: {e}");
+        ExitCode::from(commands::report::Exit::Usage.code())
+    };
+    let telemetry = match Telemetry::init(&raw) {
+        Ok(telemetry) => telemetry,
+        Err(e) => return usage(e),
+    };
+    let format = match Format::from_settings(&raw) {
+        Ok(format) => format,
+        Err(e) => {
+            telemetry.check_in_refused_settings();
+            return usage(e);
         }
     };
     let progress = format == Format::Text && std::io::stderr().is_terminal();
 
     sentry::configure_scope(|scope| telemetry::tag_run(scope, command, &server));
 
+    let check_in = telemetry.check_in();
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -72,6 +82,7 @@ fn cli_or_lambda() -> ExitCode {
     let ending = finish(
         format,
         &telemetry,
+        check_in,
         command,
         &server,
         &result,
@@ -81,11 +92,13 @@ fn cli_or_lambda() -> ExitCode {
 }
 
 /// How every run ends, from either front door: the ending (exit code, message), the report on
-/// stdout and the error line on stderr, and the run's Sentry events (the failure's, or the
-/// report's alerts; a panic's own event was captured when it happened), flushed before returning.
+/// stdout and the error line on stderr, the run's Sentry events (the failure's, or the report's
+/// alerts; a panic's own event was captured when it happened) and the end of its Crons check-in,
+/// flushed before returning.
 pub(crate) fn finish(
     format: Format,
     telemetry: &Telemetry,
+    check_in: CheckIn,
     command: &'static Command,
     server: &str,
     result: &Result<Box<dyn Report>, CommandError>,
@@ -96,6 +109,7 @@ pub(crate) fn finish(
     if !matches!(result, Err(CommandError::Panic(_))) {
         telemetry.report_run(&ending);
     }
+    check_in.finish(ending.exit);
     telemetry.flush();
     ending
 }

@@ -1,10 +1,15 @@
 //! Sentry: optional (`SENTRY_DSN`), one error event per failed run from one place (or the report's
 //! own alerts, e.g. one per source over threshold), panics captured, events flushed before exit,
-//! and every known credential scrubbed from every event.
+//! every known credential scrubbed from every event; and, with `SENTRY_MONITOR_SLUG`, each run's
+//! Sentry Crons check-ins ([`CheckIn`]): `in_progress` when it starts, `ok` or `error` with its
+//! duration when it ends.
+
+mod crons;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use commands::report::Exit;
 use commands::secrets::redact_text;
 use commands::settings::shared::{SENTRY_DSN, SENTRY_ENV};
 use commands::{Alert, Command, RawSettings, SettingError};
@@ -12,9 +17,15 @@ use commands::{Alert, Command, RawSettings, SettingError};
 use crate::output::Ending;
 use serde_json::Value;
 
+pub use crons::CheckIn;
+use crons::Monitor;
+
 /// Keeps Sentry alive for the run; dropping it flushes pending events.
 pub struct Telemetry {
     _guard: Option<sentry::ClientInitGuard>,
+    /// The Crons monitor the runs check in to (only with a client).
+    monitor: Option<Monitor>,
+    secrets: Vec<String>,
 }
 
 /// Replace every secret in an event (and any user-info in a URL), or drop the event when it
@@ -24,11 +35,17 @@ pub fn scrub(
     secrets: &[String],
 ) -> Option<sentry::protocol::Event<'static>> {
     let text = serde_json::to_string(&event).ok()?;
-    let cleaned = redact_text(&text, secrets);
-    if cleaned == text {
-        return Some(event);
+    match redacted(&text, secrets) {
+        None => Some(event),
+        Some(cleaned) => serde_json::from_str(&cleaned).ok(),
     }
-    serde_json::from_str(&cleaned).ok()
+}
+
+/// The JSON text of what goes to Sentry with every secret (and any user-info in a URL) replaced,
+/// or `None` when there was nothing to replace.
+fn redacted(text: &str, secrets: &[String]) -> Option<String> {
+    let cleaned = redact_text(text, secrets);
+    (cleaned != text).then_some(cleaned)
 }
 
 /// Tag the current scope with the run's command and server: every event of the run (its failure,
@@ -39,15 +56,21 @@ pub fn tag_run(scope: &mut sentry::Scope, command: &Command, server: &str) {
 }
 
 impl Telemetry {
+    /// Sentry from `SENTRY_DSN` (none without it), and the Crons monitor when one is set.
     pub fn init(raw: &RawSettings) -> Result<Telemetry, SettingError> {
+        let monitor = Monitor::from_settings(raw)?;
+        let secrets = raw.secret_values();
         let Some(dsn) = raw.get(&SENTRY_DSN) else {
-            return Ok(Telemetry { _guard: None });
+            return Ok(Telemetry {
+                _guard: None,
+                monitor: None,
+                secrets,
+            });
         };
         let dsn: sentry::types::Dsn = dsn
             .trim()
             .parse()
             .map_err(|_| SettingError::new(SENTRY_DSN.env, "not a valid Sentry DSN"))?;
-        let secrets = raw.secret_values();
         let mut options = sentry::ClientOptions::new();
         options.dsn = Some(dsn);
         options.release =
@@ -55,11 +78,29 @@ impl Telemetry {
         options.environment = raw.get(&SENTRY_ENV).map(|e| e.to_string().into());
         options.shutdown_timeout = Duration::from_secs(5);
         options.send_default_pii = false;
-        options.before_send = Some(Arc::new(move |event| scrub(event, &secrets)));
+        let scrubbed = secrets.clone();
+        options.before_send = Some(Arc::new(move |event| scrub(event, &scrubbed)));
         let guard = sentry::init(options);
         Ok(Telemetry {
             _guard: Some(guard),
+            monitor,
+            secrets,
         })
+    }
+
+    /// Start a run's check-in (`in_progress` now); nothing is sent without a monitor.
+    pub fn check_in(&self) -> CheckIn {
+        match (&self.monitor, sentry::Hub::current().client()) {
+            (Some(monitor), Some(client)) => CheckIn::start(client, monitor, self.secrets.clone()),
+            _ => CheckIn::none(),
+        }
+    }
+
+    /// A run that stopped at its settings before it could start (exit 2, e.g. a bad `OUTPUT`)
+    /// still checks in, as `error`, when the monitor could be read.
+    pub fn check_in_refused_settings(&self) {
+        self.check_in().finish(Exit::Usage);
+        self.flush();
     }
 
     /// What a finished run sends: the report's alerts when it has any, else the one error event

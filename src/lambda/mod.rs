@@ -4,7 +4,8 @@
 //! ([`event`]), runs the command, and ends through the same `finish` as the CLI: the response is
 //! the CLI's `--json` document, a failure is an error whose `errorType` comes from
 //! the run's [`output::Ending`]. Sentry is initialised once per process; each invocation gets a fresh
-//! scope carrying its request id, and events are flushed before the response or error is posted.
+//! scope carrying its request id, and a Crons check-in of its own; events and check-ins are flushed
+//! before the response or error is posted.
 //! Nothing else outlives an invocation: settings are rebuilt from the environment and the event,
 //! and every command builds its client and caches per run.
 
@@ -112,8 +113,11 @@ impl Invoker {
                     .trim_start_matches("error: "),
             )
         })?;
-        let format = Format::from_settings(&env).map_err(|e| config_error(e.to_string()))?;
         let telemetry = Telemetry::init(&env).map_err(|e| config_error(e.to_string()))?;
+        let format = Format::from_settings(&env).map_err(|e| {
+            telemetry.check_in_refused_settings();
+            config_error(e.to_string())
+        })?;
         log::info!("serving {} invocations", command.name);
         Ok(Invoker {
             command,
@@ -161,6 +165,7 @@ impl Invoker {
     }
 
     async fn run(&self, payload: Value) -> Result<Value, Diagnostic> {
+        let check_in = self.telemetry.check_in();
         let started = Instant::now();
         let settings = event::settings(&self.env, &payload);
         let raw = settings.as_ref().unwrap_or(&self.env);
@@ -180,6 +185,7 @@ impl Invoker {
         let ending = crate::finish(
             self.format,
             &self.telemetry,
+            check_in,
             self.command,
             &server,
             &result,

@@ -36,6 +36,16 @@ pub const AUTH: Setting =
 pub const SENTRY_DSN: Setting =
     Setting::new("SENTRY_DSN", "DSN", "Report failures to this Sentry DSN").secret();
 pub const SENTRY_ENV: Setting = Setting::new("SENTRY_ENV", "NAME", "Sentry environment name");
+pub const SENTRY_MONITOR_SLUG: Setting = Setting::new(
+    "SENTRY_MONITOR_SLUG",
+    "SLUG",
+    "Check in to this Sentry Crons monitor: in_progress at start, then ok or error (needs SENTRY_DSN)",
+);
+pub const SENTRY_MONITOR_SCHEDULE: Setting = Setting::new(
+    "SENTRY_MONITOR_SCHEDULE",
+    "CRONTAB",
+    "Create or update the monitor with this crontab schedule (UTC) at each check-in",
+);
 pub const OUTPUT: Setting = Setting::new(
     "OUTPUT",
     "FORMAT",
@@ -54,6 +64,8 @@ pub const GLOBAL: &[&Setting] = &[
     &AUTH,
     &SENTRY_DSN,
     &SENTRY_ENV,
+    &SENTRY_MONITOR_SLUG,
+    &SENTRY_MONITOR_SCHEDULE,
     &OUTPUT,
 ];
 
