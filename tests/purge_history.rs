@@ -10,6 +10,7 @@ mod support;
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use support::lambda::{Bootstrap, RuntimeApi};
 use support::proxy::{Fault, Match, Proxy};
 use support::sentry::SentryListener;
 use support::{now, run_bin, unique, Kinto, Run, Stack};
@@ -555,4 +556,40 @@ async fn bad_settings_exit_2_with_one_line_before_any_request() {
         );
         assert!(failed.stdout.is_empty(), "{failed:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_lambda_the_event_names_the_buckets_users_and_age_and_it_stays_a_dry_run() {
+    let stack = Stack::get();
+    let bid = scratch(&stack, &stack.server, 1, 0).await;
+    let editor = editor_id();
+    let api = RuntimeApi::start(None).await;
+    let lambda = Bootstrap::start(
+        &api,
+        "purge_history",
+        &[
+            ("SERVER", stack.server.as_str()),
+            ("AUTH", stack.editor.as_str()),
+        ],
+    );
+    let id = api.invoke(&json!({"buckets": bid, "user_ids": editor, "max_age_days": "0"}));
+    let post = api.outcome(&id).await;
+    let doc = post.response();
+    assert_eq!(doc["dry_run"], true, "{}", lambda.stderr());
+    assert_eq!(doc["max_age_days"], 0);
+    let r = result(doc, &bid, &editor);
+    assert_eq!(
+        (r["status"].as_str(), r["counted"].as_u64()),
+        (Some("would_delete"), Some(3))
+    );
+    assert_eq!(history(&stack, &stack.server, &bid, &editor).await.len(), 3);
+
+    // A pair over the cap is a PurgeHistoryError.
+    let id = api.invoke(
+        &json!({"buckets": bid, "user_ids": editor, "max_age_days": "0", "max_delete": "2"}),
+    );
+    let post = api.outcome(&id).await;
+    let (kind, message) = post.error();
+    assert_eq!(kind, "PurgeHistoryError");
+    assert!(message.contains("OVER_MAX_DELETE"), "{message}");
 }
