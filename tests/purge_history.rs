@@ -593,3 +593,27 @@ async fn in_lambda_the_event_names_the_buckets_users_and_age_and_it_stays_a_dry_
     assert_eq!(kind, "PurgeHistoryError");
     assert!(message.contains("OVER_MAX_DELETE"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_the_history_plugin_is_a_usage_error() {
+    let stack = Stack::get();
+    // The real server info, with its history capability renamed.
+    let proxy = Proxy::start(&stack.server).await;
+    proxy.fail_always_on(
+        Match::exact("/v1/"),
+        Fault::Replace("\"history\":".into(), "\"not-history\":".into()),
+    );
+    let editor = editor_id();
+    let settings = [
+        ("BUCKETS", "main-workspace"),
+        ("USER_IDS", editor.as_str()),
+        ("DRY_RUN", "0"),
+    ];
+    let refused = run(&proxy.url, &stack.editor, &settings).await;
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert_eq!(
+        refused.stderr.trim_end(),
+        "error: No history capability found: run on a server with Kinto's history plugin (kinto.plugins.history)"
+    );
+    assert_eq!(proxy.requests(), ["GET /v1/"]);
+}

@@ -3,12 +3,14 @@
 //! (bucket, user id) pair it first counts the entries older than the cutoff (a paginated
 //! `GET /buckets/{b}/history?_before="<ms>"&user_id=<id>`); only when every count is known does
 //! it delete, and only the pairs whose count was read and is within `MAX_DELETE`. Dry-run unless
-//! `DRY_RUN=0`: then it counts and deletes nothing. See [`pair`] for one pair's purge.
+//! `DRY_RUN=0` (a dry run counts and deletes nothing). A server without the history capability is a
+//! usage error (exit 2). See [`pair`] for one pair's purge.
 
 mod pair;
 mod report;
 
 use crate::command::{Command, CommandConfig, Runs};
+use crate::kinto::ServerInfo;
 use crate::monitored::check_all;
 use crate::settings::shared::{AUTH, DESTRUCTIVE_DRY_RUN};
 use crate::settings::{quote, RawSettings, ServerSettings, Setting, SettingError};
@@ -123,7 +125,7 @@ impl CommandConfig for Config {
     }
 
     async fn run(&self, ctx: &Context) -> Result<PurgeReport, CommandError> {
-        Ok(run(self, ctx).await)
+        run(self, ctx).await
     }
 }
 
@@ -168,11 +170,22 @@ pub fn is_user_id(value: &str) -> bool {
         && value.len() <= 256
 }
 
-/// Count every pair, then (unless dry-run) purge those whose count was read and is within the
-/// cap. Pairs run in parallel within the client's in-flight cap; one pair's requests follow one
-/// another.
-pub async fn run(config: &Config, ctx: &Context) -> PurgeReport {
+/// What it says on a server without the history plugin.
+pub const NO_HISTORY_MESSAGE: &str =
+    "No history capability found: run on a server with Kinto's history plugin (kinto.plugins.history)";
+
+/// Check that the server keeps history, count every pair, then (unless dry-run) purge those whose
+/// count was read and is within the cap. Pairs run in parallel within the client's in-flight
+/// cap; one pair's requests follow one another.
+pub async fn run(config: &Config, ctx: &Context) -> Result<PurgeReport, CommandError> {
     let client = &ctx.kinto(&config.server);
+    if !ServerInfo::fetch(client)
+        .await?
+        .capabilities
+        .contains_key("history")
+    {
+        return Err(CommandError::Usage(NO_HISTORY_MESSAGE.into()));
+    }
     let pairs: Vec<Pair> = config
         .buckets
         .iter()
@@ -203,13 +216,13 @@ pub async fn run(config: &Config, ctx: &Context) -> PurgeReport {
         })
         .await
     };
-    PurgeReport {
+    Ok(PurgeReport {
         before_ms: config.before_ms,
         max_age_days: config.max_age_days,
         max_delete: config.max_delete,
         dry_run: config.dry_run,
         results,
-    }
+    })
 }
 
 #[cfg(test)]
