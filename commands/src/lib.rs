@@ -82,6 +82,7 @@ registry! {
     signatures_age,
     work_in_progress,
     attachments_integrity,
+    purge_history,
 }
 
 /// Find a command by its name, its kebab-case alias, or a Lambda handler name
