@@ -887,7 +887,7 @@ async fn a_failing_credentials_endpoint_is_exit_3_naming_it_and_nothing_reaches_
 
 /// A container credentials token file holding `token`, as EKS mounts it.
 fn token_file(token: &str) -> String {
-    let path = std::env::temp_dir().join(support::unique("rsl-token"));
+    let path = std::env::temp_dir().join(unique("rsl-token"));
     std::fs::write(&path, token).unwrap();
     path.to_string_lossy().into_owned()
 }
