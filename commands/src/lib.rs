@@ -4,6 +4,7 @@
 
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
+pub mod attachment;
 pub mod client;
 pub mod collection_patterns;
 pub mod command;
@@ -17,6 +18,7 @@ pub mod secrets;
 pub mod settings;
 pub mod signature;
 pub mod sources;
+pub mod store;
 
 pub use command::Command;
 pub use error::CommandError;
@@ -81,6 +83,7 @@ registry! {
     signatures_age,
     work_in_progress,
     attachments_integrity,
+    build_bundles,
 }
 
 /// Find a command by its name, its kebab-case alias, or a Lambda handler name
