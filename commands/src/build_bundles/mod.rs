@@ -96,7 +96,11 @@ impl CommandConfig for Config {
 
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
         let dry_run = raw.flag(&DRY_RUN)?;
-        let store = StoreSettings::from_settings(raw)?;
+        // A dry run may go without a store (it then builds everything).
+        let store = match raw.get(&store::STORAGE_URL) {
+            Some(_) => Some(StoreSettings::from_settings(raw)?),
+            None => None,
+        };
         if store.is_none() && !dry_run {
             return Err(SettingError::new(
                 store::STORAGE_URL.env,

@@ -23,10 +23,11 @@ pub struct StoreSettings {
 }
 
 impl StoreSettings {
-    pub fn from_settings(raw: &RawSettings) -> Result<Option<StoreSettings>, SettingError> {
-        Ok(raw
+    pub fn from_settings(raw: &RawSettings) -> Result<StoreSettings, SettingError> {
+        let url = raw
             .get(&STORAGE_URL)
-            .map(|u| StoreSettings { url: u.into() }))
+            .ok_or_else(|| SettingError::new(STORAGE_URL.env, "is required"))?;
+        Ok(StoreSettings { url: url.into() })
     }
 }
 
