@@ -18,7 +18,8 @@ the Python of .venv-2020):
   them: `capabilities.attachments.base_url` points at it;
 - production's reader fronts before the main Kinto (edge.py, in this process): the CDN's edge rules
   on /v1 (RSL_TEST_EDGE_SERVER) and a /v2-shaped front (RSL_TEST_V2_SERVER);
-- an S3-compatible server (moto) for blockpages_generator.
+- an S3-compatible server (moto) for blockpages_generator, and (today's flavour) the GCS emulator
+  (gcp-storage-emulator) for the jobs' object store.
 
 Negative signing cases are chosen by the data itself, so tests running in parallel never disturb
 each other: a record holding `"rsl-autograph": "<mode>"` makes every signature of its collection use
@@ -545,10 +546,13 @@ class Stack:
             [os.path.join(VENV_BIN, "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
             stdout=moto_log, stderr=subprocess.STDOUT, start_new_session=True,
         ), moto_log.name))
+        gcs_port = self.start_gcs_emulator() if self.flavour == "today" else None
         for name, url in [*servers.items(), ("reader", reader)]:
             self.wait_ready(name, url + "/")
         self.wait_ready("attachments", self.attachments_url + "/")
         self.wait_ready("moto", f"http://127.0.0.1:{s3_port}/moto-api/")
+        if gcs_port:
+            self.wait_ready("gcs", f"http://127.0.0.1:{gcs_port}/storage/v1/b")
         for url in servers.values():
             self.setup_kinto(url)
         # The reader fronts of production, before the main server: the CDN's edge on /v1 and /v2.
@@ -577,6 +581,13 @@ class Stack:
             "RSL_TEST_ROOT_HASH": self.pki.root_hash,
             "RSL_TEST_ROOT_PEM": os.path.join(self.workdir, "root.pem"),
             "RSL_TEST_S3_ENDPOINT": f"http://127.0.0.1:{s3_port}",
+            # The GCS emulator (JSON API; each test makes its own buckets) and a service account
+            # key file of the run's own, for GOOGLE_APPLICATION_CREDENTIALS (the emulator takes
+            # any bearer token; the binary signs its token with this key all the same).
+            **({
+                "RSL_TEST_GCS_ENDPOINT": f"http://127.0.0.1:{gcs_port}",
+                "RSL_TEST_GCS_CREDENTIALS": self.write_service_account(),
+            } if gcs_port else {}),
             "RSL_TEST_LOG_DIR": self.workdir,
             "RSL_TEST_STACK_FLAVOUR": self.flavour,
             "RSL_TEST_ATTACHMENTS_URL": self.attachments_url,
@@ -591,7 +602,40 @@ class Stack:
             f"Kinto {servers['main']}, "
             f"small pages {servers['small-pages']}, bulk {servers['bulk']}, reader {reader}, "
             f"edge {edge_url}, /v2 {v2_url}, "
-            f"autograph {autograph_url}, S3 http://127.0.0.1:{s3_port}; logs in {self.workdir}")
+            f"autograph {autograph_url}, S3 http://127.0.0.1:{s3_port}, GCS {gcs_port}; "
+            f"logs in {self.workdir}")
+
+    def start_gcs_emulator(self):
+        """gcp-storage-emulator (PyPI), in memory: Google Cloud Storage's JSON API."""
+        port = free_port()
+        logfile = open(os.path.join(self.workdir, "gcs.log"), "wb")
+        self.procs.append(("gcs", subprocess.Popen(
+            [os.path.join(VENV_BIN, "gcp-storage-emulator"), "start",
+             "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+            stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
+        ), logfile.name))
+        return port
+
+    def write_service_account(self):
+        """A service account key file as Google issues them, with a fresh RSA key."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        path = os.path.join(self.workdir, "gcs-service-account.json")
+        with open(path, "w") as f:
+            json.dump({
+                "type": "service_account",
+                "project_id": "rsl-test",
+                "private_key_id": hashlib.sha1(pem.encode()).hexdigest(),
+                "private_key": pem,
+                "client_email": "rsl-test@rsl-test.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }, f)
+        return path
 
     def start_kinto(self, name, paginate_by, autograph_url, indexed_permissions=False, signer=True):
         port = free_port()

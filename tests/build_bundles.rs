@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
+use support::gcs::Gcs;
+use support::sentry::SentryListener;
 use support::{run_bin, unique, Run, Stack};
 
 fn var(name: &str) -> String {
@@ -319,8 +321,23 @@ async fn a_corrupt_attachment_fails_its_bundle_names_the_file_and_nothing_of_it_
     let dir = target_dir();
     let target = ("TARGET_DIR", dir.to_str().unwrap());
 
-    let run = build(&stack, &monitor, &[("DRY_RUN", "1"), target], false).await;
+    let sentry = SentryListener::start().await;
+    let dsn = ("SENTRY_DSN", sentry.dsn.as_str());
+    let run = build(&stack, &monitor, &[("DRY_RUN", "1"), target, dsn], false).await;
     assert_eq!(run.code, 1, "{run:?}");
+    // One Sentry event, for the bundle, naming the file.
+    let events = sentry.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0].contains(&format!("Bundle {bid}--files.zip failed")),
+        "{}",
+        events[0]
+    );
+    assert!(
+        events[0].contains("HASH_MISMATCH") && events[0].contains(location),
+        "{}",
+        events[0]
+    );
     let declared = records["b"]["attachment"]["hash"].as_str().unwrap();
     let failed = format!("{bid}--files.zip: FAILED, not uploaded:\n  b HASH_MISMATCH: sha256 {actual}, {declared} declared ({url})");
     assert!(run.stdout.contains(&failed), "{}", run.stdout);
@@ -429,4 +446,222 @@ async fn without_a_store_only_a_dry_run_may_run() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("STORAGE_URL"), "{}", run.stderr);
     assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
+}
+
+// ---- With the object store: the stack's GCS emulator, a bucket per test. ----
+
+/// `build` with the store at `gs://<gcs_bucket>/attachments` (the objects go under
+/// `attachments/bundles/`).
+async fn build_to_store(
+    stack: &Stack,
+    gcs: &Gcs,
+    gcs_bucket: &str,
+    monitor: &str,
+    extra: &[(&str, &str)],
+    json: bool,
+) -> Run {
+    let store = gcs.env(gcs_bucket, "attachments");
+    let mut env: Vec<(&str, &str)> = store
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    env.extend_from_slice(extra);
+    build(stack, monitor, &env, json).await
+}
+
+/// The bundles in the GCS bucket: name under `attachments/bundles/` → `updated`.
+async fn stored(gcs: &Gcs, bucket: &str) -> BTreeMap<String, String> {
+    gcs.objects(bucket)
+        .await
+        .iter()
+        .map(|o| {
+            let name = o["name"].as_str().unwrap();
+            let name = name
+                .strip_prefix("attachments/bundles/")
+                .unwrap_or_else(|| panic!("{name} outside bundles/"));
+            (name.to_string(), o["updated"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// Download an object into a temporary file, for Python.
+async fn downloaded(gcs: &Gcs, bucket: &str, name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(unique("bundle-dl"));
+    std::fs::write(
+        &path,
+        gcs.download(bucket, &format!("attachments/bundles/{name}"))
+            .await,
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_are_uploaded_and_a_second_run_rewrites_only_what_changed() {
+    let stack = Stack::get();
+    let gcs = Gcs::get();
+    let (bid, monitor) = scratch_data(&stack).await;
+    let bucket = gcs.new_bucket("bundles").await;
+    let zip = format!("{bid}--files.zip");
+
+    let run = build_to_store(&stack, &gcs, &bucket, &monitor, &[], false).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let lines = run.lines();
+    for prefix in [
+        "changesets.json.mozlz4: written (3 collections, ".to_string(),
+        "startup.json.mozlz4: written (1 collections, ".to_string(),
+        format!("{zip}: written (3 files, "),
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&prefix)),
+            "{prefix} in {lines:?}"
+        );
+    }
+    assert_eq!(*lines.last().unwrap(), format!("gs://{bucket}/attachments/bundles/: 3 written, 0 built, 0 unchanged, 0 too big, 0 failed, 0 deleted"));
+    let first = stored(&gcs, &bucket).await;
+    let mut names: Vec<&String> = first.keys().collect();
+    names.sort();
+    let mut expected = vec![
+        "changesets.json.mozlz4".to_string(),
+        zip.clone(),
+        "startup.json.mozlz4".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(names, expected.iter().collect::<Vec<_>>());
+    // What was uploaded is what the server publishes.
+    let all = by_collection(&mozlz4_json(
+        &downloaded(&gcs, &bucket, "changesets.json.mozlz4").await,
+    ));
+    for cid in ["startup", "files", "plain"] {
+        assert_eq!(
+            all[&format!("{bid}/{cid}")],
+            served_changeset(&stack, &bid, cid).await,
+            "{cid}"
+        );
+    }
+    let members = zip_members(&downloaded(&gcs, &bucket, &zip).await);
+    assert_eq!(members["b"], content(8, 20_000));
+
+    // Nothing changed: nothing is written.
+    let run = build_to_store(&stack, &gcs, &bucket, &monitor, &[], false).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    for name in &expected {
+        assert!(
+            run.lines().contains(&format!("{name}: unchanged").as_str()),
+            "{}",
+            run.stdout
+        );
+    }
+    assert_eq!(stored(&gcs, &bucket).await, first);
+
+    // One collection changes: the mozlz4 files follow the newest collection, the zip its own.
+    stack
+        .editor()
+        .put_record(&bid, "plain", json!({"id": "new", "n": 99}))
+        .await;
+    let ts = |cid: &'static str| {
+        let (stack, bid) = (stack.clone(), bid.clone());
+        async move { stack.editor().records_timestamp(&bid, cid).await }
+    };
+    let (startup, files, plain) = (ts("startup").await, ts("files").await, ts("plain").await);
+    let (monitor, _) = stack
+        .scratch_monitor(&[
+            (&bid, "startup", startup),
+            (&bid, "files", files),
+            (&bid, "plain", plain),
+        ])
+        .await;
+    let run = build_to_store(&stack, &gcs, &bucket, &monitor, &[], false).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.lines().contains(&format!("{zip}: unchanged").as_str()),
+        "{}",
+        run.stdout
+    );
+    let third = stored(&gcs, &bucket).await;
+    assert_eq!(third[&zip], first[&zip]);
+    assert_ne!(
+        third["changesets.json.mozlz4"],
+        first["changesets.json.mozlz4"]
+    );
+    assert_ne!(third["startup.json.mozlz4"], first["startup.json.mozlz4"]);
+    let all = by_collection(&mozlz4_json(
+        &downloaded(&gcs, &bucket, "changesets.json.mozlz4").await,
+    ));
+    assert_eq!(
+        all[&format!("{bid}/plain")],
+        served_changeset(&stack, &bid, "plain").await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_that_loses_its_bundle_flag_has_its_zip_deleted_unless_a_changeset_is_unreadable(
+) {
+    let stack = Stack::get();
+    let gcs = Gcs::get();
+    let (bid, monitor) = scratch_data(&stack).await;
+    let bucket = gcs.new_bucket("bundles").await;
+    let zip = format!("{bid}--files.zip");
+    let run = build_to_store(&stack, &gcs, &bucket, &monitor, &[], false).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(stored(&gcs, &bucket).await.contains_key(&zip));
+    stack
+        .editor()
+        .patch_collection(
+            &bid,
+            "files",
+            json!({"attachment": {"enabled": true, "bundle": false}}),
+        )
+        .await;
+
+    // With a changeset that cannot be read, nothing is deleted.
+    let files = stack.editor().records_timestamp(&bid, "files").await;
+    let (partial, _) = stack
+        .scratch_monitor(&[(&bid, "files", files), (&bid, "gone", files + 1)])
+        .await;
+    let run = build_to_store(&stack, &gcs, &bucket, &partial, &[], false).await;
+    assert_eq!(run.code, 3, "{run:?}");
+    let kept = format!("{zip}: kept, not deleted: some changesets could not be read (attachment.bundle is no longer set)");
+    assert!(run.lines().contains(&kept.as_str()), "{}", run.stdout);
+    assert!(stored(&gcs, &bucket).await.contains_key(&zip));
+
+    // A dry run says so and deletes nothing.
+    let run = build_to_store(&stack, &gcs, &bucket, &monitor, &[("DRY_RUN", "1")], false).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let would = format!("{zip}: would be deleted (dry run) (attachment.bundle is no longer set)");
+    assert!(run.lines().contains(&would.as_str()), "{}", run.stdout);
+    assert!(stored(&gcs, &bucket).await.contains_key(&zip));
+
+    let run = build_to_store(&stack, &gcs, &bucket, &monitor, &[], false).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let deleted = format!("{zip}: deleted (attachment.bundle is no longer set)");
+    assert!(run.lines().contains(&deleted.as_str()), "{}", run.stdout);
+    let left: Vec<String> = stored(&gcs, &bucket).await.into_keys().collect();
+    assert_eq!(left, ["changesets.json.mozlz4", "startup.json.mozlz4"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_attachment_uploads_nothing_of_its_bundle() {
+    let stack = Stack::get();
+    let gcs = Gcs::get();
+    let (bid, monitor) = scratch_data(&stack).await;
+    let records = stack.editor().records_by_id(&bid, "files").await;
+    let location = records["c"]["attachment"]["location"].as_str().unwrap();
+    let on_disk = PathBuf::from(var("RSL_TEST_ATTACHMENTS_DIR"))
+        .join("main")
+        .join(location);
+    // One byte more than declared.
+    std::fs::write(&on_disk, b"xy").unwrap();
+    let bucket = gcs.new_bucket("bundles").await;
+    let run = build_to_store(&stack, &gcs, &bucket, &monitor, &[], false).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "{bid}--files.zip: FAILED, not uploaded:\n  c SIZE_MISMATCH: 2 bytes, 1 declared ("
+        )),
+        "{}",
+        run.stdout
+    );
+    let names: Vec<String> = stored(&gcs, &bucket).await.into_keys().collect();
+    assert_eq!(names, ["changesets.json.mozlz4", "startup.json.mozlz4"]);
 }

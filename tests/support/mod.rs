@@ -13,6 +13,7 @@
 pub mod container_credentials;
 pub mod data;
 pub mod fixture;
+pub mod gcs;
 pub mod lambda;
 pub mod proxy;
 pub mod redash;

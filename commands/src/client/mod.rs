@@ -141,6 +141,22 @@ impl HttpClient {
         self.shared.limits.parallel.get()
     }
 
+    /// The limits the run's client was built with (for a library with its own HTTP client, e.g.
+    /// the object store's S3 requests: same timeout and retries).
+    pub fn limits(&self) -> Limits {
+        self.shared.limits
+    }
+
+    /// Hold one of the run's in-flight slots, for a request sent by another client: dropping the
+    /// permit frees the slot.
+    pub async fn slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.shared
+            .in_flight
+            .acquire()
+            .await
+            .expect("the in-flight semaphore is never closed")
+    }
+
     /// Download a document from a URL that is not the Kinto server (e.g. an x5u chain): no
     /// credentials, http(s) only, the body capped at `max_bytes`.
     pub async fn get_external(&self, url: &Url, max_bytes: usize) -> Result<Vec<u8>, ClientError> {

@@ -1,72 +1,278 @@
-//! PLACEHOLDER on the `bundles` branch until the lead's object-store layer lands on `main`: the
-//! API of /work/prompts/store_api.md, so that `build_bundles` compiles. Every call fails. Replaced
-//! wholesale by main's `commands/src/store/` at the merge.
+//! The object-store layer: one [`Store`] for Google Cloud Storage and Amazon S3, addressed by a
+//! URL (`STORAGE_URL=gs://bucket/prefix` or `s3://bucket/prefix`, `STORAGE_ENDPOINT` for an
+//! emulator or an S3-compatible server), with credentials from each cloud's own chain as its
+//! SDKs read it (see [`gcs`] and [`aws`]). Keys are relative to the URL's prefix. Requests go
+//! through the run's limits: its timeout, retries and in-flight cap.
 
-use futures::stream::BoxStream;
+pub mod aws;
+mod batch;
+pub mod gcs;
+pub mod location;
+
+use futures::stream::{self, BoxStream, StreamExt};
+use reqwest::Url;
 use time::OffsetDateTime;
 
-use crate::client::HttpClient;
+use crate::client::{ClientError, HttpClient};
 use crate::settings::{RawSettings, Setting, SettingError};
+pub use location::{Cloud, Location};
 
 pub const STORAGE_URL: Setting = Setting::new(
     "STORAGE_URL",
     "URL",
-    "Object store: `gs://bucket/prefix` or `s3://bucket/prefix`",
+    "Where the objects are: gs://bucket/prefix (Google Cloud Storage) or s3://bucket/prefix",
+)
+.event_key("storage_url");
+pub const STORAGE_ENDPOINT: Setting = Setting::new(
+    "STORAGE_ENDPOINT",
+    "URL",
+    "Endpoint of the store's API instead of the cloud's (an emulator, an S3-compatible server)",
+)
+.derived("the cloud's");
+pub const GOOGLE_APPLICATION_CREDENTIALS: Setting = Setting::new(
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "FILE",
+    "Google service account key file (else gcloud's application default credentials, else the metadata server)",
 );
-pub const STORAGE_ENDPOINT: Setting =
-    Setting::new("STORAGE_ENDPOINT", "URL", "Object store endpoint override");
-pub const SETTINGS: &[&Setting] = &[&STORAGE_URL, &STORAGE_ENDPOINT];
+pub const AWS_REGION: Setting = Setting::new("AWS_REGION", "REGION", "AWS region of an S3 store")
+    .default("us-east-1")
+    .event_key("aws_region");
 
+/// What a command that uses a store takes: where, and the credentials of both clouds.
+pub const SETTINGS: &[&Setting] = &[
+    &STORAGE_URL,
+    &STORAGE_ENDPOINT,
+    &AWS_REGION,
+    &GOOGLE_APPLICATION_CREDENTIALS,
+    &aws::AWS_ACCESS_KEY_ID,
+    &aws::AWS_SECRET_ACCESS_KEY,
+    &aws::AWS_SESSION_TOKEN,
+    &aws::AWS_CONTAINER_CREDENTIALS_RELATIVE_URI,
+    &aws::AWS_CONTAINER_CREDENTIALS_FULL_URI,
+    &aws::AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE,
+    &aws::AWS_WEB_IDENTITY_TOKEN_FILE,
+    &aws::AWS_ROLE_ARN,
+];
+
+/// An object of a listing, or of a `head`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Relative to the store's prefix.
+    pub key: String,
+    pub size: u64,
+    /// Last modification.
+    pub updated: OffsetDateTime,
+    /// GCS `customTime` (what lifecycle rules such as "delete 30 days after" count from).
+    pub custom_time: Option<OffsetDateTime>,
+}
+
+/// Why a store operation failed: one line, never a credential.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Http(#[from] ClientError),
+    #[error("{0}")]
+    Object(String),
+    #[error("store credentials: {0}")]
+    Credentials(String),
+    #[error("unexpected store answer: {0}")]
+    Shape(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// An error's text on one line.
+pub(crate) fn one_line(error: &dyn std::fmt::Display) -> String {
+    crate::client::error::one_line(&error.to_string())
+}
+
+/// A store's settings, validated.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
-    pub url: String,
+    pub location: Location,
+    pub endpoint: Option<Url>,
+    pub region: String,
+    pub google_credentials: Option<String>,
+    pub aws: aws::AwsCredentials,
 }
 
 impl StoreSettings {
+    /// `STORAGE_URL` is required.
     pub fn from_settings(raw: &RawSettings) -> Result<StoreSettings, SettingError> {
         let url = raw
             .get(&STORAGE_URL)
             .ok_or_else(|| SettingError::new(STORAGE_URL.env, "is required"))?;
-        Ok(StoreSettings { url: url.into() })
+        let location = Location::parse(url).map_err(|e| SettingError::new(STORAGE_URL.env, e))?;
+        Self::at(raw, location)
+    }
+
+    /// The store at `location`, with the rest of the settings (for a command that names its
+    /// bucket otherwise, as `blockpages_generator` does).
+    pub fn at(raw: &RawSettings, location: Location) -> Result<StoreSettings, SettingError> {
+        let endpoint = match raw.get(&STORAGE_ENDPOINT) {
+            Some(_) => Some(raw.server_url(&STORAGE_ENDPOINT)?),
+            None => None,
+        };
+        Ok(StoreSettings {
+            location,
+            endpoint,
+            region: region(raw, &AWS_REGION)?,
+            google_credentials: raw
+                .get(&GOOGLE_APPLICATION_CREDENTIALS)
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty()),
+            aws: aws::AwsCredentials::from_settings(raw)?,
+        })
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(String);
-
-#[derive(Debug, Clone)]
-pub struct StoredObject {
-    pub key: String,
-    pub size: u64,
-    pub updated: OffsetDateTime,
-    pub custom_time: Option<OffsetDateTime>,
+/// An AWS region name from `setting`.
+pub fn region(raw: &RawSettings, setting: &Setting) -> Result<String, SettingError> {
+    let region = raw.string(setting);
+    let valid = !region.is_empty()
+        && region.len() <= 64
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if valid {
+        Ok(region)
+    } else {
+        Err(SettingError::new(
+            setting.env,
+            format!(
+                "{} is not an AWS region name",
+                crate::settings::quote(&region)
+            ),
+        ))
+    }
 }
 
-#[derive(Clone, Debug)]
-pub struct Store {
-    url: String,
+/// A bucket (and prefix) in one of the clouds.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Gcs(gcs::Gcs),
+    S3(aws::S3),
 }
 
 impl Store {
-    pub fn new(settings: &StoreSettings, _http: &HttpClient) -> Result<Store, StoreError> {
-        Ok(Store {
-            url: settings.url.clone(),
-        })
+    /// The store, its credential chain ready (credentials are fetched at the first request).
+    pub fn new(settings: &StoreSettings, http: &HttpClient) -> Result<Store, StoreError> {
+        match settings.location.cloud {
+            Cloud::Gcs => Ok(Store::Gcs(gcs::Gcs::new(
+                &settings.location,
+                settings.endpoint.as_ref(),
+                settings.google_credentials.as_deref(),
+                http,
+            )?)),
+            Cloud::S3 => Ok(Store::S3(aws::S3::new(
+                &settings.location,
+                &settings.region,
+                settings.endpoint.as_ref(),
+                &settings.aws,
+                http,
+            )?)),
+        }
     }
-    pub fn describe(&self) -> String {
-        self.url.clone()
+
+    pub fn is_gcs(&self) -> bool {
+        matches!(self, Store::Gcs(_))
     }
-    pub async fn put(&self, key: &str, _body: Vec<u8>, _ct: &str) -> Result<(), StoreError> {
-        Err(StoreError(format!("placeholder store: cannot put {key}")))
+
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Gcs(s) => s.put(key, body, content_type).await,
+            Store::S3(s) => s.put(key, body, content_type).await,
+        }
     }
+
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        match self {
+            Store::Gcs(s) => s.get(key).await,
+            Store::S3(s) => s.get(key).await,
+        }
+    }
+
+    /// The object, or `None` when there is none.
+    pub async fn head(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+        match self {
+            Store::Gcs(s) => s.head(key).await,
+            Store::S3(s) => s.head(key).await,
+        }
+    }
+
+    /// Delete an object; one already gone counts as deleted.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        Err(StoreError(format!(
-            "placeholder store: cannot delete {key}"
-        )))
+        match self {
+            Store::Gcs(s) => s.delete(key).await,
+            Store::S3(s) => s.delete(key).await,
+        }
     }
-    pub fn list<'a>(&'a self, prefix: &str) -> BoxStream<'a, Result<StoredObject, StoreError>> {
-        let error = StoreError(format!("placeholder store: cannot list {prefix}"));
-        Box::pin(futures::stream::iter(vec![Err(error)]))
+
+    /// Every object whose key starts with `prefix`, streamed: pages are fetched as the stream is
+    /// read, so a listing of any size runs in the memory of one page.
+    pub fn list(&self, prefix: &str) -> BoxStream<'static, Result<StoredObject, StoreError>> {
+        match self {
+            Store::S3(s) => s.list(prefix),
+            Store::Gcs(s) => {
+                enum State {
+                    Start,
+                    Next(String),
+                    Done,
+                }
+                let (gcs, prefix) = (s.clone(), prefix.to_string());
+                stream::unfold(State::Start, move |state| {
+                    let (gcs, prefix) = (gcs.clone(), prefix.clone());
+                    async move {
+                        let token = match state {
+                            State::Done => return None,
+                            State::Start => None,
+                            State::Next(token) => Some(token),
+                        };
+                        match gcs.list_page(&prefix, token.as_deref()).await {
+                            Ok((objects, next)) => {
+                                let state = next.map_or(State::Done, State::Next);
+                                Some((stream::iter(objects.into_iter().map(Ok)).boxed(), state))
+                            }
+                            Err(e) => Some((stream::iter([Err(e)]).boxed(), State::Done)),
+                        }
+                    }
+                })
+                .flatten()
+                .boxed()
+            }
+        }
+    }
+
+    /// Set GCS `customTime` on `keys` (batched); the results come in the order of `keys`. Other
+    /// clouds have no such field: every key fails with why.
+    pub async fn set_custom_time(
+        &self,
+        keys: &[String],
+        at: OffsetDateTime,
+    ) -> Vec<Result<(), StoreError>> {
+        match self {
+            Store::Gcs(s) => s.set_custom_time(keys, at).await,
+            Store::S3(_) => keys
+                .iter()
+                .map(|_| {
+                    Err(StoreError::Unsupported(
+                        "customTime marks are a Google Cloud Storage feature".into(),
+                    ))
+                })
+                .collect(),
+        }
+    }
+
+    /// `gs://bucket/prefix`, for reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Gcs(s) => s.location().to_string(),
+            Store::S3(s) => s.location().to_string(),
+        }
     }
 }
