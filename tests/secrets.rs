@@ -776,6 +776,10 @@ fn to_first_request(command: &str) -> &'static [(&'static str, &'static str)] {
             ("BACKPORT_RECORDS_DEST_COLLECTION", "d"),
         ],
         "blockpages_generator" => &[("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)],
+        "build_bundles" => &[
+            ("STORAGE_URL", "s3://bundles/prefix"),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+        ],
         "server_compare" => &[("TARGET_SERVER", DOWN)],
         "backported_records" => &[("BACKPORT_RECORDS_MAPPINGS", "b/c -> b/d")],
         "uptake_health" => &[(

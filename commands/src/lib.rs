@@ -4,6 +4,7 @@
 
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
+pub mod attachment;
 pub mod client;
 pub mod collection_patterns;
 pub mod command;
@@ -83,6 +84,7 @@ registry! {
     work_in_progress,
     attachments_integrity,
     purge_history,
+    build_bundles,
 }
 
 /// Find a command by its name, its kebab-case alias, or a Lambda handler name

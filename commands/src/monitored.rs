@@ -7,7 +7,9 @@ use std::future::Future;
 use futures::StreamExt;
 
 use crate::client::ClientError;
-use crate::kinto::{read_changes, ChangesEntry, CollectionRef, InvalidEntry, Kinto};
+use crate::kinto::{
+    read_changes, ChangesEntry, CollectionRef, InvalidEntry, Kinto, Role, SignerCapability,
+};
 use crate::progress::Progress;
 use crate::Context;
 
@@ -30,6 +32,18 @@ impl MonitorList {
             entries,
             invalid,
         })
+    }
+}
+
+/// Is this monitored collection a preview? By the signer's resources when the server has them,
+/// else by the bucket's name.
+pub fn is_preview(signer: Option<&SignerCapability>, entry: &ChangesEntry) -> bool {
+    match signer {
+        Some(signer) => matches!(
+            signer.resolve_published(&entry.bucket, &entry.collection),
+            Some((_, Role::Preview))
+        ),
+        None => entry.bucket.ends_with("-preview"),
     }
 }
 
@@ -68,6 +82,26 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
+
+    #[test]
+    fn previews_are_told_by_the_signer_or_by_their_bucket() {
+        let entry = |b: &str| ChangesEntry {
+            bucket: b.into(),
+            collection: "cfr".into(),
+            last_modified: 1,
+        };
+        assert!(is_preview(None, &entry("main-preview")));
+        assert!(!is_preview(None, &entry("main")));
+        let signer: SignerCapability = serde_json::from_value(serde_json::json!({
+            "resources": [{"source": {"bucket": "ws", "collection": null},
+                           "preview": {"bucket": "staged", "collection": null},
+                           "destination": {"bucket": "main-preview", "collection": null}}]
+        }))
+        .unwrap();
+        // The signer's word wins over the name.
+        assert!(is_preview(Some(&signer), &entry("staged")));
+        assert!(!is_preview(Some(&signer), &entry("main-preview")));
+    }
 
     #[tokio::test]
     async fn results_keep_the_items_order_and_the_cap_holds() {

@@ -10,18 +10,18 @@ mod report;
 mod slice;
 
 use reqwest::Url;
-use serde_json::Value;
 
-use crate::kinto::Kinto;
+use crate::attachment::{self, file_url, Attachment, InvalidAttachment, NO_BASE_URL};
 use crate::command::{Command, CommandConfig, Runs};
-use crate::kinto::{ChangesEntry, CollectionRef, Role, ServerInfo, SignerCapability};
-use crate::monitored::{check_all, MonitorList};
+use crate::kinto::Kinto;
+use crate::kinto::{ChangesEntry, CollectionRef, ServerInfo};
+use crate::monitored::{check_all, is_preview, MonitorList};
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
 use crate::settings::{quote, RawSettings, ServerSettings, Setting, SettingError};
 use crate::{CommandError, Context};
 
-use files::{Attachment, InvalidAttachment};
-pub use report::{AttachmentsReport, Checked, FileResult};
+pub use crate::attachment::Checked;
+pub use report::{AttachmentsReport, FileResult};
 pub use slice::Slice;
 
 pub const COMMAND: Command = Command {
@@ -68,30 +68,6 @@ impl CommandConfig for Config {
     }
 }
 
-/// Is this monitored collection a preview? By the signer's resources when the server has them,
-/// else by the bucket's name.
-fn is_preview(signer: Option<&SignerCapability>, entry: &ChangesEntry) -> bool {
-    match signer {
-        Some(signer) => matches!(
-            signer.resolve_published(&entry.bucket, &entry.collection),
-            Some((_, Role::Preview))
-        ),
-        None => entry.bucket.ends_with("-preview"),
-    }
-}
-
-/// `base_url` + `location`, as clients join them.
-fn file_url(base_url: &str, location: &str) -> Option<Url> {
-    let joined = if base_url.ends_with('/') || location.starts_with('/') {
-        format!("{base_url}{location}")
-    } else {
-        format!("{base_url}/{location}")
-    };
-    Url::parse(&joined)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-}
-
 pub async fn run(config: &Config, ctx: &Context) -> Result<AttachmentsReport, CommandError> {
     let client = &ctx.kinto(&config.server);
     let info = ServerInfo::fetch(client).await?;
@@ -114,7 +90,7 @@ pub async fn run(config: &Config, ctx: &Context) -> Result<AttachmentsReport, Co
     let files_client = &ctx.http;
     let label = "Checking attachments";
     report.files = check_all(ctx, label, parallel, mine, |(attachment, url)| async move {
-        let found = files::check(files_client, &attachment, &url).await;
+        let found = attachment::check(files_client, &attachment, &url).await;
         let url = crate::secrets::display_url(&url);
         FileResult {
             attachment,
@@ -165,12 +141,7 @@ fn with_urls(
     if attachments.is_empty() {
         return Ok(Vec::new());
     }
-    let base_url = info
-        .capabilities
-        .get("attachments")
-        .and_then(|a| a.get("base_url"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| CommandError::Runtime(NO_BASE_URL.into()))?;
+    let base_url = attachment::base_url(info).ok_or_else(|| CommandError::Runtime(NO_BASE_URL.into()))?;
     let mut mine = Vec::with_capacity(attachments.len());
     for attachment in attachments {
         match file_url(base_url, &attachment.location) {
@@ -187,41 +158,4 @@ fn with_urls(
         }
     }
     Ok(mine)
-}
-
-const NO_BASE_URL: &str =
-    "records have attachments but the server announces no capabilities.attachments.base_url";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_urls_join_the_base_url_and_the_location() {
-        let url = |b, l| file_url(b, l).map(|u| u.to_string());
-        assert_eq!(url("http://f/main/", "b/c/x.bin").as_deref(), Some("http://f/main/b/c/x.bin"));
-        assert_eq!(url("http://f/main", "b/c/x.bin").as_deref(), Some("http://f/main/b/c/x.bin"));
-        assert_eq!(url("file:///etc/", "passwd"), None);
-        assert_eq!(url("not a url/", "x"), None);
-    }
-
-    #[test]
-    fn previews_are_told_by_the_signer_or_by_their_bucket() {
-        let entry = |b: &str| ChangesEntry {
-            bucket: b.into(),
-            collection: "cfr".into(),
-            last_modified: 1,
-        };
-        assert!(is_preview(None, &entry("main-preview")));
-        assert!(!is_preview(None, &entry("main")));
-        let signer: SignerCapability = serde_json::from_value(serde_json::json!({
-            "resources": [{"source": {"bucket": "ws", "collection": null},
-                           "preview": {"bucket": "staged", "collection": null},
-                           "destination": {"bucket": "main-preview", "collection": null}}]
-        }))
-        .unwrap();
-        // The signer's word wins over the name.
-        assert!(is_preview(Some(&signer), &entry("staged")));
-        assert!(!is_preview(Some(&signer), &entry("main-preview")));
-    }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::files::{Attachment, Found, InvalidAttachment};
+use crate::attachment::{Attachment, Checked, Found, InvalidAttachment};
 use super::slice::Slice;
 use crate::client::ClientError;
 use crate::kinto::{CollectionRef, InvalidEntry};
@@ -22,36 +22,9 @@ pub struct FileResult {
     pub found: Found,
 }
 
-/// The verdict on one file.
-#[derive(Debug, Clone)]
-pub enum Checked<'a> {
-    Ok,
-    /// A finding: its code and what differs.
-    Bad(&'static str, String),
-    CouldNotTell(&'a ClientError),
-}
-
 impl FileResult {
     pub fn checked(&self) -> Checked<'_> {
-        let a = &self.attachment;
-        match &self.found {
-            Found::Ok => Checked::Ok,
-            Found::SizeMismatch { actual } => Checked::Bad(
-                "SIZE_MISMATCH",
-                format!("{actual} bytes, {} declared", a.size),
-            ),
-            Found::HashMismatch { actual } => Checked::Bad(
-                "HASH_MISMATCH",
-                format!("sha256 {actual}, {} declared", a.hash),
-            ),
-            Found::Failed(error) if error.status() == Some(404) => {
-                Checked::Bad("MISSING", "HTTP 404".into())
-            }
-            Found::Failed(error) if is_finding(error) => {
-                Checked::Bad("STATUS", error.kind.to_string())
-            }
-            Found::Failed(error) => Checked::CouldNotTell(error),
-        }
+        self.found.checked(&self.attachment)
     }
 
     fn to_json(&self) -> Value {
