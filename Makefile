@@ -24,7 +24,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | 
 LAMBDA_ZIP := dist/remote-settings-lambdas-$(VERSION)-lambda-al2023-x86_64.zip
 CHECK_ZIP := dist/lambda-check.zip
 
-.PHONY: test test-2020 lint demo bench venv venv-2020 venvs clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer bench-attachments audit fuzz
+.PHONY: test test-2020 lint demo bench venv venv-2020 venvs clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer bench-attachments bench-bundles audit fuzz
 
 # A virtualenv in the target's directory with the requirements file of its first prerequisite.
 define venv_from_requirements
@@ -133,7 +133,8 @@ demo: venv
 
 ## Benchmarks on a stack seeded with 160 collections / 52,000 records (not part of `make test`):
 ## validate_signature against its download floor, backport_records, blockpages_generator,
-## consistency_checks, refresh_signature, attachments_integrity against curl. See testing/bench.py for the options and how to add a
+## consistency_checks, refresh_signature, attachments_integrity against curl, build_bundles against
+## curl's downloads and uploads. See testing/bench.py for the options and how to add a
 ## measurement. Results in .bench/results.json.
 bench: venv
 	$(VENV)/bin/python testing/bench.py $(BENCH_ARGS)
@@ -147,6 +148,9 @@ bench-writer:
 	$(MAKE) bench BENCH_ARGS="--only consistency_checks,refresh_signature $(BENCH_ARGS)"
 bench-attachments:
 	$(MAKE) bench BENCH_ARGS="--only attachments_integrity $(BENCH_ARGS)"
+## build_bundles on issue 16's dataset: 200 collections, 60,000 records, 500 attachments (50 MB).
+bench-bundles:
+	$(MAKE) bench BENCH_ARGS="--only build_bundles --collections 200 --records 60000 $(BENCH_ARGS)"
 
 clean-stack:
 	rm -rf .stack .stack-2020

@@ -17,7 +17,8 @@ Adding a measurement: write a function taking the `Bench` context and returning 
 decorated with `@measurement("name", "one line saying what it compares")`, in this file or in a
 module `testing/bench_<name>.py` (imported automatically). `Bench` gives the seeded dataset
 (`bench.dataset`: collections with bucket, source bucket, id, records), the stack's environment
-(`bench.stack_env`, users' credentials included), the release binary (`bench.bin`) and examples
+(`bench.stack_env`, users' credentials included), the command line (`bench.options`; a module's
+`add_arguments(parser)` adds options of its own), the release binary (`bench.bin`) and examples
 (`bench.example(name)`), `bench.command_env(**settings)` for the commands' settings, and
 `bench.run(argv, env)`, which returns wall time, CPU seconds and peak RSS of the child process. Run
 the command and its floor alternately for `bench.rounds` rounds (`bench.alternate`, which also
@@ -229,8 +230,9 @@ class Result:
 
 
 class Bench:
-    def __init__(self, stack_env, dataset, rounds, parallel):
+    def __init__(self, stack_env, dataset, rounds, parallel, options=None):
         self.stack_env = stack_env
+        self.options = options
         self.server = stack_env["RSL_TEST_BULK_SERVER"]
         self.dataset = dataset
         self.rounds = rounds
@@ -346,12 +348,16 @@ def bench_validate_signature(bench):
     }
 
 
-def load_plugins():
+def load_plugins(parser):
+    """Import the `bench_<name>.py` modules; a module's `add_arguments(parser)`, when it has one,
+    adds its own options (the measurement reads them from `bench.options`)."""
     # The plugins `from bench import measurement`: when this file runs as a script, make that name
     # this very module, or they would register into a second copy of it.
     sys.modules.setdefault("bench", sys.modules[__name__])
     for path in sorted(glob.glob(os.path.join(HERE, "bench_*.py"))):
-        importlib.import_module(os.path.splitext(os.path.basename(path))[0])
+        module = importlib.import_module(os.path.splitext(os.path.basename(path))[0])
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(parser)
 
 
 # --- Main ------------------------------------------------------------------------------------------
@@ -368,7 +374,7 @@ def measure(stack_env, dataset, args):
     unknown = [n for n in names if n not in MEASUREMENTS]
     if unknown:
         sys.exit(f"unknown measurement(s): {', '.join(unknown)}; see `bench.py list`")
-    bench = Bench(stack_env, dataset, args.rounds, args.parallel)
+    bench = Bench(stack_env, dataset, args.rounds, args.parallel, args)
     load = os.getloadavg()
     results = {"dataset": {k: v for k, v in dataset.items()
                            if k not in ("collections", "published", "server_pid")},
@@ -396,8 +402,8 @@ def main():
     parser.add_argument("--records", type=int, default=52_000)
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--writers", type=int, default=2, help="parallel seeding requests")
+    load_plugins(parser)
     args = parser.parse_args()
-    load_plugins()
     if args.mode == "list":
         for name, (_, description) in MEASUREMENTS.items():
             print(f"{name:30} {description}")
