@@ -110,8 +110,8 @@ def new_bucket(endpoint, label, counter=[0]):
 
 
 def curl(parallel, config):
-    return ["curl", "--silent", "--show-error", "--fail", "--parallel", "--parallel-max",
-            str(parallel), "--config", config]
+    return ["curl", "--silent", "--show-error", "--no-progress-meter", "--fail",
+            "--parallel", "--parallel-max", str(parallel), "--config", config]
 
 
 @measurement("build_bundles",
@@ -126,14 +126,15 @@ def bench_build_bundles(bench):
     try:
         outputs_dir = os.path.join(work, "outputs")
         dry = bench.run([bench.bin, "build_bundles"], bench.command_env(
-            DRY_RUN="1", TARGET_DIR=outputs_dir, **store_env)).check()
+            DRY_RUN="1", TARGET_DIR=outputs_dir, OUTPUT="json")).check()
         built = json.loads(dry.stdout)["totals"]
         outputs = sorted(os.listdir(outputs_dir))
         if built["built"] != 2 + seeded["bundled_collections"] or len(outputs) != built["built"]:
             raise RuntimeError(f"the dry run did not build every output: {built}, {outputs}")
         urls, files = floor_downloads(bench)
         if len(files) != seeded["attachments"]:
-            raise RuntimeError(f"{len(files)} files in the bundled changesets, {seeded['attachments']} seeded")
+            raise RuntimeError(f"{len(files)} files in the bundled changesets, "
+                               f"{seeded['attachments']} seeded")
         downloads = os.path.join(work, "downloads.curl")
         with open(downloads, "w") as f:
             f.writelines(f'url = "{u}"\noutput = "/dev/null"\n' for u in urls + files)
@@ -148,7 +149,8 @@ def bench_build_bundles(bench):
             upload_cmd = curl(bench.parallel, config) + [
                 "--request", "POST", "--header", "Expect:",
                 "--header", "Content-Type: application/octet-stream"]
-            return ["sh", "-c", shlex.join(curl(bench.parallel, downloads)) + " && " + shlex.join(upload_cmd)]
+            script = shlex.join(curl(bench.parallel, downloads)) + " && " + shlex.join(upload_cmd)
+            return ["sh", "-c", script]
 
         runs = {"floor": [], "build_bundles": []}
         for i in range(bench.rounds):
