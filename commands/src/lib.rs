@@ -82,6 +82,7 @@ registry! {
     signatures_age,
     work_in_progress,
     attachments_integrity,
+    expire_orphan_attachments,
 }
 
 /// Find a command by its name, its kebab-case alias, or a Lambda handler name
