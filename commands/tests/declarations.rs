@@ -196,6 +196,8 @@ fn sample(setting: &Setting) -> &'static str {
         "AWS_REGION" => "eu-central-1",
         "BUCKET_NAME" => "amo-blocked-pages",
         "AWS_ENDPOINT_URL" => "http://127.0.0.1:9",
+        "STORAGE_URL" => "gs://attachments/prefix",
+        "STORAGE_ENDPOINT" => "http://127.0.0.1:9",
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" => "/v2/credentials",
         "AWS_CONTAINER_CREDENTIALS_FULL_URI" => "http://127.0.0.1:9/creds",
         "REDASH_API_QUERY_URL" => "https://redash.example/api/queries/1/results.json",
