@@ -13,6 +13,7 @@
 //! `FORCE`), and a listing that fails midway stops the run before any mark; objects written
 //! since the run started are never marked.
 
+mod counts;
 mod references;
 mod report;
 mod sweep;
@@ -26,7 +27,8 @@ use crate::settings::{RawSettings, ServerSettings, Setting, SettingError};
 use crate::store::{self, Cloud, Location, Store, StoreSettings};
 use crate::{CommandError, Context};
 
-pub use report::{ExpireReport, Tally};
+pub use counts::{Survey, Sweep, Tally};
+pub use report::ExpireReport;
 pub use sweep::Class;
 
 pub const COMMAND: Command = Command {

@@ -7,124 +7,10 @@ use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::counts::Sweep;
 use super::references::References;
-use super::sweep::{days_after, Class};
 use super::Config;
 use crate::report::{client_error_json, judge, Alert, Failure, Outcome, Report};
-
-/// A number of objects and their bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
-    pub count: u64,
-    pub bytes: u64,
-}
-
-impl Tally {
-    pub fn add(&mut self, size: u64) {
-        self.count += 1;
-        self.bytes += size;
-    }
-
-    fn plus(self, other: Tally) -> Tally {
-        Tally {
-            count: self.count + other.count,
-            bytes: self.bytes + other.bytes,
-        }
-    }
-
-    fn json(self) -> Value {
-        json!({"count": self.count, "bytes": self.bytes})
-    }
-
-    fn text(self) -> String {
-        format!("{} object(s), {} bytes", self.count, self.bytes)
-    }
-}
-
-/// The survey of the store: every listed object, by class.
-#[derive(Debug, Clone, Default)]
-pub struct Survey {
-    pub listed: Tally,
-    pub bundles: Tally,
-    pub placeholders: Tally,
-    pub recent: Tally,
-    pub referenced: Tally,
-    pub to_reprieve: Tally,
-    pub to_mark: Tally,
-    pub already_marked: Tally,
-}
-
-impl Survey {
-    pub fn add(&mut self, class: Class, size: u64) {
-        self.listed.add(size);
-        let tally = match class {
-            Class::Bundle => &mut self.bundles,
-            Class::Placeholder => &mut self.placeholders,
-            Class::Recent => &mut self.recent,
-            Class::Referenced => &mut self.referenced,
-            Class::Reprieve => &mut self.to_reprieve,
-            Class::Orphan => &mut self.to_mark,
-            Class::AlreadyMarked => &mut self.already_marked,
-        };
-        tally.add(size);
-    }
-
-    /// The objects this job judges (all but bundles and folder placeholders).
-    pub fn judged(&self) -> Tally {
-        self.referenced
-            .plus(self.to_reprieve)
-            .plus(self.to_mark)
-            .plus(self.already_marked)
-            .plus(self.recent)
-    }
-}
-
-/// What happened in the store.
-#[derive(Debug, Clone)]
-pub struct Sweep {
-    /// The `customTime` of new marks: the run's start, to the second.
-    pub mark_time: OffsetDateTime,
-    /// The `customTime` of reprieves: `REPRIEVE_DAYS` after `mark_time`.
-    pub reprieve_until: OffsetDateTime,
-    pub survey: Survey,
-    /// The survey's listing failed: nothing was marked.
-    pub survey_error: Option<String>,
-    /// The marking pass's listing failed: the marks sent before stand.
-    pub marking_error: Option<String>,
-    pub cap_exceeded: bool,
-    pub marked: Tally,
-    pub reprieved: Tally,
-    pub write_failures: usize,
-    /// The first few failed updates.
-    pub write_errors: Vec<String>,
-    pub to_mark_sample: Vec<String>,
-    pub to_reprieve_sample: Vec<String>,
-}
-
-impl Sweep {
-    pub fn new(started: OffsetDateTime, reprieve_days: u64) -> Sweep {
-        let mark_time = started.replace_nanosecond(0).unwrap_or(started);
-        Sweep {
-            mark_time,
-            reprieve_until: days_after(mark_time, reprieve_days),
-            survey: Survey::default(),
-            survey_error: None,
-            marking_error: None,
-            cap_exceeded: false,
-            marked: Tally::default(),
-            reprieved: Tally::default(),
-            write_failures: 0,
-            write_errors: Vec::new(),
-            to_mark_sample: Vec::new(),
-            to_reprieve_sample: Vec::new(),
-        }
-    }
-
-    fn percent(&self) -> f64 {
-        let judged = self.survey.judged().count.max(1) as f64;
-        self.survey.to_mark.count as f64 * 100.0 / judged
-    }
-}
 
 /// The whole run.
 #[derive(Debug)]
@@ -394,5 +280,78 @@ impl Report for ExpireReport {
             extra,
         });
         alerts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{ClientError, ClientErrorKind};
+    use crate::report::Exit;
+    use time::macros::datetime;
+
+    fn report(sweep: Option<Sweep>, force: bool) -> ExpireReport {
+        ExpireReport {
+            storage: "gs://b".into(),
+            dry_run: false,
+            max_mark_percent: 5,
+            force,
+            references: References::default(),
+            sweep,
+        }
+    }
+
+    fn over_the_cap() -> Sweep {
+        let mut sweep = Sweep::new(datetime!(2026-12-04 12:00:00.5 UTC), 365);
+        sweep.survey.add(super::super::Class::Orphan, 3);
+        sweep.survey.add(super::super::Class::Referenced, 3);
+        sweep.cap_exceeded = true;
+        sweep
+    }
+
+    #[test]
+    fn the_cap_fails_the_run_unless_forced() {
+        let stopped = report(Some(over_the_cap()), false).outcome();
+        assert_eq!(stopped.exit(), Exit::Problems);
+        assert_eq!(report(Some(over_the_cap()), true).outcome().exit(), Exit::Ok);
+        let Outcome::Problems(failure) = stopped else {
+            unreachable!()
+        };
+        assert_eq!(
+            failure.message,
+            "1 orphan(s) are 50.0% of the 2 objects judged, over MAX_MARK_PERCENT=5: nothing \
+             marked (FORCE=1 marks them all the same)"
+        );
+    }
+
+    #[test]
+    fn unreadable_references_leave_the_run_incomplete() {
+        let mut incomplete = report(None, true);
+        let url = "http://h/v1/x".parse().unwrap();
+        let error = ClientError::new(
+            &reqwest::Method::GET,
+            &url,
+            1,
+            ClientErrorKind::Status {
+                status: 503,
+                detail: None,
+            },
+        );
+        incomplete.references.unreadable.push(("main/c".into(), error));
+        let outcome = incomplete.outcome();
+        assert_eq!(outcome.exit(), Exit::Incomplete);
+        let Outcome::Incomplete(failure) = outcome else {
+            unreachable!()
+        };
+        assert!(failure.message.contains("first main/c"), "{}", failure.message);
+        assert!(failure.message.ends_with("nothing listed, nothing marked"));
+        assert_eq!(failure.items.len(), 1);
+    }
+
+    #[test]
+    fn marks_are_written_to_the_second_and_reprieves_a_year_later() {
+        let sweep = Sweep::new(datetime!(2026-12-04 12:00:00.5 UTC), 365);
+        assert_eq!(date(sweep.mark_time), "2026-12-04T12:00:00Z");
+        assert_eq!(date(sweep.reprieve_until), "2027-12-04T12:00:00Z");
     }
 }

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use futures::StreamExt;
 use time::{Duration, OffsetDateTime};
 
-use super::report::{Sweep, Tally};
+use super::counts::{Sweep, Tally};
 use super::Config;
 use crate::progress::Progress;
 use crate::store::{gcs::BATCH_SIZE, Store, StoredObject};
