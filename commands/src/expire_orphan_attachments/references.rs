@@ -69,19 +69,10 @@ pub async fn collect(
     .await;
     for (side, result) in sides.into_iter().zip(read) {
         match result {
-            Ok(changeset) => {
+            Ok(found) => {
                 references.changesets += 1;
-                for record in changeset.changes {
-                    let Some(attachment) = record.attachment.filter(|a| !a.is_null()) else {
-                        continue;
-                    };
-                    match location(&attachment) {
-                        Some(location) => {
-                            references.locations.insert(location);
-                        }
-                        None => references.invalid_attachments += 1,
-                    }
-                }
+                references.invalid_attachments += found.invalid;
+                references.locations.extend(found.locations);
             }
             Err(error) if error.status() == Some(404) => references.missing_sides += 1,
             Err(error) => references.unreadable.push((side.to_string(), error)),
@@ -90,22 +81,39 @@ pub async fn collect(
     references
 }
 
+/// The locations one side's records reference, and how many records have an attachment
+/// without a usable one.
+struct Found {
+    locations: Vec<String>,
+    invalid: usize,
+}
+
 /// An attachment's `location` as a store key (`None` when it has none, or not a string).
 fn location(attachment: &Value) -> Option<String> {
     let location = attachment.get("location")?.as_str()?.trim_start_matches('/');
     (!location.is_empty()).then(|| location.to_string())
 }
 
-async fn read_side(
-    client: &Kinto,
-    side: CollectionRef,
-    expected: u64,
-) -> Result<Changeset, ClientError> {
+/// Read one side and keep only its locations (the records go as soon as they are read).
+async fn read_side(client: &Kinto, side: CollectionRef, expected: u64) -> Result<Found, ClientError> {
     let request = Request::new(Method::GET, client.changeset_url(&side.path(), expected));
     let (_, changeset) = client
         .send_checked(&request, Response::json::<Changeset>)
         .await?;
-    Ok(changeset)
+    let mut found = Found {
+        locations: Vec::new(),
+        invalid: 0,
+    };
+    for record in changeset.changes {
+        let Some(attachment) = record.attachment.filter(|a| !a.is_null()) else {
+            continue;
+        };
+        match location(&attachment) {
+            Some(location) => found.locations.push(location),
+            None => found.invalid += 1,
+        }
+    }
+    Ok(found)
 }
 
 /// Every signed collection, by source, found from any side of any resource.
