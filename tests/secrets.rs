@@ -782,6 +782,7 @@ fn to_first_request(command: &str) -> &'static [(&'static str, &'static str)] {
         ],
         "server_compare" => &[("TARGET_SERVER", DOWN)],
         "backported_records" => &[("BACKPORT_RECORDS_MAPPINGS", "b/c -> b/d")],
+        "expire_orphan_attachments" => &[("STORAGE_URL", "gs://attachments")],
         "uptake_health" => &[(
             "REDASH_API_QUERY_URL",
             "http://127.0.0.1:9/api/queries/1/results.json",

@@ -85,6 +85,7 @@ registry! {
     attachments_integrity,
     purge_history,
     build_bundles,
+    expire_orphan_attachments,
 }
 
 /// Find a command by its name, its kebab-case alias, or a Lambda handler name

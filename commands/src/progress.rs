@@ -20,6 +20,21 @@ impl Progress {
         Progress(Some(bar))
     }
 
+    /// A counter of steps whose number is not known in advance (a streamed listing) when
+    /// `enabled`, else nothing.
+    pub fn counter(enabled: bool, message: &str) -> Self {
+        if !enabled {
+            return Progress(None);
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {pos} {elapsed}") {
+            bar.set_style(style);
+        }
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        Progress(Some(bar))
+    }
+
     pub fn inc(&self) {
         if let Some(bar) = &self.0 {
             bar.inc(1);

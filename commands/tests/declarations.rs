@@ -198,6 +198,8 @@ fn sample(setting: &Setting) -> &'static str {
         "AWS_REGION" => "eu-central-1",
         "BUCKET_NAME" => "amo-blocked-pages",
         "AWS_ENDPOINT_URL" => "http://127.0.0.1:9",
+        "STORAGE_URL" => "gs://attachments/prefix",
+        "STORAGE_ENDPOINT" => "http://127.0.0.1:9",
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" => "/v2/credentials",
         "AWS_CONTAINER_CREDENTIALS_FULL_URI" => "http://127.0.0.1:9/creds",
         "REDASH_API_QUERY_URL" => "https://redash.example/api/queries/1/results.json",
@@ -205,8 +207,6 @@ fn sample(setting: &Setting) -> &'static str {
         "SPECIFIC_ERROR_THRESHOLD_PERCENTAGES" => "main/cfr = 5.5",
         "MAX_SIGNATURE_AGE_OVERRIDES" => "main-workspace/cfr=24; staging/addons=2",
         "TARGET_DIR" => "/tmp/pages",
-        "STORAGE_URL" => "gs://bucket/prefix",
-        "STORAGE_ENDPOINT" => "http://127.0.0.1:9",
         "SOURCE_SERVER" | "TARGET_SERVER" => "http://127.0.0.1:9/v1",
         "INCLUDE_COLLECTIONS" | "EXCLUDE_COLLECTIONS" => "main/*, */cfr",
         name if name.ends_with("AUTH") || name.ends_with("KEY") || name.ends_with("TOKEN") => {
