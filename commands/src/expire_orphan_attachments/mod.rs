@@ -24,7 +24,7 @@ use crate::command::{Command, CommandConfig, Runs};
 use crate::kinto::ServerInfo;
 use crate::settings::shared::DESTRUCTIVE_DRY_RUN;
 use crate::settings::{RawSettings, ServerSettings, Setting, SettingError};
-use crate::store::{self, Cloud, Location, Store, StoreSettings};
+use crate::store::{self, Store, StoreSettings};
 use crate::{CommandError, Context};
 
 pub use counts::{Survey, Sweep, Tally};
@@ -88,7 +88,11 @@ impl CommandConfig for Config {
         let server = ServerSettings::reading_sources(raw)?;
         Ok(Config {
             server,
-            store: gcs_settings(raw)?,
+            // Marks are GCS `customTime`, which S3 has not.
+            store: StoreSettings::gcs_only(
+                raw,
+                "marks are Google Cloud Storage customTime, which other stores do not have",
+            )?,
             dry_run: raw.flag(&DESTRUCTIVE_DRY_RUN)?,
             max_mark_percent: raw.uint(&MAX_MARK_PERCENT, 100)?,
             force: raw.flag(&FORCE)?,
@@ -99,39 +103,6 @@ impl CommandConfig for Config {
     async fn run(&self, ctx: &Context) -> Result<ExpireReport, CommandError> {
         run(self, ctx).await
     }
-}
-
-/// The store: `STORAGE_URL` must name a Google Cloud Storage bucket, since marks are GCS
-/// `customTime` (S3 has no such field).
-fn gcs_settings(raw: &RawSettings) -> Result<StoreSettings, SettingError> {
-    let name = store::STORAGE_URL.env;
-    let url = raw
-        .get(&store::STORAGE_URL)
-        .ok_or_else(|| SettingError::new(name, "is required (gs://bucket/prefix)"))?;
-    let location = Location::parse(url).map_err(|e| SettingError::new(name, e))?;
-    if location.cloud != Cloud::Gcs {
-        return Err(SettingError::new(
-            name,
-            format!(
-                "{location} is not a gs:// URL: marks are Google Cloud Storage customTime, which \
-                 other stores do not have"
-            ),
-        ));
-    }
-    let endpoint = match raw.get(&store::STORAGE_ENDPOINT) {
-        Some(_) => Some(raw.server_url(&store::STORAGE_ENDPOINT)?),
-        None => None,
-    };
-    Ok(StoreSettings {
-        location,
-        endpoint,
-        region: String::new(),
-        google_credentials: raw
-            .get(&store::GOOGLE_APPLICATION_CREDENTIALS)
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty()),
-        aws: Default::default(),
-    })
 }
 
 pub async fn run(config: &Config, ctx: &Context) -> Result<ExpireReport, CommandError> {

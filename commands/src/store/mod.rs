@@ -115,16 +115,34 @@ pub struct StoreSettings {
 impl StoreSettings {
     /// `STORAGE_URL` is required.
     pub fn from_settings(raw: &RawSettings) -> Result<StoreSettings, SettingError> {
-        let url = raw
-            .get(&STORAGE_URL)
-            .ok_or_else(|| SettingError::new(STORAGE_URL.env, "is required"))?;
-        let location = Location::parse(url).map_err(|e| SettingError::new(STORAGE_URL.env, e))?;
-        Self::at(raw, location)
+        Self::at(raw, location(raw, "is required")?)
     }
 
     /// The store at `location`, with the rest of the settings (for a command that names its
     /// bucket otherwise, as `blockpages_generator` does).
     pub fn at(raw: &RawSettings, location: Location) -> Result<StoreSettings, SettingError> {
+        Ok(StoreSettings {
+            region: region(raw, &AWS_REGION)?,
+            aws: aws::AwsCredentials::from_settings(raw)?,
+            ..Self::google_at(raw, location)?
+        })
+    }
+
+    /// A Google Cloud Storage store only (`STORAGE_URL` required and `gs://`), for a command
+    /// that uses what only GCS has (`customTime`) and so declares no AWS settings.
+    pub fn gcs_only(raw: &RawSettings, why: &str) -> Result<StoreSettings, SettingError> {
+        let location = location(raw, "is required (gs://bucket/prefix)")?;
+        if location.cloud != Cloud::Gcs {
+            return Err(SettingError::new(
+                STORAGE_URL.env,
+                format!("{location} is not a gs:// URL: {why}"),
+            ));
+        }
+        Self::google_at(raw, location)
+    }
+
+    /// The settings every store reads: its endpoint and Google's credentials file.
+    fn google_at(raw: &RawSettings, location: Location) -> Result<StoreSettings, SettingError> {
         let endpoint = match raw.get(&STORAGE_ENDPOINT) {
             Some(_) => Some(raw.server_url(&STORAGE_ENDPOINT)?),
             None => None,
@@ -132,14 +150,22 @@ impl StoreSettings {
         Ok(StoreSettings {
             location,
             endpoint,
-            region: region(raw, &AWS_REGION)?,
+            region: String::new(),
             google_credentials: raw
                 .get(&GOOGLE_APPLICATION_CREDENTIALS)
                 .map(|p| p.trim().to_string())
                 .filter(|p| !p.is_empty()),
-            aws: aws::AwsCredentials::from_settings(raw)?,
+            aws: aws::AwsCredentials::default(),
         })
     }
+}
+
+/// `STORAGE_URL`, parsed; `missing` says why it is needed when it is not set.
+fn location(raw: &RawSettings, missing: &str) -> Result<Location, SettingError> {
+    let url = raw
+        .get(&STORAGE_URL)
+        .ok_or_else(|| SettingError::new(STORAGE_URL.env, missing))?;
+    Location::parse(url).map_err(|e| SettingError::new(STORAGE_URL.env, e))
 }
 
 /// An AWS region name from `setting`.
