@@ -40,6 +40,7 @@ import datetime
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -113,10 +114,32 @@ def userid(user):
     return f"basicauth:{digest}"
 
 
+# Ports handed out by this process, so no two of its servers are given the same one.
+_HANDED_OUT = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port no one listens on, for a server this process starts.
+
+    It is drawn below the kernel's ephemeral range: a port the kernel handed out with `bind(0)`
+    can be taken, between this check and the server's own bind, as the source port of any
+    outgoing connection on the machine (CI saw a Kinto fail with "Address already in use")."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_low = int(f.read().split()[0])
+    low = min(20000, ephemeral_low - 2000)
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(low, ephemeral_low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port in {low}..{ephemeral_low}")
 
 
 # --- The per-run PKI -----------------------------------------------------------------------------
