@@ -491,26 +491,28 @@ async fn s3_requests_never_carry_the_kinto_credentials_even_on_the_same_origin()
         .run(&[])
         .await;
     assert_eq!(run.code, 3, "Kinto is no S3 server: {run:?}");
-    let authorized: Vec<String> = proxy
-        .authorizations()
-        .into_iter()
-        .map(|(line, _)| line)
-        .collect();
+    let authorized = proxy.authorizations();
     assert!(
         authorized
             .iter()
-            .any(|l| l.starts_with(&format!("GET /v1/buckets/{bid}/collections/addons/records"))),
+            .any(|(l, _)| l
+                .starts_with(&format!("GET /v1/buckets/{bid}/collections/addons/records"))),
         "the Kinto requests carry AUTH: {authorized:?}"
     );
     assert!(
-        proxy.count(&format!("HEAD /{bucket}/?")) >= 1,
+        proxy.count(&format!("HEAD /{bucket}/")) >= 1,
         "{:?}",
         proxy.requests()
     );
-    assert!(
-        authorized.iter().all(|l| l.contains(" /v1/")),
-        "an S3 request carried AUTH: {authorized:?}"
-    );
+    // Everything else is an S3 request (or follows Kinto's redirect of one): signed, never AUTH.
+    for (line, authorization) in &authorized {
+        if !line.contains(" /v1/buckets/") {
+            assert!(
+                authorization.starts_with("AWS4-HMAC-SHA256 Credential="),
+                "an S3 request carried {authorization}: {line}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

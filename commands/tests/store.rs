@@ -7,7 +7,7 @@ use std::time::Duration;
 use commands::client::{HttpClient, Limits};
 use commands::store::{Location, Store, StoreSettings, StoredObject};
 use commands::RawSettings;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use time::macros::datetime;
 
 fn var(name: &str) -> String {
@@ -66,7 +66,7 @@ async fn s3_store(prefix: &str) -> Store {
     let Store::S3(s3) = &store else {
         unreachable!()
     };
-    s3.ensure_bucket("eu-central-1").await.unwrap();
+    s3.ensure_bucket().await.unwrap();
     store
 }
 
@@ -163,4 +163,23 @@ async fn s3_has_no_custom_time() {
         .unwrap_err()
         .to_string()
         .contains("Google Cloud Storage"));
+}
+
+#[tokio::test]
+async fn s3_listings_are_read_past_their_first_page() {
+    // ListObjectsV2 answers at most 1,000 keys a page: 1,001 objects take two.
+    let store = s3_store("many").await;
+    let keys: Vec<String> = (0..1001).map(|i| format!("k{i:04}")).collect();
+    futures::stream::iter(&keys)
+        .map(|key| store.put(key, Vec::new(), "text/plain"))
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await
+        .unwrap();
+    let listed: Vec<String> = listed(&store, "")
+        .await
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(listed, keys);
 }

@@ -277,7 +277,7 @@ async fn upload(
     timings: &mut Timings,
 ) -> UploadPhase {
     let name = config.s3.bucket_name.clone();
-    let created = match bucket.ensure_bucket(&config.s3.region).await {
+    let created = match bucket.ensure_bucket().await {
         Ok(state) => state == BucketState::Created,
         Err(error) => {
             return UploadPhase::BucketFailed {

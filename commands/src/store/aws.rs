@@ -1,25 +1,25 @@
 //! Amazon S3 (and S3-compatible servers) through `object_store`: its credential chain as the AWS
 //! SDKs read it (the key variables, the container credentials endpoint of ECS and EKS Pod
-//! Identity, web identity, else instance metadata) and its object API. Requests hold one of the
-//! run's in-flight slots each and retry as the run's client does.
+//! Identity, web identity, else instance metadata) and its SigV4 signer. The requests are the
+//! run's own (its client, retries, timeouts and in-flight cap), as for Google Cloud Storage.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::{BoxStream, StreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::path::Path;
-use object_store::signer::Signer;
-use object_store::{
-    Attribute, Attributes, BackoffConfig, ClientOptions, ObjectMeta, ObjectStore, ObjectStoreExt,
-    PutOptions, RetryConfig,
-};
+use futures::stream::BoxStream;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer, AwsCredentialProvider};
+use object_store::client::{HttpRequest, HttpRequestBody};
+use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{Method, Url};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use time::format_description::well_known::{Rfc2822, Rfc3339};
 use time::OffsetDateTime;
 
 use super::location::Location;
 use super::{one_line, StoreError, StoredObject};
-use crate::client::{HttpClient, Request};
+use crate::client::{HttpClient, Request, Response};
 use crate::settings::{quote, RawSettings, Setting, SettingError};
 
 pub const AWS_ACCESS_KEY_ID: Setting = Setting::new(
@@ -154,10 +154,18 @@ impl AwsCredentials {
     }
 }
 
+/// An S3 bucket (or an S3-compatible server's), requested with the run's client: its retries,
+/// timeouts and in-flight cap, as every other request of the run. Each request is signed (SigV4,
+/// payload hash included) with the credentials of `object_store`'s AWS chain, fetched and
+/// refreshed by it.
 #[derive(Clone)]
 pub struct S3 {
     location: Location,
-    store: Arc<AmazonS3>,
+    /// The bucket's URL, ending in `/`: `https://<bucket>.s3.<region>.amazonaws.com/`, or
+    /// `<endpoint>/<bucket>/` (path-style).
+    bucket_url: Url,
+    region: String,
+    credentials: AwsCredentialProvider,
     http: HttpClient,
 }
 
@@ -167,15 +175,35 @@ impl std::fmt::Debug for S3 {
     }
 }
 
-/// The crate's client options and retries, from the run's limits.
+/// One object of a `ListObjectsV2` page.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Contents {
+    key: String,
+    last_modified: String,
+    size: u64,
+}
+
+/// A `ListObjectsV2` page.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListBucketResult {
+    #[serde(default)]
+    contents: Vec<Contents>,
+    #[serde(default)]
+    is_truncated: bool,
+    #[serde(default)]
+    next_continuation_token: Option<String>,
+}
+
+/// The options of the credential chain's own requests (STS, the container endpoint, instance
+/// metadata), from the run's limits.
 fn client_options(http: &HttpClient) -> (ClientOptions, RetryConfig) {
     let limits = http.limits();
     let options = ClientOptions::new()
         .with_timeout(limits.timeout)
         .with_connect_timeout(limits.timeout)
-        .with_user_agent(reqwest::header::HeaderValue::from_static(
-            crate::client::USER_AGENT_VALUE,
-        ));
+        .with_user_agent(HeaderValue::from_static(crate::client::USER_AGENT_VALUE));
     let retry = RetryConfig {
         backoff: BackoffConfig {
             init_backoff: limits.retry_backoff.max(Duration::from_millis(10)),
@@ -204,24 +232,22 @@ impl S3 {
             .with_retry(retry);
         if let Some(endpoint) = endpoint {
             options = options.with_allow_http(endpoint.scheme() == "http");
-            builder = builder
-                .with_endpoint(endpoint.as_str().trim_end_matches('/'))
-                .with_virtual_hosted_style_request(false);
-        } else {
-            // AWS: virtual-hosted URLs, unless a dot in the name would break TLS on them.
-            builder = builder.with_virtual_hosted_style_request(!location.bucket.contains('.'));
+            builder = builder.with_endpoint(endpoint.as_str().trim_end_matches('/'));
         }
         for (key, value) in &credentials.0 {
             builder = builder.with_config(*key, value);
         }
+        // Only the crate's credential chain is used: the requests are the run's own.
         let store = builder
             .with_client_options(options)
             .build()
             .map_err(|e| StoreError::Credentials(one_line(&e)))?;
         Ok(S3 {
             location: location.clone(),
-            store: Arc::new(store),
-            http: http.clone(),
+            bucket_url: bucket_url(&location.bucket, region, endpoint)?,
+            region: region.to_string(),
+            credentials: Arc::clone(store.credentials()),
+            http: http.with_error_detail(s3_error_code),
         })
     }
 
@@ -229,8 +255,61 @@ impl S3 {
         &self.location
     }
 
-    fn path(&self, key: &str) -> Path {
-        Path::from(self.location.object_name(key))
+    /// The object's URL, its name encoded as S3 canonicalizes it (each byte but the unreserved
+    /// ones and `/`), so that the signed path is the path S3 reads.
+    fn object_url(&self, key: &str) -> Url {
+        let mut url = self.bucket_url.clone();
+        let path = format!(
+            "{}{}",
+            url.path(),
+            encode_name(&self.location.object_name(key))
+        );
+        url.set_path(&path);
+        url
+    }
+
+    /// `request` signed with the chain's current credentials (the payload's SHA-256 included).
+    async fn signed(&self, request: Request) -> Result<Request, StoreError> {
+        let credential = self
+            .credentials
+            .get_credential()
+            .await
+            .map_err(|e| StoreError::Credentials(one_line(&e)))?;
+        let mut http_request = HttpRequest::new(HttpRequestBody::empty());
+        *http_request.method_mut() = request.method.clone();
+        *http_request.uri_mut() = request
+            .url
+            .as_str()
+            .parse()
+            .map_err(|e| StoreError::Shape(format!("{}: {e}", request.url)))?;
+        for (name, value) in &request.headers {
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| StoreError::Shape(format!("header {name} is not a header value")))?;
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| StoreError::Shape(format!("{name} is not a header name")))?;
+            http_request.headers_mut().insert(name, value);
+        }
+        let payload = Sha256::digest(request.bytes.as_deref().unwrap_or_default());
+        AwsAuthorizer::new(&credential, "s3", &self.region)
+            .try_authorize(&mut http_request, Some(&payload))
+            .map_err(|e| StoreError::Credentials(one_line(&e)))?;
+        let mut signed = request;
+        for (name, secret) in SIGNATURE_HEADERS {
+            let Some(value) = http_request.headers().get(name) else {
+                continue;
+            };
+            let value = value.to_str().unwrap_or_default();
+            signed = match secret {
+                true => signed.secret_header(name, value),
+                false => signed.header(name, value),
+            };
+        }
+        Ok(signed)
+    }
+
+    async fn send(&self, request: Request) -> Result<Response, StoreError> {
+        let request = self.signed(request).await?;
+        Ok(self.http.send(&request).await?)
     }
 
     pub async fn put(
@@ -239,184 +318,194 @@ impl S3 {
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<(), StoreError> {
-        let _slot = self.http.slot().await;
-        let mut attributes = Attributes::new();
-        attributes.insert(Attribute::ContentType, content_type.to_string().into());
-        let options = PutOptions {
-            attributes,
-            ..Default::default()
-        };
-        self.store
-            .put_opts(&self.path(key), body.into(), options)
-            .await
-            .map(drop)
-            .map_err(|e| self.error("PUT", key, e))
+        let request = Request::new(Method::PUT, self.object_url(key))
+            .header("content-type", content_type)
+            .bytes(body);
+        self.send(request).await.map(drop)
     }
 
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-        let _slot = self.http.slot().await;
-        let result = self.store.get(&self.path(key)).await;
-        let bytes = match result {
-            Ok(result) => result.bytes().await,
-            Err(e) => Err(e),
-        };
-        bytes
-            .map(|b| b.to_vec())
-            .map_err(|e| self.error("GET", key, e))
+        let request = Request::new(Method::GET, self.object_url(key));
+        Ok(self.send(request).await?.body)
     }
 
     pub async fn head(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
-        let _slot = self.http.slot().await;
-        match self.store.head(&self.path(key)).await {
-            Ok(meta) => Ok(self.object(meta)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.error("HEAD", key, e)),
-        }
+        let response = match self
+            .send(Request::new(Method::HEAD, self.object_url(key)))
+            .await
+        {
+            Ok(response) => response,
+            Err(StoreError::Http(e)) if e.status() == Some(404) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let size = response
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| StoreError::Shape(format!("HEAD {key}: no Content-Length")))?;
+        let updated = response
+            .header("last-modified")
+            .and_then(|v| OffsetDateTime::parse(v, &Rfc2822).ok())
+            .ok_or_else(|| StoreError::Shape(format!("HEAD {key}: no Last-Modified date")))?;
+        Ok(Some(StoredObject {
+            key: key.to_string(),
+            size,
+            updated,
+            custom_time: None,
+        }))
     }
 
     /// Delete an object (S3 answers success for one already gone).
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let _slot = self.http.slot().await;
-        self.store
-            .delete(&self.path(key))
-            .await
-            .map_err(|e| self.error("DELETE", key, e))
+        let request = Request::new(Method::DELETE, self.object_url(key));
+        self.send(request).await.map(drop)
     }
 
-    /// The objects under `prefix`, every page, streamed.
+    /// The objects under `prefix`, every page, streamed (see [`super::Store::list`]).
     pub fn list(&self, prefix: &str) -> BoxStream<'static, Result<StoredObject, StoreError>> {
-        let full = self.location.object_name(prefix);
-        let this = self.clone();
-        let prefix = (!full.is_empty()).then(|| Path::from(full));
-        self.store
-            .list(prefix.as_ref())
-            .filter_map(move |item| {
-                let this = this.clone();
-                async move {
-                    match item {
-                        Ok(meta) => this.object(meta).map(Ok),
-                        Err(e) => Some(Err(this.error("LIST", "", e))),
-                    }
-                }
-            })
-            .boxed()
+        super::Store::S3(self.clone()).list(prefix)
     }
 
-    /// The object's key under the prefix (`None` outside it: S3 lists by string prefix).
-    fn object(&self, meta: ObjectMeta) -> Option<StoredObject> {
-        let key = self.location.key_of(meta.location.as_ref())?.to_string();
-        Some(StoredObject {
-            key,
-            size: meta.size,
-            updated: OffsetDateTime::from_unix_timestamp(meta.last_modified.timestamp())
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            custom_time: None,
-        })
-    }
-
-    fn error(&self, what: &str, key: &str, error: object_store::Error) -> StoreError {
-        if let object_store::Error::NotFound { .. } = error {
-            return StoreError::Object(format!("{what} {}/{key} failed: not found", self.location));
+    /// One page of the objects under `prefix` (relative to the store's), from `token`.
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+    ) -> Result<(Vec<StoredObject>, Option<String>), StoreError> {
+        let mut url = self.bucket_url.clone();
+        {
+            let full = self.location.object_name(prefix);
+            let mut query = url.query_pairs_mut();
+            query.append_pair("list-type", "2");
+            if !full.is_empty() {
+                query.append_pair("prefix", &full);
+            }
+            if let Some(token) = token {
+                query.append_pair("continuation-token", token);
+            }
         }
-        StoreError::Object(
-            summary(&error.to_string())
-                .map(|s| one_line(&s))
-                .unwrap_or_else(|| {
-                    format!(
-                        "{what} {}/{key} failed: {}",
-                        self.location,
-                        one_line(&error)
-                    )
-                }),
-        )
+        let response = self.send(Request::new(Method::GET, url)).await?;
+        let text = std::str::from_utf8(&response.body)
+            .map_err(|_| StoreError::Shape("a listing that is not UTF-8".into()))?;
+        let page: ListBucketResult = quick_xml::de::from_str(text).map_err(|e| {
+            StoreError::Shape(format!("a listing that is not ListObjectsV2's: {e}"))
+        })?;
+        let mut objects = Vec::with_capacity(page.contents.len());
+        for item in page.contents {
+            // S3 lists by string prefix: `a/bc` is under the prefix `a/b` but not under the
+            // store's prefix `a/b/`.
+            let Some(key) = self.location.key_of(&item.key) else {
+                continue;
+            };
+            let updated = OffsetDateTime::parse(&item.last_modified, &Rfc3339).map_err(|_| {
+                StoreError::Shape(format!(
+                    "{key}: LastModified {:?} is not an ISO 8601 date",
+                    item.last_modified
+                ))
+            })?;
+            objects.push(StoredObject {
+                key: key.to_string(),
+                size: item.size,
+                updated,
+                custom_time: None,
+            });
+        }
+        let next = match page.is_truncated {
+            true => Some(
+                page.next_continuation_token
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        StoreError::Shape("a truncated listing without a continuation token".into())
+                    })?,
+            ),
+            false => None,
+        };
+        Ok((objects, next))
     }
 
-    /// Create the bucket unless it exists (what `blockpages_generator` has always done). The
-    /// crate has no bucket API: the bucket's own URL is presigned (`HeadBucket` and `CreateBucket`
-    /// are requests on it) and sent with the run's client. A 403 on the check (credentials that
-    /// may write objects but not read the bucket) counts as existing: the uploads will tell.
-    pub async fn ensure_bucket(&self, region: &str) -> Result<BucketState, StoreError> {
-        let root = &Path::from("");
-        let sign = |method: Method| async move {
-            self.store
-                .signed_url(method, root, SIGNATURE_TTL)
-                .await
-                .map_err(|e| StoreError::Credentials(one_line(&e)))
-        };
-        let http = self.http.with_error_detail(s3_error_code);
-        let head = sign(Method::HEAD).await?;
-        match http.send(&Request::new(Method::HEAD, head)).await {
+    /// Create the bucket unless it exists (what `blockpages_generator` has always done). A 403
+    /// on the check (credentials that may write objects but not read the bucket) counts as
+    /// existing: the uploads will tell.
+    pub async fn ensure_bucket(&self) -> Result<BucketState, StoreError> {
+        let head = Request::new(Method::HEAD, self.bucket_url.clone());
+        match self.send(head).await {
             Ok(_) => return Ok(BucketState::Existed),
             Err(e) if e.status() == Some(403) => {
                 log::info!("{e}: uploading to the bucket without checking it");
                 return Ok(BucketState::Existed);
             }
             Err(e) if e.status() == Some(404) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
-        let mut create = Request::new(Method::PUT, sign(Method::PUT).await?);
+        let mut create = Request::new(Method::PUT, self.bucket_url.clone());
         // Outside us-east-1, S3 wants the region in the body too.
-        if region != "us-east-1" {
+        if self.region != "us-east-1" {
             let body = format!(
                 "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
-                 <LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
+                 <LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
+                self.region
             );
             create = create
                 .bytes(body.into_bytes())
-                .header("Content-Type", "application/xml");
+                .header("content-type", "application/xml");
         }
-        match http.send(&create).await {
+        match self.send(create).await {
             Ok(_) => Ok(BucketState::Created),
             // Ours already: made by an earlier attempt whose answer was lost, or by another run.
-            Err(e) if e.status() == Some(409) && e.to_string().contains("AlreadyOwnedByYou") => {
+            Err(StoreError::Http(e))
+                if e.status() == Some(409) && e.to_string().contains("AlreadyOwnedByYou") =>
+            {
                 Ok(if e.attempts > 1 {
                     BucketState::Created
                 } else {
                     BucketState::Existed
                 })
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 }
 
-/// The crate's request failure (`… Error performing PUT <url> in 141ms, after 2 retries, … -
-/// Server returned non-2xx status code: 500 …: <body>`) as the run's client words its own:
-/// `PUT <url> failed after 3 attempts: HTTP 500 (<S3 error code>)`. `None` when it is not one.
-fn summary(text: &str) -> Option<String> {
-    let performing = text.split_once("Error performing ")?.1;
-    let mut words = performing.split_whitespace();
-    let (method, url) = (words.next()?, words.next()?);
-    let attempts = performing
-        .split_once(", after ")
-        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse::<u32>().ok())
-        .map(|retries| format!(" after {} attempts", retries + 1))
-        .unwrap_or_default();
-    let why = match performing.split_once("status code: ") {
-        Some((_, rest)) => {
-            let status = rest.split_whitespace().next()?;
-            let code = rest
-                .split_once("<Code>")
-                .and_then(|(_, c)| c.split_once("</Code>"))
-                .map(|(code, _)| format!(" ({code})"))
-                .unwrap_or_default();
-            format!("HTTP {status}{code}")
-        }
-        None => performing.rsplit_once(" - ")?.1.trim().to_string(),
+/// The headers a signature adds, and whether each is a credential.
+const SIGNATURE_HEADERS: [(&str, bool); 4] = [
+    ("authorization", true),
+    ("x-amz-date", false),
+    ("x-amz-content-sha256", false),
+    ("x-amz-security-token", true),
+];
+
+/// The bucket's URL: virtual-hosted on AWS, unless a dot in the name would break TLS on it;
+/// path-style on any other endpoint.
+fn bucket_url(bucket: &str, region: &str, endpoint: Option<&Url>) -> Result<Url, StoreError> {
+    let text = match endpoint {
+        Some(endpoint) => format!("{}/{bucket}/", endpoint.as_str().trim_end_matches('/')),
+        None if bucket.contains('.') => format!("https://s3.{region}.amazonaws.com/{bucket}/"),
+        None => format!("https://{bucket}.s3.{region}.amazonaws.com/"),
     };
-    Some(format!("{method} {url} failed{attempts}: {why}"))
+    Url::parse(&text).map_err(|e| StoreError::Shape(format!("bucket URL {text}: {e}")))
 }
 
-/// The S3 error's `Code` (`BucketAlreadyOwnedByYou`...), for the client's error texts on the
-/// presigned bucket requests (XML bodies, which the client's default JSON reader skips).
+/// An object name as S3 canonicalizes a path: every byte percent-encoded but the unreserved
+/// characters and `/`.
+fn encode_name(name: &str) -> String {
+    let mut encoded = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                encoded.push(byte as char)
+            }
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    encoded
+}
+
+/// The S3 error's `Code` (`NoSuchKey`, `BucketAlreadyOwnedByYou`...), for the client's error
+/// texts (XML bodies, which the client's default JSON reader skips).
 fn s3_error_code(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
     let code = text.split_once("<Code>")?.1.split_once("</Code>")?.0;
     Some(crate::client::error::one_line(code))
 }
-
-/// How long a presigned bucket request stays valid: long enough for every retry of it.
-const SIGNATURE_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// Whether the bucket was there already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -430,25 +519,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn crate_failures_read_like_the_clients() {
-        let text = "Generic S3 error: Error performing PUT http://127.0.0.1:1/b/i2.html in \
-                    141.5ms, after 2 retries, max_retries: 2, retry_timeout: 300s  - Server \
-                    returned non-2xx status code: 500 Internal Server Error: <Error><Code>\
-                    InternalError</Code></Error>";
+    fn names_are_encoded_as_s3_canonicalizes_them() {
         assert_eq!(
-            summary(text).unwrap(),
-            "PUT http://127.0.0.1:1/b/i2.html failed after 3 attempts: HTTP 500 (InternalError)"
+            encode_name("bundles/main--a b.zip"),
+            "bundles/main--a%20b.zip"
         );
-        let text =
-            "Generic S3 error: Error performing GET http://h/b/k in 2ms - connection refused";
+        assert_eq!(encode_name("x+y*~z=é"), "x%2By%2A~z%3D%C3%A9");
+    }
+
+    #[test]
+    fn buckets_are_virtual_hosted_on_aws_and_path_style_elsewhere() {
+        let url = |bucket, endpoint: Option<&str>| {
+            let endpoint = endpoint.map(|e| Url::parse(e).unwrap());
+            bucket_url(bucket, "eu-west-1", endpoint.as_ref())
+                .unwrap()
+                .to_string()
+        };
         assert_eq!(
-            summary(text).unwrap(),
-            "GET http://h/b/k failed: connection refused"
+            url("pages", None),
+            "https://pages.s3.eu-west-1.amazonaws.com/"
         );
-        assert_eq!(summary("Generic S3 error: no request"), None);
+        assert_eq!(url("a.b", None), "https://s3.eu-west-1.amazonaws.com/a.b/");
+        assert_eq!(
+            url("pages", Some("http://127.0.0.1:9/")),
+            "http://127.0.0.1:9/pages/"
+        );
+    }
+
+    #[test]
+    fn error_codes_come_from_the_xml_body() {
         assert_eq!(
             s3_error_code(b"<Error><Code>BucketAlreadyOwnedByYou</Code></Error>").as_deref(),
             Some("BucketAlreadyOwnedByYou")
         );
+        assert_eq!(s3_error_code(b"{}"), None);
     }
 }

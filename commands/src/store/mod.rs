@@ -258,35 +258,42 @@ impl Store {
     /// Every object whose key starts with `prefix`, streamed: pages are fetched as the stream is
     /// read, so a listing of any size runs in the memory of one page.
     pub fn list(&self, prefix: &str) -> BoxStream<'static, Result<StoredObject, StoreError>> {
-        match self {
-            Store::S3(s) => s.list(prefix),
-            Store::Gcs(s) => {
-                enum State {
-                    Start,
-                    Next(String),
-                    Done,
-                }
-                let (gcs, prefix) = (s.clone(), prefix.to_string());
-                stream::unfold(State::Start, move |state| {
-                    let (gcs, prefix) = (gcs.clone(), prefix.clone());
-                    async move {
-                        let token = match state {
-                            State::Done => return None,
-                            State::Start => None,
-                            State::Next(token) => Some(token),
-                        };
-                        match gcs.list_page(&prefix, token.as_deref()).await {
-                            Ok((objects, next)) => {
-                                let state = next.map_or(State::Done, State::Next);
-                                Some((stream::iter(objects.into_iter().map(Ok)).boxed(), state))
-                            }
-                            Err(e) => Some((stream::iter([Err(e)]).boxed(), State::Done)),
-                        }
+        enum State {
+            Start,
+            Next(String),
+            Done,
+        }
+        let (store, prefix) = (self.clone(), prefix.to_string());
+        stream::unfold(State::Start, move |state| {
+            let (store, prefix) = (store.clone(), prefix.clone());
+            async move {
+                let token = match state {
+                    State::Done => return None,
+                    State::Start => None,
+                    State::Next(token) => Some(token),
+                };
+                match store.list_page(&prefix, token.as_deref()).await {
+                    Ok((objects, next)) => {
+                        let state = next.map_or(State::Done, State::Next);
+                        Some((stream::iter(objects.into_iter().map(Ok)).boxed(), state))
                     }
-                })
-                .flatten()
-                .boxed()
+                    Err(e) => Some((stream::iter([Err(e)]).boxed(), State::Done)),
+                }
             }
+        })
+        .flatten()
+        .boxed()
+    }
+
+    /// One page of the listing, and the token of the next one.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+    ) -> Result<(Vec<StoredObject>, Option<String>), StoreError> {
+        match self {
+            Store::Gcs(s) => s.list_page(prefix, token).await,
+            Store::S3(s) => s.list_page(prefix, token).await,
         }
     }
 
