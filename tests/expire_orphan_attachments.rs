@@ -9,7 +9,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::gcs::Gcs;
-use support::proxy::{Fault, Proxy};
+use support::proxy::{Fault, Match, Proxy};
 use support::sentry::SentryListener;
 use support::{now, run_bin, unique, Run, Stack};
 
@@ -332,6 +332,118 @@ async fn a_listing_that_fails_blocks_every_mark() {
     assert!(run.stderr.contains("nothing marked"), "{}", run.stderr);
     assert_eq!(proxy.count("/batch/storage/v1"), 0);
     assert_eq!(custom_time(&gcs, &bucket, &orphan).await, None);
+}
+
+/// A listing page of the JSON API, as Google serves it (`nextPageToken` when more follow).
+fn listing_page(names: &[&str], next: Option<&str>) -> String {
+    let items: Vec<Value> = names
+        .iter()
+        .map(|name| json!({"name": name, "size": "10", "updated": "2026-12-01T00:00:00.000Z"}))
+        .collect();
+    let mut page = json!({ "kind": "storage#objects", "items": items });
+    if let Some(token) = next {
+        page["nextPageToken"] = json!(token);
+    }
+    page.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_of_several_pages_is_read_to_its_last_page() {
+    // Google pages listings by 1,000 objects; the emulator answers everything at once. A proxy
+    // in front of it answers the listing in two pages, the objects themselves being real.
+    let (stack, gcs) = (Stack::get(), Gcs::get());
+    let (cid, locations) = published_files(&stack, 1).await;
+    let first = format!("staging/{cid}/orphan-on-page-1.bin");
+    let second = format!("staging/{cid}/orphan-on-page-2.bin");
+    let bucket = bucket_with(&gcs, &[&locations[0], &first, &second]).await;
+    let proxy = Proxy::start(&gcs.endpoint).await;
+    let listing = Match::contains(format!("/storage/v1/b/{bucket}/o?"));
+    // Listed twice, both times in two pages: the survey, then the marking pass.
+    let page_1 = listing_page(&[&locations[0], &first], Some("page-2"));
+    let page_2 = listing_page(&[&second], None);
+    proxy.fail_on(
+        listing.clone(),
+        vec![
+            Fault::Body(page_1.clone()),
+            Fault::Body(page_2.clone()),
+            Fault::Body(page_1),
+            Fault::Body(page_2),
+        ],
+    );
+    let mut gcs_env = gcs.env(&bucket, "");
+    gcs_env[1].1 = proxy.url.clone();
+    let args = ["--dry-run=0", "--force", "--json"];
+    let run = expire(&as_admin(&stack), &gcs_env, &args).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_eq!(total(&doc, "listed"), 3);
+    assert_eq!(total(&doc, "marked"), 2);
+    let listings: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|line| listing.matches_line(line))
+        .collect();
+    assert_eq!(listings.len(), 4, "{listings:#?}");
+    for (listing, token) in listings
+        .iter()
+        .zip([None, Some("page-2"), None, Some("page-2")])
+    {
+        match token {
+            None => assert!(!listing.contains("pageToken"), "{listing}"),
+            Some(token) => assert!(listing.contains(&format!("pageToken={token}")), "{listing}"),
+        }
+    }
+    for orphan in [&first, &second] {
+        assert!(
+            custom_time(&gcs, &bucket, orphan).await.is_some(),
+            "{orphan}"
+        );
+    }
+    assert_eq!(custom_time(&gcs, &bucket, &locations[0]).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marking_listing_that_fails_midway_keeps_the_marks_made_and_exits_3() {
+    // The survey reads both pages; the marking pass reads the first, then the second fails.
+    let (stack, gcs) = (Stack::get(), Gcs::get());
+    let (cid, locations) = published_files(&stack, 1).await;
+    let first = format!("staging/{cid}/orphan-on-page-1.bin");
+    let second = format!("staging/{cid}/orphan-on-page-2.bin");
+    let bucket = bucket_with(&gcs, &[&locations[0], &first, &second]).await;
+    let proxy = Proxy::start(&gcs.endpoint).await;
+    let page_1 = listing_page(&[&locations[0], &first], Some("page-2"));
+    let page_2 = listing_page(&[&second], None);
+    proxy.fail_on(
+        Match::contains(format!("/storage/v1/b/{bucket}/o?")),
+        vec![
+            Fault::Body(page_1.clone()),
+            Fault::Body(page_2),
+            Fault::Body(page_1),
+            Fault::Status(500, None),
+            Fault::Status(500, None),
+        ],
+    );
+    let mut gcs_env = gcs.env(&bucket, "");
+    gcs_env[1].1 = proxy.url.clone();
+    let mut env = as_admin(&stack);
+    env.push(("REQUESTS_NB_RETRIES", "1"));
+    let run = expire(&env, &gcs_env, &["--dry-run=0", "--force"]).await;
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.lines()
+            .iter()
+            .any(|l| l.starts_with("Listing NOT OK while marking: ")),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("failed while marking") && run.stderr.contains("1 marked before"),
+        "{}",
+        run.stderr
+    );
+    // The orphan of the first page was judged on complete references: its mark stands.
+    assert!(custom_time(&gcs, &bucket, &first).await.is_some());
+    assert_eq!(custom_time(&gcs, &bucket, &second).await, None);
+    assert_eq!(custom_time(&gcs, &bucket, &locations[0]).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,10 +66,12 @@ pub fn classify(
     }
 }
 
-/// Sends `customTime` updates in batches of [`BATCH_SIZE`] and counts what they did.
+/// Sends `customTime` updates in batches of [`BATCH_SIZE`], up to `batches` of them at once (the
+/// run's in-flight cap), and counts what they did. At most `batches × BATCH_SIZE` keys wait.
 struct Writer<'a> {
     store: &'a Store,
     at: OffsetDateTime,
+    batches: usize,
     pending: Vec<(String, u64)>,
     done: Tally,
     failed: usize,
@@ -77,11 +79,12 @@ struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    fn new(store: &'a Store, at: OffsetDateTime) -> Self {
+    fn new(store: &'a Store, at: OffsetDateTime, batches: usize) -> Self {
         Writer {
             store,
             at,
-            pending: Vec::with_capacity(BATCH_SIZE),
+            batches: batches.max(1),
+            pending: Vec::new(),
             done: Tally::default(),
             failed: 0,
             first_errors: Vec::new(),
@@ -90,7 +93,7 @@ impl<'a> Writer<'a> {
 
     async fn push(&mut self, object: &StoredObject) {
         self.pending.push((object.key.clone(), object.size));
-        if self.pending.len() >= BATCH_SIZE {
+        if self.pending.len() >= BATCH_SIZE * self.batches {
             self.flush().await;
         }
     }
@@ -135,7 +138,7 @@ pub async fn sweep(
 ) -> Sweep {
     let mut sweep = Sweep::new(started, config.reprieve_days);
     let progress = Progress::counter(ctx.progress, &format!("Listing {}", store.describe()));
-    let mut reprieves = Writer::new(store, sweep.reprieve_until);
+    let mut reprieves = Writer::new(store, sweep.reprieve_until, ctx.http.parallel());
     let mut listing = store.list("");
     while let Some(item) = listing.next().await {
         let object = match item {
@@ -182,7 +185,7 @@ async fn mark(
     sweep: &mut Sweep,
 ) {
     let progress = Progress::counter(ctx.progress, &format!("Marking in {}", store.describe()));
-    let mut marks = Writer::new(store, sweep.mark_time);
+    let mut marks = Writer::new(store, sweep.mark_time, ctx.http.parallel());
     let (mut queued, limit) = (0, sweep.survey.to_mark.count);
     let mut listing = store.list("");
     while let Some(item) = listing.next().await {

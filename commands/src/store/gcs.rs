@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use object_store::gcp::{GcpCredentialProvider, GoogleCloudStorageBuilder};
 use reqwest::{Method, Url};
 use serde::Deserialize;
@@ -239,18 +240,21 @@ impl Gcs {
     }
 
     /// Set `customTime` on each of `keys`, in batches of [`BATCH_SIZE`] calls (the JSON API's
-    /// batch endpoint). The results come in the order of `keys`.
+    /// batch endpoint), as many batches at once as the run's in-flight cap allows. The results
+    /// come in the order of `keys`.
     pub async fn set_custom_time(
         &self,
         keys: &[String],
         at: OffsetDateTime,
     ) -> Vec<Result<(), StoreError>> {
         let at = at.format(&Rfc3339).expect("a date formats as RFC 3339");
-        let mut results = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(BATCH_SIZE) {
-            results.extend(self.patch_batch(chunk, &at).await);
-        }
-        results
+        let at = &at;
+        futures::stream::iter(keys.chunks(BATCH_SIZE))
+            .map(|chunk| self.patch_batch(chunk, at))
+            .buffered(self.http.parallel())
+            .flat_map(futures::stream::iter)
+            .collect()
+            .await
     }
 
     async fn patch_batch(&self, keys: &[String], at: &str) -> Vec<Result<(), StoreError>> {
