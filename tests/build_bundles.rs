@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use support::gcs::Gcs;
+use support::s3::{ACCESS_KEY_ID, REGION, S3, SECRET_ACCESS_KEY};
 use support::sentry::SentryListener;
 use support::{run_bin, unique, Run, Stack};
 
@@ -664,4 +665,62 @@ async fn a_corrupt_attachment_uploads_nothing_of_its_bundle() {
     );
     let names: Vec<String> = stored(&gcs, &bucket).await.into_keys().collect();
     assert_eq!(names, ["changesets.json.mozlz4", "startup.json.mozlz4"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_go_to_an_s3_bucket_as_well() {
+    let stack = Stack::get();
+    let (bid, monitor) = scratch_data(&stack).await;
+    let s3 = S3::new(&stack.s3_endpoint);
+    let bucket = unique("bundles");
+    s3.create_bucket(&bucket).await;
+    let url = format!("s3://{bucket}/attachments");
+    let env = [
+        ("STORAGE_URL", url.as_str()),
+        ("STORAGE_ENDPOINT", stack.s3_endpoint.as_str()),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
+    ];
+    let zip = format!("{bid}--files.zip");
+    // S3 dates objects to the second: written a second after the last change, they are listed
+    // as newer than it, and the second run below finds them unchanged.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let run = build(&stack, &monitor, &env, false).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        *run.lines().last().unwrap(),
+        format!("{url}/bundles/: 3 written, 0 built, 0 unchanged, 0 too big, 0 failed, 0 deleted")
+    );
+    assert!(!run.stdout.contains(SECRET_ACCESS_KEY) && !run.stderr.contains(SECRET_ACCESS_KEY));
+    let key = |name: &str| format!("attachments/bundles/{name}");
+    let mut expected = vec![
+        key("changesets.json.mozlz4"),
+        key(&zip),
+        key("startup.json.mozlz4"),
+    ];
+    expected.sort();
+    assert_eq!(s3.keys(&bucket).await, expected);
+    let file = std::env::temp_dir().join(unique("bundle-s3"));
+    std::fs::write(
+        &file,
+        s3.bytes(&bucket, &key("changesets.json.mozlz4")).await,
+    )
+    .unwrap();
+    let all = by_collection(&mozlz4_json(&file));
+    assert_eq!(
+        all[&format!("{bid}/plain")],
+        served_changeset(&stack, &bid, "plain").await
+    );
+    let file = std::env::temp_dir().join(unique("bundle-s3"));
+    std::fs::write(&file, s3.bytes(&bucket, &key(&zip)).await).unwrap();
+    assert_eq!(zip_members(&file)["b"], content(8, 20_000));
+
+    // The listing's dates say nothing changed since.
+    let again = build(&stack, &monitor, &env, false).await;
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(
+        *again.lines().last().unwrap(),
+        format!("{url}/bundles/: 0 written, 0 built, 3 unchanged, 0 too big, 0 failed, 0 deleted")
+    );
 }

@@ -104,6 +104,15 @@ impl S3 {
         })
     }
 
+    /// The object's bytes (it must exist).
+    pub async fn bytes(&self, name: &str, key: &str) -> Vec<u8> {
+        let bucket = self.bucket(name);
+        let url = bucket.get_object(Some(&self.credentials), key).sign(TTL);
+        let resp = self.http.get(url).send().await.unwrap();
+        assert!(resp.status().is_success(), "get {key}: {}", resp.status());
+        resp.bytes().await.unwrap().to_vec()
+    }
+
     /// Every key of the bucket, sorted.
     pub async fn keys(&self, name: &str) -> Vec<String> {
         let bucket = self.bucket(name);
