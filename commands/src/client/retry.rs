@@ -18,7 +18,8 @@ pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Which failures a client retries (connection errors and timeouts always are).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RetryPolicy {
-    /// Kinto's: every 5xx, 429, and 2xx answers that the caller's check rejects.
+    /// Kinto's: every 5xx, 429, Kinto's 409 "please retry" (see [`is_retry_conflict`]), and 2xx
+    /// answers that the caller's check rejects.
     #[default]
     Transient,
     /// Only these HTTP statuses (e.g. `&[503, 504]` for Redash); every other answer is final,
@@ -27,10 +28,13 @@ pub enum RetryPolicy {
 }
 
 impl RetryPolicy {
-    pub(crate) fn retries_status(self, status: StatusCode) -> bool {
+    /// Is this failed answer (status and body) worth another attempt?
+    pub(crate) fn retries_answer(self, status: StatusCode, body: &[u8]) -> bool {
         match self {
             RetryPolicy::Transient => {
-                status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+                status.is_server_error()
+                    || status == StatusCode::TOO_MANY_REQUESTS
+                    || is_retry_conflict(status, body)
             }
             RetryPolicy::Statuses(statuses) => statuses.contains(&status.as_u16()),
         }
@@ -39,6 +43,23 @@ impl RetryPolicy {
     pub(crate) fn retries_rejected_answers(self) -> bool {
         self == RetryPolicy::Transient
     }
+}
+
+/// Kinto's answer to a write that lost a race in its storage: 409, errno 122, "Integrity
+/// constraint violated, please retry." (with `Retry-After`). On PostgreSQL, concurrent writes to
+/// one collection, or to one bucket's history, can pick the same timestamp; Kinto rolls the
+/// request back and asks for it again. Other 409s (errno 122 also says "already exists") are final.
+pub(crate) fn is_retry_conflict(status: StatusCode, body: &[u8]) -> bool {
+    if status != StatusCode::CONFLICT {
+        return false;
+    }
+    let Ok(error) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    error["errno"] == 122
+        && error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("please retry"))
 }
 
 /// Exponential backoff with jitter: base * 2^(n-1), between 50% and 100% of it, capped.

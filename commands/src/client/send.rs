@@ -236,7 +236,7 @@ impl HttpClient {
             status: status.as_u16(),
             detail: (self.error_detail)(body),
         };
-        if self.retry_policy.retries_status(status) {
+        if self.retry_policy.retries_answer(status, body) {
             Attempt::Retry(kind, header_seconds(headers, "Retry-After"))
         } else {
             Attempt::Fail(kind)
@@ -301,6 +301,30 @@ mod tests {
             .unwrap();
         assert_eq!(value["ok"], true);
         assert_eq!(*seen.lock().unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn kintos_please_retry_conflict_is_retried_and_other_conflicts_are_final() {
+        const RETRY: &str = r#"{"code": 409, "errno": 122, "error": "Conflict", "message": "Integrity constraint violated, please retry."}"#;
+        const EXISTS: &str = r#"{"code": 409, "errno": 122, "error": "Conflict", "message": "Conflict of field id on record r1"}"#;
+        let (base, seen) = scripted(vec![Some((409, RETRY)), Some((200, r#"{"ok": true}"#))]).await;
+        let (_, value) = get_json_from(&fast_client(4), &format!("{base}/x"))
+            .await
+            .unwrap();
+        assert_eq!(value["ok"], true);
+        assert_eq!(*seen.lock().unwrap(), 2);
+
+        let (base, seen) = scripted(vec![Some((409, EXISTS)), Some((200, "{}"))]).await;
+        let err = get_json_from(&fast_client(4), &format!("{base}/x"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(409));
+        assert_eq!(*seen.lock().unwrap(), 1);
+        // A status policy retries its statuses only.
+        let redash = fast_client(4).with_retry_policy(RetryPolicy::Statuses(&[503]));
+        let (base, seen) = scripted(vec![Some((409, RETRY)), Some((200, "{}"))]).await;
+        assert!(get_json_from(&redash, &format!("{base}/x")).await.is_err());
+        assert_eq!(*seen.lock().unwrap(), 1);
     }
 
     #[tokio::test]
