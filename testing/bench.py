@@ -45,6 +45,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+import pgcluster  # noqa: E402
 import stack as stack_module  # noqa: E402
 
 BENCH_DIR = os.path.join(ROOT, ".bench")
@@ -239,6 +240,12 @@ class Bench:
         self.parallel = parallel
         self.bin = os.path.join(ROOT, "target", "release", "remote-settings-lambdas")
 
+    def workdir(self):
+        """A directory for a measurement's files (curl configs...), under .bench/."""
+        path = os.path.join(BENCH_DIR, "work")
+        os.makedirs(path, exist_ok=True)
+        return path
+
     def example(self, name):
         return os.path.join(ROOT, "target", "release", "examples", name)
 
@@ -271,14 +278,31 @@ class Bench:
                       proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
 
     def server_cpu(self):
-        """CPU seconds used so far by the Kinto server process, when it runs on this machine."""
+        """CPU seconds used so far by the Kinto server, when it runs on this machine: its process
+        and every descendant (granian's worker processes), live or exited."""
         pid = self.dataset.get("server_pid")
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError, TypeError):
+            return pgcluster.tree_cpu_seconds(int(pid)) if pid else None
+        except (OSError, ValueError, TypeError):
             return None
+
+    def pg_cpu(self):
+        """CPU seconds used so far by the PostgreSQL server behind Kinto (the postmaster and its
+        backends, live or exited), when there is one."""
+        pid = self.dataset.get("pg_pid")
+        try:
+            return pgcluster.tree_cpu_seconds(int(pid)) if pid else None
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def server_usage(self):
+        """(Kinto CPU seconds, PostgreSQL CPU seconds) so far, for differences around a run."""
+        return self.server_cpu(), self.pg_cpu()
+
+    @staticmethod
+    def usage_since(before, after):
+        return tuple(None if b is None or a is None else round(a - b, 3)
+                     for b, a in zip(before, after))
 
     def alternate(self, runs):
         """Run each `(name, argv, env)` once per round, alternating; returns name -> [Result].
@@ -287,12 +311,13 @@ class Bench:
         results = {name: [] for name, _, _ in runs}
         for i in range(self.rounds):
             for name, argv, env in runs:
-                before = self.server_cpu()
+                before = self.server_usage()
                 result = self.run(argv, env).check()
-                after = self.server_cpu()
-                result.server_cpu = None if before is None or after is None else after - before
+                result.server_cpu, result.pg_cpu = self.usage_since(before, self.server_usage())
                 results[name].append(result)
                 server = "" if result.server_cpu is None else f", server {result.server_cpu:.2f}s CPU"
+                if result.pg_cpu is not None:
+                    server += f", PostgreSQL {result.pg_cpu:.2f}s CPU"
                 log(f"  round {i + 1}/{self.rounds} {name}: {result.wall:.2f}s wall, "
                     f"{result.cpu:.2f}s CPU, {result.max_rss_bytes / 2**20:.1f} MiB peak RSS{server}")
         return results
@@ -340,6 +365,8 @@ def bench_validate_signature(bench):
         "floor_cpu_seconds": round(median([r.cpu for r in floor]), 3),
         "server_cpu_seconds": median_or_none([r.server_cpu for r in validate]),
         "floor_server_cpu_seconds": median_or_none([r.server_cpu for r in floor]),
+        "pg_cpu_seconds": median_or_none([r.pg_cpu for r in validate]),
+        "floor_pg_cpu_seconds": median_or_none([r.pg_cpu for r in floor]),
         "peak_rss_mib": round(rss / 2**20, 1),
         "rss_budget_mib": round((4 * largest + 30 * 2**20) / 2**20, 1),
         "rss_over_largest_changeset": round(rss / largest, 2),
@@ -363,7 +390,10 @@ def load_plugins(parser):
 # --- Main ------------------------------------------------------------------------------------------
 
 
-def build():
+def build(args):
+    if args.no_build:
+        log("--no-build: using the release binary and examples in target/release as they are")
+        return
     log("building the release binary and examples")
     subprocess.run(["cargo", "build", "--release", "--workspace", "--bins", "--examples"],
                    cwd=ROOT, check=True)
@@ -377,7 +407,7 @@ def measure(stack_env, dataset, args):
     bench = Bench(stack_env, dataset, args.rounds, args.parallel, args)
     load = os.getloadavg()
     results = {"dataset": {k: v for k, v in dataset.items()
-                           if k not in ("collections", "published", "server_pid")},
+                           if k not in ("collections", "published", "server_pid", "pg_pid")},
                "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in load]},
                "measurements": {}}
     for name in names:
@@ -392,6 +422,16 @@ def measure(stack_env, dataset, args):
     return results
 
 
+def server_description(args):
+    if args.server == "memory":
+        return {"kind": "memory", "backends": "kinto.core.*.memory (indexed permissions)",
+                "server": "waitress, 1 process, 8 threads"}
+    return {"kind": "pg", "backends": "kinto.core.*.postgresql",
+            "postgresql": os.path.basename(os.path.dirname(pgcluster.find_bindir())),
+            "server": f"granian --interface wsgi, {args.workers} workers, "
+                      f"{args.threads} blocking threads each"}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("mode", nargs="?", default="all", choices=["all", "serve", "measure", "list"])
@@ -402,6 +442,16 @@ def main():
     parser.add_argument("--records", type=int, default=52_000)
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--writers", type=int, default=2, help="parallel seeding requests")
+    parser.add_argument("--server", choices=["pg", "memory"], default="pg",
+                        help="the bulk Kinto the benches seed and measure: 'pg' (default) on "
+                             "PostgreSQL in a temporary cluster, served by granian with --workers "
+                             "processes, as production runs it; 'memory': one waitress process on "
+                             "memory backends (the test stack's own server)")
+    parser.add_argument("--workers", type=int, default=4, help="granian worker processes (--server pg)")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="granian blocking threads per worker (--server pg)")
+    parser.add_argument("--no-build", action="store_true",
+                        help="do not run cargo: use target/release as it is")
     load_plugins(parser)
     args = parser.parse_args()
     if args.mode == "list":
@@ -414,13 +464,14 @@ def main():
             sys.exit("RSL_TEST_* is not set: start the seeded stack with `bench.py serve` and export its lines")
         with open(os.path.join(BENCH_DIR, "dataset.json")) as f:
             dataset = json.load(f)
-        build()
+        build(args)
         measure(stack_env, dataset, args)
         return 0
 
     if args.mode == "all":
-        build()
-    the_stack = stack_module.Stack(os.path.join(BENCH_DIR, "stack"))
+        build(args)
+    bulk_pg = {"workers": args.workers, "threads": args.threads} if args.server == "pg" else None
+    the_stack = stack_module.Stack(os.path.join(BENCH_DIR, "stack"), bulk_pg=bulk_pg)
 
     def on_signal(signum, frame):
         the_stack.stop()
@@ -434,6 +485,9 @@ def main():
         dataset = seed(the_stack.env["RSL_TEST_BULK_SERVER"], args.collections, args.records, args.seed,
                        args.writers)
         dataset["server_pid"] = int(the_stack.env["RSL_TEST_BULK_PID"])
+        if "RSL_TEST_BULK_PG_PID" in the_stack.env:
+            dataset["pg_pid"] = int(the_stack.env["RSL_TEST_BULK_PG_PID"])
+        dataset["server"] = server_description(args)
         log(f"seeded {dataset['source_records']} records in {len(dataset['collections'])} collections "
             f"({dataset['published_records']} published records in {len(dataset['published'])} "
             f"collections) in {dataset['seconds']}s ({dataset['records_per_second']} records/s)")
