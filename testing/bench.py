@@ -8,6 +8,7 @@ examples, runs every registered measurement, prints a report and writes .bench/r
 
 Usage:
   testing/bench.py [--only NAME[,NAME]] [--rounds N] [--parallel N]   seed, measure, stop
+        [--server pg|memory] [--workers N] [--threads N] [--no-build]
   testing/bench.py serve                      seed, print the stack's environment, wait (Ctrl-C)
   testing/bench.py measure [--only ...]       measure against a stack started by `serve`
                                               (reads RSL_TEST_* and .bench/dataset.json)
@@ -24,8 +25,24 @@ module `testing/bench_<name>.py` (imported automatically). `Bench` gives the see
 the command and its floor alternately for `bench.rounds` rounds (`bench.alternate`, which also
 records the Kinto server's CPU seconds during each run) so that load on the machine hits both
 alike, and report medians. Seeding goes through `/batch` like a real client, into the stack's
-"bulk" Kinto, whose permission backend is indexed (see kinto_indexed_permission.py: the stock
-memory backend makes seeding quadratic), so that it takes about two minutes.
+"bulk" Kinto.
+
+The bulk Kinto (`--server`):
+- `pg` (the default, `make bench`): as production runs it, on PostgreSQL (storage, permission and
+  cache backends `kinto.core.*.postgresql`, schema by `kinto migrate`) in a temporary cluster of
+  Debian's PostgreSQL that the bench creates and removes (pgcluster.py), served by granian's WSGI
+  interface with `--workers` processes (default 4) of `--threads` threads (default 4). Its CPU
+  seconds are those of granian and all its workers; PostgreSQL's (the postmaster and its backends)
+  are reported beside them (`bench.pg_cpu()`). Kinto logs every request's own time
+  (`.bench/stack/kinto-bulk-requests.log`, read by `bench.requests_since(mark)`), and
+  pg_stat_statements is loaded (`bench.pg_statements_top()`). Kinto on PostgreSQL refuses a
+  write that races another on the same collection's or bucket's timestamps with 409 ("please
+  retry"): the seeder retries it and reports how often.
+- `memory`: the test stack's own server, one waitress process on memory backends, whose
+  permission backend is indexed (see kinto_indexed_permission.py: the stock memory backend makes
+  seeding quadratic); seeding takes about two minutes.
+The edge fixture (RSL_TEST_EDGE_SERVER) fronts the stack's main server, not the bulk one: no
+measurement reads through it, so commands and floors alike go to the bulk Kinto directly.
 """
 
 import argparse
@@ -124,8 +141,21 @@ class Seeder:
         info = stack_module.http("GET", self.server + "/")
         self.batch_size = int(info.get("settings", {}).get("batch_max_requests", 25))
 
+    # Kinto on PostgreSQL answers 409 "Integrity constraint violated, please retry" (errno 122)
+    # when two transactions writing the same collection, or the same bucket's history, give two
+    # objects the same last_modified (its bump_timestamp trigger cannot see the other's uncommitted
+    # rows). The whole request was rolled back: the seeder does as it says, and counts them.
+    conflicts = 0
+
     def request(self, method, path, user, body=None):
-        return stack_module.http(method, self.server + path, auth=user, body=body, timeout=120)
+        for attempt in range(20):
+            try:
+                return stack_module.http(method, self.server + path, auth=user, body=body, timeout=120)
+            except RuntimeError as e:
+                if "HTTP 409" not in str(e) or '"errno":122' not in str(e) or attempt == 19:
+                    raise
+                Seeder.conflicts += 1
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
 
     def put_records(self, bucket, cid, records):
         for start in range(0, len(records), self.batch_size):
@@ -192,6 +222,7 @@ def seed(server, collections, records, seed_value, workers):
         "published_records": sum(p["records"] for p in published),
         "seconds": round(elapsed, 1),
         "records_per_second": round(sum(sizes) / elapsed),
+        "writes_retried_after_409": Seeder.conflicts,
     }
 
 
@@ -298,6 +329,63 @@ class Bench:
     def server_usage(self):
         """(Kinto CPU seconds, PostgreSQL CPU seconds) so far, for differences around a run."""
         return self.server_cpu(), self.pg_cpu()
+
+    def requests_log(self):
+        """The bulk Kinto's request summaries (--server pg: one JSON line per request, with its
+        time `t` in ms), or None."""
+        path = os.path.join(self.stack_env.get("RSL_TEST_LOG_DIR", ""), "kinto-bulk-requests.log")
+        return path if os.path.exists(path) else None
+
+    def requests_mark(self):
+        path = self.requests_log()
+        return os.path.getsize(path) if path else None
+
+    def requests_since(self, mark):
+        """What the server logged since `mark`: requests by status, and per method and kind of
+        path (`/batch`, `records`, `collection`...) their count, median and 90th percentile of
+        Kinto's own time in ms."""
+        path = self.requests_log()
+        if path is None or mark is None:
+            return None
+        with open(path) as f:
+            f.seek(mark)
+            entries = [json.loads(line)["Fields"] for line in f if line.startswith("{")]
+        codes, times = {}, {}
+        for e in entries:
+            codes[str(e.get("code"))] = codes.get(str(e.get("code")), 0) + 1
+            parts = e.get("path", "").rstrip("/").split("/")
+            kind = "batch" if parts[-1] == "batch" else (
+                "records" if "records" in parts[-2:] else parts[-2] if len(parts) > 2 else "root")
+            times.setdefault(f"{e.get('method')} {kind} {e.get('code')}", []).append(e.get("t", 0))
+        summary = {}
+        for key, values in sorted(times.items()):
+            values.sort()
+            summary[key] = {"count": len(values), "median_ms": values[len(values) // 2],
+                            "p90_ms": values[int(len(values) * 0.9)], "total_ms": sum(values)}
+        return {"requests": len(entries), "by_status": codes, "by_kind": summary}
+
+    def pg_sql(self, query):
+        url = self.stack_env.get("RSL_TEST_BULK_PG_URL")
+        if not url:
+            return None
+        out = subprocess.run(["psql", "-X", "-At", "-F", "\t", url, "-c", query],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"psql: {out.stderr[-1000:]}")
+        return [line.split("\t") for line in out.stdout.splitlines()]
+
+    def pg_statements_reset(self):
+        self.pg_sql("SELECT pg_stat_statements_reset()")
+
+    def pg_statements_top(self, n=8):
+        """pg_stat_statements since the last reset: the statements taking most time."""
+        rows = self.pg_sql(
+            "SELECT calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 3), "
+            "regexp_replace(left(query, 160), '\\s+', ' ', 'g') FROM pg_stat_statements "
+            f"ORDER BY total_exec_time DESC LIMIT {int(n)}")
+        return None if rows is None else [
+            {"calls": int(c), "total_ms": float(t), "mean_ms": float(m), "query": q}
+            for c, t, m, q in rows]
 
     @staticmethod
     def usage_since(before, after):
