@@ -502,10 +502,11 @@ def measure(stack_env, dataset, args):
         fn, description = MEASUREMENTS[name]
         log(f"measuring {name}: {description}")
         results["measurements"][name] = fn(bench)
-    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    os.makedirs(BENCH_DIR, exist_ok=True)
-    with open(os.path.join(BENCH_DIR, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+        results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        # Written after each measurement, so that an interrupted run keeps what it measured.
+        os.makedirs(BENCH_DIR, exist_ok=True)
+        with open(os.path.join(BENCH_DIR, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
     print(json.dumps(results, indent=2))
     return results
 
