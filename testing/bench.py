@@ -150,7 +150,7 @@ class Seeder:
     def request(self, method, path, user, body=None):
         for attempt in range(20):
             try:
-                return stack_module.http(method, self.server + path, auth=user, body=body, timeout=120)
+                return stack_module.http(method, self.server + path, auth=user, body=body, timeout=900)
             except RuntimeError as e:
                 if "HTTP 409" not in str(e) or '"errno":122' not in str(e) or attempt == 19:
                     raise
