@@ -70,10 +70,12 @@ def curl_floor(bench, command, stderr, auth):
         lines.append(f'user = "{auth}"')
         lines.append('output = "/dev/null"')
         lines.append("next")
+    if lines:
+        lines.pop()  # a last `next` would start an operation without a URL
     path = os.path.join(bench.workdir(), f"{command}-floor.curl")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
-    argv = ["curl", "--silent", "--show-error", "--fail", "--parallel", "--parallel-max",
+    argv = ["curl", "--silent", "--show-error", "--no-progress-meter", "--fail", "--parallel", "--parallel-max",
             str(bench.parallel), "--config", path]
     return argv, count
 
