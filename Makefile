@@ -24,7 +24,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | 
 LAMBDA_ZIP := dist/remote-settings-lambdas-$(VERSION)-lambda-al2023-x86_64.zip
 CHECK_ZIP := dist/lambda-check.zip
 
-.PHONY: test test-2020 lint demo bench venv venv-2020 venvs clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer bench-attachments bench-bundles bench-expire audit fuzz
+.PHONY: test test-2020 lint demo bench venv venv-2020 venvs clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer bench-attachments bench-bundles bench-expire bench-deps audit fuzz
 
 # A virtualenv in the target's directory with the requirements file of its first prerequisite.
 define venv_from_requirements
@@ -131,12 +131,29 @@ demo: venv
 	cargo build --release
 	$(STACK) demo -- $(BIN) validate_signature
 
+## The bench's own server (not needed by `make test`): Debian's PostgreSQL, installed when missing
+## (as root, or through sudo), and granian, psycopg2, SQLAlchemy and zope.sqlalchemy into the venv.
+PG_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
+$(VENV)/.bench-installed: testing/requirements-bench.txt $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+bench-deps: $(VENV)/.bench-installed
+	@if [ -z "$(PG_INITDB)" ]; then \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; \
+	fi
+
 ## Benchmarks on a stack seeded with 160 collections / 52,000 records (not part of `make test`):
 ## validate_signature against its download floor, backport_records, blockpages_generator,
-## consistency_checks, refresh_signature, attachments_integrity against curl, build_bundles against
-## curl's downloads and uploads. See testing/bench.py for the options and how to add a
-## measurement. Results in .bench/results.json.
-bench: venv
+## consistency_checks and refresh_signature against the same requests sent by curl,
+## attachments_integrity against curl, build_bundles against curl's downloads and uploads. The
+## seeded "bulk" Kinto runs as production runs it: on PostgreSQL (a temporary cluster the bench
+## creates and removes), served by granian with 4 worker processes; BENCH_ARGS="--server memory"
+## measures against the test stack's single waitress process on memory backends instead,
+## "--workers N" sets granian's processes, "--no-build" skips cargo. See testing/bench.py for the
+## options and how to add a measurement. Results in .bench/results.json.
+bench: venv bench-deps
 	$(VENV)/bin/python testing/bench.py $(BENCH_ARGS)
 
 ## One command's measurements only (each still seeds the dataset, about two minutes).

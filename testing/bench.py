@@ -8,6 +8,7 @@ examples, runs every registered measurement, prints a report and writes .bench/r
 
 Usage:
   testing/bench.py [--only NAME[,NAME]] [--rounds N] [--parallel N]   seed, measure, stop
+        [--server pg|memory] [--workers N] [--threads N] [--no-build]
   testing/bench.py serve                      seed, print the stack's environment, wait (Ctrl-C)
   testing/bench.py measure [--only ...]       measure against a stack started by `serve`
                                               (reads RSL_TEST_* and .bench/dataset.json)
@@ -24,8 +25,24 @@ module `testing/bench_<name>.py` (imported automatically). `Bench` gives the see
 the command and its floor alternately for `bench.rounds` rounds (`bench.alternate`, which also
 records the Kinto server's CPU seconds during each run) so that load on the machine hits both
 alike, and report medians. Seeding goes through `/batch` like a real client, into the stack's
-"bulk" Kinto, whose permission backend is indexed (see kinto_indexed_permission.py: the stock
-memory backend makes seeding quadratic), so that it takes about two minutes.
+"bulk" Kinto.
+
+The bulk Kinto (`--server`):
+- `pg` (the default, `make bench`): as production runs it, on PostgreSQL (storage, permission and
+  cache backends `kinto.core.*.postgresql`, schema by `kinto migrate`) in a temporary cluster of
+  Debian's PostgreSQL that the bench creates and removes (pgcluster.py), served by granian's WSGI
+  interface with `--workers` processes (default 4) of `--threads` threads (default 4). Its CPU
+  seconds are those of granian and all its workers; PostgreSQL's (the postmaster and its backends)
+  are reported beside them (`bench.pg_cpu()`). Kinto logs every request's own time
+  (`.bench/stack/kinto-bulk-requests.log`, read by `bench.requests_since(mark)`), and
+  pg_stat_statements is loaded (`bench.pg_statements_top()`). Kinto on PostgreSQL refuses a
+  write that races another on the same collection's or bucket's timestamps with 409 ("please
+  retry"): the seeder retries it and reports how often.
+- `memory`: the test stack's own server, one waitress process on memory backends, whose
+  permission backend is indexed (see kinto_indexed_permission.py: the stock memory backend makes
+  seeding quadratic); seeding takes about two minutes.
+The edge fixture (RSL_TEST_EDGE_SERVER) fronts the stack's main server, not the bulk one: no
+measurement reads through it, so commands and floors alike go to the bulk Kinto directly.
 """
 
 import argparse
@@ -45,6 +62,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+import pgcluster  # noqa: E402
 import stack as stack_module  # noqa: E402
 
 BENCH_DIR = os.path.join(ROOT, ".bench")
@@ -123,8 +141,21 @@ class Seeder:
         info = stack_module.http("GET", self.server + "/")
         self.batch_size = int(info.get("settings", {}).get("batch_max_requests", 25))
 
+    # Kinto on PostgreSQL answers 409 "Integrity constraint violated, please retry" (errno 122)
+    # when two transactions writing the same collection, or the same bucket's history, give two
+    # objects the same last_modified (its bump_timestamp trigger cannot see the other's uncommitted
+    # rows). The whole request was rolled back: the seeder does as it says, and counts them.
+    conflicts = 0
+
     def request(self, method, path, user, body=None):
-        return stack_module.http(method, self.server + path, auth=user, body=body, timeout=120)
+        for attempt in range(20):
+            try:
+                return stack_module.http(method, self.server + path, auth=user, body=body, timeout=900)
+            except RuntimeError as e:
+                if "HTTP 409" not in str(e) or '"errno":122' not in str(e) or attempt == 19:
+                    raise
+                Seeder.conflicts += 1
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
 
     def put_records(self, bucket, cid, records):
         for start in range(0, len(records), self.batch_size):
@@ -191,6 +222,7 @@ def seed(server, collections, records, seed_value, workers):
         "published_records": sum(p["records"] for p in published),
         "seconds": round(elapsed, 1),
         "records_per_second": round(sum(sizes) / elapsed),
+        "writes_retried_after_409": Seeder.conflicts,
     }
 
 
@@ -239,6 +271,12 @@ class Bench:
         self.parallel = parallel
         self.bin = os.path.join(ROOT, "target", "release", "remote-settings-lambdas")
 
+    def workdir(self):
+        """A directory for a measurement's files (curl configs...), under .bench/."""
+        path = os.path.join(BENCH_DIR, "work")
+        os.makedirs(path, exist_ok=True)
+        return path
+
     def example(self, name):
         return os.path.join(ROOT, "target", "release", "examples", name)
 
@@ -271,14 +309,88 @@ class Bench:
                       proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
 
     def server_cpu(self):
-        """CPU seconds used so far by the Kinto server process, when it runs on this machine."""
+        """CPU seconds used so far by the Kinto server, when it runs on this machine: its process
+        and every descendant (granian's worker processes), live or exited."""
         pid = self.dataset.get("server_pid")
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError, TypeError):
+            return pgcluster.tree_cpu_seconds(int(pid)) if pid else None
+        except (OSError, ValueError, TypeError):
             return None
+
+    def pg_cpu(self):
+        """CPU seconds used so far by the PostgreSQL server behind Kinto (the postmaster and its
+        backends, live or exited), when there is one."""
+        pid = self.dataset.get("pg_pid")
+        try:
+            return pgcluster.tree_cpu_seconds(int(pid)) if pid else None
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def server_usage(self):
+        """(Kinto CPU seconds, PostgreSQL CPU seconds) so far, for differences around a run."""
+        return self.server_cpu(), self.pg_cpu()
+
+    def requests_log(self):
+        """The bulk Kinto's request summaries (--server pg: one JSON line per request, with its
+        time `t` in ms), or None."""
+        path = os.path.join(self.stack_env.get("RSL_TEST_LOG_DIR", ""), "kinto-bulk-requests.log")
+        return path if os.path.exists(path) else None
+
+    def requests_mark(self):
+        path = self.requests_log()
+        return os.path.getsize(path) if path else None
+
+    def requests_since(self, mark):
+        """What the server logged since `mark`: requests by status, and per method and kind of
+        path (`/batch`, `records`, `collection`...) their count, median and 90th percentile of
+        Kinto's own time in ms."""
+        path = self.requests_log()
+        if path is None or mark is None:
+            return None
+        with open(path) as f:
+            f.seek(mark)
+            entries = [json.loads(line)["Fields"] for line in f if line.startswith("{")]
+        codes, times = {}, {}
+        for e in entries:
+            codes[str(e.get("code"))] = codes.get(str(e.get("code")), 0) + 1
+            parts = e.get("path", "").rstrip("/").split("/")
+            kind = "batch" if parts[-1] == "batch" else (
+                "records" if "records" in parts[-2:] else parts[-2] if len(parts) > 2 else "root")
+            times.setdefault(f"{e.get('method')} {kind} {e.get('code')}", []).append(e.get("t", 0))
+        summary = {}
+        for key, values in sorted(times.items()):
+            values.sort()
+            summary[key] = {"count": len(values), "median_ms": values[len(values) // 2],
+                            "p90_ms": values[int(len(values) * 0.9)], "total_ms": sum(values)}
+        return {"requests": len(entries), "by_status": codes, "by_kind": summary}
+
+    def pg_sql(self, query):
+        url = self.stack_env.get("RSL_TEST_BULK_PG_URL")
+        if not url:
+            return None
+        out = subprocess.run(["psql", "-X", "-At", "-F", "\t", url, "-c", query],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"psql: {out.stderr[-1000:]}")
+        return [line.split("\t") for line in out.stdout.splitlines()]
+
+    def pg_statements_reset(self):
+        self.pg_sql("SELECT pg_stat_statements_reset()")
+
+    def pg_statements_top(self, n=8):
+        """pg_stat_statements since the last reset: the statements taking most time."""
+        rows = self.pg_sql(
+            "SELECT calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 3), "
+            "regexp_replace(left(query, 160), '\\s+', ' ', 'g') FROM pg_stat_statements "
+            f"ORDER BY total_exec_time DESC LIMIT {int(n)}")
+        return None if rows is None else [
+            {"calls": int(c), "total_ms": float(t), "mean_ms": float(m), "query": q}
+            for c, t, m, q in rows]
+
+    @staticmethod
+    def usage_since(before, after):
+        return tuple(None if b is None or a is None else round(a - b, 3)
+                     for b, a in zip(before, after))
 
     def alternate(self, runs):
         """Run each `(name, argv, env)` once per round, alternating; returns name -> [Result].
@@ -287,12 +399,13 @@ class Bench:
         results = {name: [] for name, _, _ in runs}
         for i in range(self.rounds):
             for name, argv, env in runs:
-                before = self.server_cpu()
+                before = self.server_usage()
                 result = self.run(argv, env).check()
-                after = self.server_cpu()
-                result.server_cpu = None if before is None or after is None else after - before
+                result.server_cpu, result.pg_cpu = self.usage_since(before, self.server_usage())
                 results[name].append(result)
                 server = "" if result.server_cpu is None else f", server {result.server_cpu:.2f}s CPU"
+                if result.pg_cpu is not None:
+                    server += f", PostgreSQL {result.pg_cpu:.2f}s CPU"
                 log(f"  round {i + 1}/{self.rounds} {name}: {result.wall:.2f}s wall, "
                     f"{result.cpu:.2f}s CPU, {result.max_rss_bytes / 2**20:.1f} MiB peak RSS{server}")
         return results
@@ -340,6 +453,8 @@ def bench_validate_signature(bench):
         "floor_cpu_seconds": round(median([r.cpu for r in floor]), 3),
         "server_cpu_seconds": median_or_none([r.server_cpu for r in validate]),
         "floor_server_cpu_seconds": median_or_none([r.server_cpu for r in floor]),
+        "pg_cpu_seconds": median_or_none([r.pg_cpu for r in validate]),
+        "floor_pg_cpu_seconds": median_or_none([r.pg_cpu for r in floor]),
         "peak_rss_mib": round(rss / 2**20, 1),
         "rss_budget_mib": round((4 * largest + 30 * 2**20) / 2**20, 1),
         "rss_over_largest_changeset": round(rss / largest, 2),
@@ -363,7 +478,10 @@ def load_plugins(parser):
 # --- Main ------------------------------------------------------------------------------------------
 
 
-def build():
+def build(args):
+    if args.no_build:
+        log("--no-build: using the release binary and examples in target/release as they are")
+        return
     log("building the release binary and examples")
     subprocess.run(["cargo", "build", "--release", "--workspace", "--bins", "--examples"],
                    cwd=ROOT, check=True)
@@ -377,19 +495,30 @@ def measure(stack_env, dataset, args):
     bench = Bench(stack_env, dataset, args.rounds, args.parallel, args)
     load = os.getloadavg()
     results = {"dataset": {k: v for k, v in dataset.items()
-                           if k not in ("collections", "published", "server_pid")},
+                           if k not in ("collections", "published", "server_pid", "pg_pid")},
                "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in load]},
                "measurements": {}}
     for name in names:
         fn, description = MEASUREMENTS[name]
         log(f"measuring {name}: {description}")
         results["measurements"][name] = fn(bench)
-    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    os.makedirs(BENCH_DIR, exist_ok=True)
-    with open(os.path.join(BENCH_DIR, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+        results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        # Written after each measurement, so that an interrupted run keeps what it measured.
+        os.makedirs(BENCH_DIR, exist_ok=True)
+        with open(os.path.join(BENCH_DIR, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
     print(json.dumps(results, indent=2))
     return results
+
+
+def server_description(args):
+    if args.server == "memory":
+        return {"kind": "memory", "backends": "kinto.core.*.memory (indexed permissions)",
+                "server": "waitress, 1 process, 8 threads"}
+    return {"kind": "pg", "backends": "kinto.core.*.postgresql",
+            "postgresql": os.path.basename(os.path.dirname(pgcluster.find_bindir())),
+            "server": f"granian --interface wsgi, {args.workers} workers, "
+                      f"{args.threads} blocking threads each"}
 
 
 def main():
@@ -402,6 +531,16 @@ def main():
     parser.add_argument("--records", type=int, default=52_000)
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--writers", type=int, default=2, help="parallel seeding requests")
+    parser.add_argument("--server", choices=["pg", "memory"], default="pg",
+                        help="the bulk Kinto the benches seed and measure: 'pg' (default) on "
+                             "PostgreSQL in a temporary cluster, served by granian with --workers "
+                             "processes, as production runs it; 'memory': one waitress process on "
+                             "memory backends (the test stack's own server)")
+    parser.add_argument("--workers", type=int, default=4, help="granian worker processes (--server pg)")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="granian blocking threads per worker (--server pg)")
+    parser.add_argument("--no-build", action="store_true",
+                        help="do not run cargo: use target/release as it is")
     load_plugins(parser)
     args = parser.parse_args()
     if args.mode == "list":
@@ -414,13 +553,14 @@ def main():
             sys.exit("RSL_TEST_* is not set: start the seeded stack with `bench.py serve` and export its lines")
         with open(os.path.join(BENCH_DIR, "dataset.json")) as f:
             dataset = json.load(f)
-        build()
+        build(args)
         measure(stack_env, dataset, args)
         return 0
 
     if args.mode == "all":
-        build()
-    the_stack = stack_module.Stack(os.path.join(BENCH_DIR, "stack"))
+        build(args)
+    bulk_pg = {"workers": args.workers, "threads": args.threads} if args.server == "pg" else None
+    the_stack = stack_module.Stack(os.path.join(BENCH_DIR, "stack"), bulk_pg=bulk_pg)
 
     def on_signal(signum, frame):
         the_stack.stop()
@@ -434,6 +574,9 @@ def main():
         dataset = seed(the_stack.env["RSL_TEST_BULK_SERVER"], args.collections, args.records, args.seed,
                        args.writers)
         dataset["server_pid"] = int(the_stack.env["RSL_TEST_BULK_PID"])
+        if "RSL_TEST_BULK_PG_PID" in the_stack.env:
+            dataset["pg_pid"] = int(the_stack.env["RSL_TEST_BULK_PG_PID"])
+        dataset["server"] = server_description(args)
         log(f"seeded {dataset['source_records']} records in {len(dataset['collections'])} collections "
             f"({dataset['published_records']} published records in {len(dataset['published'])} "
             f"collections) in {dataset['seconds']}s ({dataset['records_per_second']} records/s)")

@@ -520,9 +520,16 @@ def http(method, url, auth=None, body=None, timeout=10):
 
 
 class Stack:
-    def __init__(self, workdir, flavour="today"):
+    def __init__(self, workdir, flavour="today", bulk_pg=None):
+        """`bulk_pg`, for the benchmarks only (`bench.py --server pg`): run the "bulk" Kinto on
+        PostgreSQL in a temporary cluster (pgcluster.py), served by granian with several worker
+        processes, as production runs it: a dict with `workers` and `threads` (per worker). By
+        default (None, what `make test` uses) every Kinto is one waitress process on memory
+        backends."""
         self.workdir = workdir
         self.flavour = flavour
+        self.bulk_pg = bulk_pg
+        self.pg = None
         self.procs = []
         self.env = {}
 
@@ -559,6 +566,9 @@ class Stack:
 
         servers = {}
         for name, paginate_by in [("main", 10000), ("small-pages", 3), ("bulk", 10000)]:
+            if name == "bulk" and self.bulk_pg:
+                servers[name] = self.start_kinto_pg(name, paginate_by, autograph_url)
+                continue
             servers[name] = self.start_kinto(
                 name, paginate_by, autograph_url, indexed_permissions=(name == "bulk")
             )
@@ -594,8 +604,14 @@ class Stack:
             "RSL_TEST_SERVER": servers["main"],
             "RSL_TEST_SMALL_PAGES_SERVER": servers["small-pages"],
             "RSL_TEST_BULK_SERVER": servers["bulk"],
-            # For benchmarks that account for the server's CPU time (/proc/<pid>/stat).
+            # For benchmarks that account for the server's CPU time (/proc/<pid>/stat; with
+            # several workers, the granian process whose children they are).
             "RSL_TEST_BULK_PID": str(next(p.pid for n, p, _ in self.procs if n == "kinto-bulk")),
+            **({
+                "RSL_TEST_BULK_PG_PID": str(self.pg.pid),
+                "RSL_TEST_BULK_PG_URL": self.pg.url,
+                "RSL_TEST_BULK_WORKERS": str(self.bulk_pg["workers"]),
+            } if self.pg else {}),
             "RSL_TEST_READER_SERVER": reader,
             # The main server behind production's reader CDN rules, and behind a /v2 front.
             "RSL_TEST_EDGE_SERVER": edge_url,
@@ -660,7 +676,8 @@ class Stack:
             }, f)
         return path
 
-    def start_kinto(self, name, paginate_by, autograph_url, indexed_permissions=False, signer=True):
+    def start_kinto(self, name, paginate_by, autograph_url, indexed_permissions=False, signer=True,
+                    launch=True):
         port = free_port()
         ini = os.path.join(self.workdir, f"kinto-{name}.ini")
         flavour = FLAVOURS[self.flavour]
@@ -684,6 +701,8 @@ class Stack:
             config = config.replace(stock, "kinto.permission_backend = kinto_indexed_permission")
         with open(ini, "w") as f:
             f.write(config)
+        if not launch:
+            return f"http://127.0.0.1:{port}/v1"
         logfile = open(os.path.join(self.workdir, f"kinto-{name}.log"), "wb")
         proc = subprocess.Popen(
             [os.path.join(VENV_BIN, "pserve"), ini], stdout=logfile, stderr=subprocess.STDOUT,
@@ -691,6 +710,70 @@ class Stack:
         )
         self.procs.append((f"kinto-{name}", proc, logfile.name))
         return f"http://127.0.0.1:{port}/v1"
+
+    def start_kinto_pg(self, name, paginate_by, autograph_url):
+        """A Kinto on PostgreSQL (storage, permission and cache backends) in a temporary cluster,
+        its schema made by `kinto migrate`, served by granian's WSGI interface with
+        `bulk_pg["workers"]` processes of `bulk_pg["threads"]` threads. Its request summaries
+        (Kinto's `request.summary` log, with each request's time `t` in ms) go to
+        kinto-<name>-requests.log, one JSON line each."""
+        import pgcluster
+
+        self.pg = pgcluster.PgCluster(os.path.join(self.workdir, "pg"), log=log)
+        try:
+            self.pg.start(free_port())
+        except (RuntimeError, OSError) as e:
+            self.pg.stop()
+            self.fail(f"PostgreSQL did not start: {e}", os.devnull)
+        url = self.start_kinto(name, paginate_by, autograph_url, launch=False)
+        ini = os.path.join(self.workdir, f"kinto-{name}.ini")
+        with open(ini) as f:
+            config = f.read()
+        for backend in ("storage", "cache", "permission"):
+            stock = f"kinto.{backend}_backend = kinto.core.{backend}.memory\nkinto.{backend}_url =\n"
+            assert stock in config, f"the Kinto settings no longer name the memory {backend} backend"
+            config = config.replace(stock, f"kinto.{backend}_backend = kinto.core.{backend}.postgresql\n"
+                                           f"kinto.{backend}_url = {self.pg.url}\n")
+        requests_log = os.path.join(self.workdir, f"kinto-{name}-requests.log")
+        config = config.replace("[loggers]\nkeys = root\n", "[loggers]\nkeys = root, summary\n")
+        config = config.replace("[handlers]\nkeys = console\n", "[handlers]\nkeys = console, summary\n")
+        config = config.replace("[formatters]\nkeys = generic\n", "[formatters]\nkeys = generic, json\n")
+        config += f"""
+[logger_summary]
+level = INFO
+handlers = summary
+qualname = request.summary
+propagate = 0
+
+[handler_summary]
+class = FileHandler
+args = ({requests_log!r}, "a")
+level = INFO
+formatter = json
+
+[formatter_json]
+class = kinto.core.JsonLogFormatter
+"""
+        with open(ini, "w") as f:
+            f.write(config)
+        env = dict(os.environ, PYTHONPATH=HERE, KINTO_INI=ini)
+        migrate = subprocess.run([os.path.join(VENV_BIN, "kinto"), "migrate", "--ini", ini],
+                                 env=env, capture_output=True, text=True)
+        if migrate.returncode != 0:
+            self.pg.stop()
+            log(migrate.stdout[-2000:] + migrate.stderr[-3000:])
+            self.fail(f"kinto migrate exited {migrate.returncode}", os.devnull)
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        logfile = open(os.path.join(self.workdir, f"kinto-{name}.log"), "wb")
+        proc = subprocess.Popen(
+            [os.path.join(VENV_BIN, "granian"), "--interface", "wsgi", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(self.bulk_pg["workers"]),
+             "--blocking-threads", str(self.bulk_pg["threads"]), "--no-ws",
+             "kinto_wsgi:application"],
+            stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=HERE,
+        )
+        self.procs.append((f"kinto-{name}", proc, logfile.name))
+        return url
 
     def wait_ready(self, name, url, timeout=60):
         deadline = time.monotonic() + timeout
@@ -742,6 +825,9 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         self.procs = []
+        if getattr(self, "pg", None):
+            self.pg.stop()
+            self.pg = None
         for front in getattr(self, "fronts", {}).values():
             front.shutdown()
         self.fronts = {}
