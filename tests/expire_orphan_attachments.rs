@@ -347,41 +347,73 @@ fn listing_page(names: &[&str], next: Option<&str>) -> String {
     page.to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_listing_of_several_pages_is_read_to_its_last_page() {
-    // Google pages listings by 1,000 objects; the emulator answers everything at once. A proxy
-    // in front of it answers the listing in two pages, the objects themselves being real.
-    let (stack, gcs) = (Stack::get(), Gcs::get());
-    let (cid, locations) = published_files(&stack, 1).await;
+/// A bucket of one referenced file and two orphans, listed in two pages (the referenced file and
+/// the first orphan, then the second orphan) by a proxy in front of the emulator: Google pages
+/// listings by 1,000 objects, the emulator answers everything at once. The objects themselves are
+/// real; the listing answers are `pages` as the proxy serves them, one per listing request.
+struct TwoPages {
+    bucket: String,
+    referenced: String,
+    first: String,
+    second: String,
+    proxy: Proxy,
+    listing: Match,
+    gcs_env: Vec<(String, String)>,
+}
+
+/// The answers a listing request may get from [`two_pages`].
+enum Page {
+    One,
+    Two,
+    Fails,
+}
+
+async fn two_pages(stack: &Stack, gcs: &Gcs, pages: &[Page]) -> TwoPages {
+    let (cid, locations) = published_files(stack, 1).await;
+    let referenced = locations[0].clone();
     let first = format!("staging/{cid}/orphan-on-page-1.bin");
     let second = format!("staging/{cid}/orphan-on-page-2.bin");
-    let bucket = bucket_with(&gcs, &[&locations[0], &first, &second]).await;
+    let bucket = bucket_with(gcs, &[&referenced, &first, &second]).await;
     let proxy = Proxy::start(&gcs.endpoint).await;
     let listing = Match::contains(format!("/storage/v1/b/{bucket}/o?"));
-    // Listed twice, both times in two pages: the survey, then the marking pass.
-    let page_1 = listing_page(&[&locations[0], &first], Some("page-2"));
-    let page_2 = listing_page(&[&second], None);
-    proxy.fail_on(
-        listing.clone(),
-        vec![
-            Fault::Body(page_1.clone()),
-            Fault::Body(page_2.clone()),
-            Fault::Body(page_1),
-            Fault::Body(page_2),
-        ],
-    );
+    let answers = pages
+        .iter()
+        .map(|page| match page {
+            Page::One => Fault::Body(listing_page(&[&referenced, &first], Some("page-2"))),
+            Page::Two => Fault::Body(listing_page(&[&second], None)),
+            Page::Fails => Fault::Status(500, None),
+        })
+        .collect();
+    proxy.fail_on(listing.clone(), answers);
     let mut gcs_env = gcs.env(&bucket, "");
     gcs_env[1].1 = proxy.url.clone();
+    TwoPages {
+        bucket,
+        referenced,
+        first,
+        second,
+        proxy,
+        listing,
+        gcs_env,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_of_several_pages_is_read_to_its_last_page() {
+    let (stack, gcs) = (Stack::get(), Gcs::get());
+    // Listed twice, both times in two pages: the survey, then the marking pass.
+    let store = two_pages(&stack, &gcs, &[Page::One, Page::Two, Page::One, Page::Two]).await;
     let args = ["--dry-run=0", "--force", "--json"];
-    let run = expire(&as_admin(&stack), &gcs_env, &args).await;
+    let run = expire(&as_admin(&stack), &store.gcs_env, &args).await;
     assert_eq!(run.code, 0, "{run:?}");
     let doc = run.json();
     assert_eq!(total(&doc, "listed"), 3);
     assert_eq!(total(&doc, "marked"), 2);
-    let listings: Vec<String> = proxy
+    let listings: Vec<String> = store
+        .proxy
         .requests()
         .into_iter()
-        .filter(|line| listing.matches_line(line))
+        .filter(|line| store.listing.matches_line(line))
         .collect();
     assert_eq!(listings.len(), 4, "{listings:#?}");
     for (listing, token) in listings
@@ -393,41 +425,28 @@ async fn a_listing_of_several_pages_is_read_to_its_last_page() {
             Some(token) => assert!(listing.contains(&format!("pageToken={token}")), "{listing}"),
         }
     }
-    for orphan in [&first, &second] {
+    for orphan in [&store.first, &store.second] {
         assert!(
-            custom_time(&gcs, &bucket, orphan).await.is_some(),
+            custom_time(&gcs, &store.bucket, orphan).await.is_some(),
             "{orphan}"
         );
     }
-    assert_eq!(custom_time(&gcs, &bucket, &locations[0]).await, None);
+    assert_eq!(
+        custom_time(&gcs, &store.bucket, &store.referenced).await,
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_marking_listing_that_fails_midway_keeps_the_marks_made_and_exits_3() {
-    // The survey reads both pages; the marking pass reads the first, then the second fails.
     let (stack, gcs) = (Stack::get(), Gcs::get());
-    let (cid, locations) = published_files(&stack, 1).await;
-    let first = format!("staging/{cid}/orphan-on-page-1.bin");
-    let second = format!("staging/{cid}/orphan-on-page-2.bin");
-    let bucket = bucket_with(&gcs, &[&locations[0], &first, &second]).await;
-    let proxy = Proxy::start(&gcs.endpoint).await;
-    let page_1 = listing_page(&[&locations[0], &first], Some("page-2"));
-    let page_2 = listing_page(&[&second], None);
-    proxy.fail_on(
-        Match::contains(format!("/storage/v1/b/{bucket}/o?")),
-        vec![
-            Fault::Body(page_1.clone()),
-            Fault::Body(page_2),
-            Fault::Body(page_1),
-            Fault::Status(500, None),
-            Fault::Status(500, None),
-        ],
-    );
-    let mut gcs_env = gcs.env(&bucket, "");
-    gcs_env[1].1 = proxy.url.clone();
+    // The survey reads both pages; the marking pass reads the first, then the second fails
+    // (twice: one retry).
+    let pages = [Page::One, Page::Two, Page::One, Page::Fails, Page::Fails];
+    let store = two_pages(&stack, &gcs, &pages).await;
     let mut env = as_admin(&stack);
     env.push(("REQUESTS_NB_RETRIES", "1"));
-    let run = expire(&env, &gcs_env, &["--dry-run=0", "--force"]).await;
+    let run = expire(&env, &store.gcs_env, &["--dry-run=0", "--force"]).await;
     assert_eq!(run.code, 3, "{run:?}");
     assert!(
         run.lines()
@@ -441,9 +460,14 @@ async fn a_marking_listing_that_fails_midway_keeps_the_marks_made_and_exits_3() 
         run.stderr
     );
     // The orphan of the first page was judged on complete references: its mark stands.
-    assert!(custom_time(&gcs, &bucket, &first).await.is_some());
-    assert_eq!(custom_time(&gcs, &bucket, &second).await, None);
-    assert_eq!(custom_time(&gcs, &bucket, &locations[0]).await, None);
+    assert!(custom_time(&gcs, &store.bucket, &store.first)
+        .await
+        .is_some());
+    assert_eq!(custom_time(&gcs, &store.bucket, &store.second).await, None);
+    assert_eq!(
+        custom_time(&gcs, &store.bucket, &store.referenced).await,
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
