@@ -66,10 +66,17 @@ def seed(bench, attachments):
     total = sum(size for _, _, size in uploads)
     log(f"flagged {len(flagged)} collections startup; uploading {attachments} attachments "
         f"({total / 1e6:.1f} MB) into {wanted} collections")
+    def send(u):
+        upload(bench.server, "editor",
+               f"/buckets/staging/collections/{u[0]}/records/{u[1]}/attachment", os.urandom(u[2]))
+
+    # The first file of each collection alone: kinto-attachment's filesystem backend creates the
+    # collection's folder unless it exists, and two first uploads in parallel race for it (500).
+    firsts = uploads[::FILES_PER_COLLECTION]
+    for u in firsts:
+        send(u)
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda u: upload(
-            bench.server, "editor", f"/buckets/staging/collections/{u[0]}/records/{u[1]}/attachment",
-            os.urandom(u[2])), uploads))
+        list(pool.map(send, [u for u in uploads if u not in firsts]))
     bundled = staging[:wanted]
     for cid in bundled:
         seeder.request("PATCH", f"/buckets/staging/collections/{cid}", "editor",
