@@ -505,6 +505,12 @@ async fn s3_requests_never_carry_the_kinto_credentials_even_on_the_same_origin()
         proxy.requests()
     );
     // Everything else is an S3 request (or follows Kinto's redirect of one): signed, never AUTH.
+    assert!(
+        authorized
+            .iter()
+            .any(|(l, _)| l.starts_with(&format!("HEAD /{bucket}/"))),
+        "the S3 requests are signed: {authorized:?}"
+    );
     for (line, authorization) in &authorized {
         if !line.contains(" /v1/buckets/") {
             assert!(

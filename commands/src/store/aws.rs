@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use time::format_description::well_known::{Rfc2822, Rfc3339};
 use time::OffsetDateTime;
 
-use super::location::Location;
+use super::location::{percent_encode, Location, Slashes};
 use super::{one_line, StoreError, StoredObject};
 use crate::client::{HttpClient, Request, Response};
 use crate::settings::{quote, RawSettings, Setting, SettingError};
@@ -262,7 +262,7 @@ impl S3 {
         let path = format!(
             "{}{}",
             url.path(),
-            encode_name(&self.location.object_name(key))
+            percent_encode(&self.location.object_name(key), Slashes::Kept)
         );
         url.set_path(&path);
         url
@@ -484,21 +484,6 @@ fn bucket_url(bucket: &str, region: &str, endpoint: Option<&Url>) -> Result<Url,
     Url::parse(&text).map_err(|e| StoreError::Shape(format!("bucket URL {text}: {e}")))
 }
 
-/// An object name as S3 canonicalizes a path: every byte percent-encoded but the unreserved
-/// characters and `/`.
-fn encode_name(name: &str) -> String {
-    let mut encoded = String::with_capacity(name.len());
-    for byte in name.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                encoded.push(byte as char)
-            }
-            _ => encoded.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    encoded
-}
-
 /// The S3 error's `Code` (`NoSuchKey`, `BucketAlreadyOwnedByYou`...), for the client's error
 /// texts (XML bodies, which the client's default JSON reader skips).
 fn s3_error_code(body: &[u8]) -> Option<String> {
@@ -521,10 +506,13 @@ mod tests {
     #[test]
     fn names_are_encoded_as_s3_canonicalizes_them() {
         assert_eq!(
-            encode_name("bundles/main--a b.zip"),
+            percent_encode("bundles/main--a b.zip", Slashes::Kept),
             "bundles/main--a%20b.zip"
         );
-        assert_eq!(encode_name("x+y*~z=é"), "x%2By%2A~z%3D%C3%A9");
+        assert_eq!(
+            percent_encode("x+y*~z=é", Slashes::Kept),
+            "x%2By%2A~z%3D%C3%A9"
+        );
     }
 
     #[test]

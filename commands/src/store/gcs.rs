@@ -13,7 +13,7 @@ use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::location::Location;
+use super::location::{percent_encode, Location, Slashes};
 use super::{StoreError, StoredObject};
 use crate::client::{HttpClient, Request, Response};
 
@@ -105,7 +105,7 @@ impl Gcs {
         format!(
             "/storage/v1/b/{}/o/{}",
             self.location.bucket,
-            encode_segment(&self.location.object_name(key))
+            percent_encode(&self.location.object_name(key), Slashes::Encoded)
         )
     }
 
@@ -281,11 +281,4 @@ impl Gcs {
             })
             .collect()
     }
-}
-
-/// Percent-encode an object name as one URL path segment (`/` included).
-fn encode_segment(name: &str) -> String {
-    form_urlencoded::byte_serialize(name.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }

@@ -84,6 +84,30 @@ impl fmt::Display for Location {
     }
 }
 
+/// Whether [`percent_encode`] keeps `/` (S3: the name is the path) or encodes it (GCS: the name
+/// is one path segment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slashes {
+    Kept,
+    Encoded,
+}
+
+/// An object name for a URL path: every byte percent-encoded but the unreserved characters (and
+/// `/` when kept), which is also how S3 canonicalizes a path for its signatures.
+pub fn percent_encode(name: &str, slashes: Slashes) -> String {
+    let mut encoded = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(byte as char)
+            }
+            b'/' if slashes == Slashes::Kept => encoded.push('/'),
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    encoded
+}
+
 /// The bucket naming rules GCS and S3 share: 3 to 63 characters, lowercase letters, digits, `-`,
 /// `_` (GCS only, tolerated) and `.`, starting and ending with a letter or digit.
 pub fn check_bucket_name(name: &str) -> Result<(), String> {
@@ -105,6 +129,18 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_percent_encoded_with_or_without_their_slashes() {
+        assert_eq!(
+            percent_encode("a/two words.json", Slashes::Kept),
+            "a/two%20words.json"
+        );
+        assert_eq!(
+            percent_encode("a/two words.json", Slashes::Encoded),
+            "a%2Ftwo%20words.json"
+        );
+    }
 
     #[test]
     fn urls_name_the_cloud_the_bucket_and_the_prefix() {
