@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use common::{
     attempted, cells, credential_markers, ensure, failed_naming_url, origin_of, recovered,
-    run_matrix, show, with_fast, without_durations, Cell, Kind, Target, ATTEMPTS,
+    run_matrix, show, with_fast, without_durations, Cell, Kind, Target, ATTEMPTS, TIMEOUT_SECONDS,
 };
 use serde_json::json;
 use support::data::{monitored, records};
@@ -382,7 +382,7 @@ async fn uptake_health_retries_what_redash_may_fail_transiently_and_never_shows_
         let e = with_fast(&[
             ("REDASH_API_QUERY_URL", query_url),
             ("REDASH_API_KEY", KEY),
-            ("REDASH_TIMEOUT_SECONDS", "0.5"),
+            ("REDASH_TIMEOUT_SECONDS", TIMEOUT_SECONDS),
         ]);
         run_bin(&["uptake_health"], &e).await
     };

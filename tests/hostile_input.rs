@@ -179,7 +179,8 @@ fn base_env<'a>(proxy: &'a Proxy, monitor: &'a (String, String)) -> Vec<(&'a str
         ("COLLECTION", monitor.1.as_str()),
         ("REQUESTS_RETRY_BACKOFF_SECONDS", "0.01"),
         ("REQUESTS_NB_RETRIES", "1"),
-        ("REQUESTS_TIMEOUT_SECONDS", "0.5"),
+        // Well short of the slow host's 10 s, well above a loaded machine's slowest good answer.
+        ("REQUESTS_TIMEOUT_SECONDS", "2"),
     ]
 }
 

@@ -500,10 +500,11 @@ async fn the_signing_request_may_take_longer_than_the_request_timeout() {
     );
     proxy.fail_always(
         &format!("/buckets/staging/collections/{cid}"),
-        Fault::Delay(std::time::Duration::from_millis(1500)),
+        Fault::Delay(std::time::Duration::from_millis(3000)),
     );
     let mut e = env(&proxy.url, &mon, &stack.editor);
-    e.push(("REQUESTS_TIMEOUT_SECONDS", "0.5"));
+    // Half the PATCH's delay, and well above a loaded machine's slowest good answer.
+    e.push(("REQUESTS_TIMEOUT_SECONDS", "1.5"));
     let run = run_bin(&["refresh_signature"], &e).await;
     assert_eq!(run.code, 0, "{run:?}");
     refreshed_at(run.lines()[1], "staging", &cid, "signed");

@@ -237,7 +237,7 @@ async fn transient_faults_are_retried_and_the_run_succeeds() {
     );
     proxy.fail(
         "/collections/c1/changeset",
-        vec![Fault::Delay(Duration::from_millis(1500))],
+        vec![Fault::Delay(Duration::from_millis(3000))],
     );
     proxy.fail(
         "/collections/c2/changeset",
@@ -248,7 +248,8 @@ async fn transient_faults_are_retried_and_the_run_succeeds() {
         vec![Fault::Body("not json".into())],
     );
     let mut e = monitor_env(&proxy.url, &bid);
-    e.push(("REQUESTS_TIMEOUT_SECONDS", "0.5"));
+    // Half the slow answer's delay, and well above a loaded machine's slowest good answer.
+    e.push(("REQUESTS_TIMEOUT_SECONDS", "1.5"));
     let started = Instant::now();
     let run = run_bin(&["validate_changes_collection"], &e).await;
     assert_eq!(run.code, 0, "{run:?}");

@@ -12,11 +12,20 @@ use futures::StreamExt as _;
 use crate::support::proxy::{Fault, Match, Proxy};
 use crate::support::Run;
 
-/// Settings that keep every cell fast: 3 attempts 10 ms apart, a 0.5 s timeout.
+/// The request timeout of every cell, in seconds. It only fires on the `slow` fault, whose answer
+/// comes [`SLOW`] late; every other answer must come within it, also on a loaded 2-core CI machine
+/// running 8 cells and other tests at once (0.5 s was once too short there).
+pub const TIMEOUT_SECONDS: &str = "1.5";
+
+/// How late a `slow` answer comes: twice [`TIMEOUT_SECONDS`], and within the deadline of a
+/// 3-request batch (3 timeouts).
+const SLOW: Duration = Duration::from_millis(3000);
+
+/// Settings that keep every cell fast: 3 attempts 10 ms apart, a [`TIMEOUT_SECONDS`] timeout.
 pub const FAST: [(&str, &str); 3] = [
     ("REQUESTS_RETRY_BACKOFF_SECONDS", "0.01"),
     ("REQUESTS_NB_RETRIES", "2"),
-    ("REQUESTS_TIMEOUT_SECONDS", "0.5"),
+    ("REQUESTS_TIMEOUT_SECONDS", TIMEOUT_SECONDS),
 ];
 
 /// Attempts of one request with [`FAST`]: the first and 2 retries.
@@ -37,7 +46,7 @@ pub enum Kind {
     TooMany,
     /// A `Backoff: 1` header on a good answer: not a failure, the client waits.
     Backoff,
-    /// An answer slower than the 0.5 s timeout (1 s).
+    /// An answer slower than the timeout ([`SLOW`]).
     Slow,
     Truncated,
     NotJson,
@@ -82,7 +91,7 @@ impl Kind {
             S504 => Fault::Status(504, None),
             TooMany => Fault::Status(429, Some(1)),
             Backoff => Fault::Backoff(1),
-            Slow => Fault::Delay(Duration::from_millis(1000)),
+            Slow => Fault::Delay(SLOW),
             Truncated => Fault::Truncate,
             NotJson => Fault::Body("<html><body>502 Bad Gateway</body></html>".into()),
             WrongShape => Fault::Body(r#"{"data": 42, "responses": 42, "code": 200}"#.into()),
