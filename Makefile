@@ -24,7 +24,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | 
 LAMBDA_ZIP := dist/remote-settings-lambdas-$(VERSION)-lambda-al2023-x86_64.zip
 CHECK_ZIP := dist/lambda-check.zip
 
-.PHONY: test test-2020 lint demo bench venv venv-2020 venvs clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer bench-attachments bench-bundles bench-expire bench-deps audit fuzz
+.PHONY: test test-2020 lint demo bench venv venv-2020 venvs clean-stack tools lambda-zip lambda-zip-check lint-docker bench-blockpages bench-backport bench-writer bench-attachments bench-bundles bench-expire bench-scale bench-deps audit fuzz
 
 # A virtualenv in the target's directory with the requirements file of its first prerequisite.
 define venv_from_requirements
@@ -172,6 +172,9 @@ bench-bundles:
 ## records dataset: its own 19,000 records with attachments are seeded by the measurement.
 bench-expire:
 	$(MAKE) bench BENCH_ARGS="--only expire_orphan_attachments --collections 20 --records 2000 $(BENCH_ARGS)"
+## validate_signature and consistency_checks on 1x, 4x and 16x the dataset (testing/bench_scale.py).
+bench-scale:
+	$(MAKE) bench BENCH_ARGS="--only scale $(BENCH_ARGS)"
 
 clean-stack:
 	rm -rf .stack .stack-2020

@@ -8,6 +8,7 @@
 mod cli;
 mod lambda;
 mod logger;
+mod memory;
 mod output;
 mod panics;
 mod telemetry;
@@ -23,6 +24,7 @@ use output::{Ending, Format};
 use telemetry::{CheckIn, Telemetry};
 
 fn main() -> ExitCode {
+    memory::tune();
     panics::install_hook();
     // Anything that panics outside a command run (which `panics::guarded` catches) still ends
     // with one line and exit 3, not Rust's default 101.

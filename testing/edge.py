@@ -95,9 +95,10 @@ def v2_route(path, query):
 ROUTES = {"edge": edge_route, "v2": v2_route}
 
 
-def make_front(kind, upstreams, logfile):
-    """A request handler class for the `kind` front, relaying to `upstreams` (name -> base URL)."""
-    route = ROUTES[kind]
+def make_relay(route, upstreams, logfile, rewrite=None):
+    """A request handler class relaying each GET where `route(path, query)` sends it (an upstream
+    of `upstreams`, name -> base URL, and a path) or refusing it; `rewrite(path, body)`, when
+    given, returns the body relayed for an answer of the upstream."""
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -147,6 +148,8 @@ def make_front(kind, upstreams, logfile):
                 conn.request(self.command, target, headers=headers)
                 response = conn.getresponse()
                 body = response.read()
+                if rewrite is not None:
+                    body = rewrite(parts.path, body)
                 relayed = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
                 self._answer(response.status, body, relayed)
             except OSError as e:
@@ -167,9 +170,15 @@ def make_front(kind, upstreams, logfile):
     return Handler
 
 
-def start_front(kind, upstreams, logfile):
-    """Serve the `kind` front on a free loopback port in a daemon thread; returns the server."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_front(kind, upstreams, logfile))
+def start_relay(handler):
+    """Serve `handler` (from make_relay) on a free loopback port in a daemon thread; returns the
+    server."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def start_front(kind, upstreams, logfile):
+    """Serve the `kind` front (`edge` or `v2`) relaying to `upstreams`; returns the server."""
+    return start_relay(make_relay(ROUTES[kind], upstreams, logfile))
