@@ -30,7 +30,7 @@ use transport::Transport;
 
 pub use error::{ClientError, ClientErrorKind, ErrorDetail};
 pub use request::{Request, Response, MAX_BODY_BYTES};
-pub use retry::{is_retry_conflict_error, RetryPolicy, MAX_SERVER_WAIT};
+pub use retry::{RetryPolicy, MAX_SERVER_WAIT};
 pub use stream::{Head, Sink};
 pub use transport::{same_origin, USER_AGENT_VALUE};
 
@@ -129,18 +129,6 @@ impl HttpClient {
             error_detail: detail,
             ..self.clone()
         }
-    }
-
-    /// For work a caller retries itself (a batch's sub-requests): wait the backoff before retry
-    /// `attempt` (from 1) and return `true`, or return `false` at once when the run's retries
-    /// (`REQUESTS_NB_RETRIES`) are spent.
-    pub async fn pause_before_retry(&self, attempt: u32) -> bool {
-        if attempt > self.shared.limits.retries {
-            return false;
-        }
-        let delay = retry::backoff_delay(self.shared.limits.retry_backoff, attempt);
-        tokio::time::sleep(delay).await;
-        true
     }
 
     /// The connect and per-read timeout of this view.

@@ -50,16 +50,13 @@ impl RetryPolicy {
 /// one collection, or to one bucket's history, can pick the same timestamp; Kinto rolls the
 /// request back and asks for it again. Other 409s (errno 122 also says "already exists") are final.
 pub(crate) fn is_retry_conflict(status: StatusCode, body: &[u8]) -> bool {
-    status == StatusCode::CONFLICT
-        && serde_json::from_slice::<serde_json::Value>(body)
-            .is_ok_and(|error| is_retry_conflict_error(status.as_u16(), &error))
-}
-
-/// The same for an answer already parsed (a `/batch` sub-response: Kinto runs each sub-request
-/// in a transaction of its own, so one can ask to be retried while the others were applied).
-pub fn is_retry_conflict_error(status: u16, error: &serde_json::Value) -> bool {
-    status == StatusCode::CONFLICT.as_u16()
-        && error["errno"] == 122
+    if status != StatusCode::CONFLICT {
+        return false;
+    }
+    let Ok(error) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    error["errno"] == 122
         && error["message"]
             .as_str()
             .is_some_and(|m| m.contains("please retry"))

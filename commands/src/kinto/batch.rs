@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::{kinto_error_message, Kinto};
-use crate::client::{is_retry_conflict_error, ClientError, ClientErrorKind, Request};
+use crate::client::{ClientError, ClientErrorKind, Request};
 
 /// One sub-request of `POST /batch`: method, API path without the version prefix (e.g.
 /// `/buckets/b/collections/c/records/r`), extra headers and an optional JSON body.
@@ -66,11 +66,6 @@ impl BatchResponse {
         (200..300).contains(&self.status)
     }
 
-    /// Kinto's 409 "please retry": the sub-request was rolled back, and may be sent again.
-    pub fn asks_for_retry(&self) -> bool {
-        is_retry_conflict_error(self.status, &self.body)
-    }
-
     /// The `message` of a Kinto error body, bounded to one short line.
     pub fn error_message(&self) -> Option<String> {
         kinto_error_message(&self.body)
@@ -85,44 +80,7 @@ impl Kinto {
     /// sub-requests twice: give them preconditions (`If-Match`, `If-None-Match: *`) that make a
     /// second application fail instead of applying again. The server works through the
     /// sub-requests one by one, so the batch as a whole has the timeout of each of them added up.
-    ///
-    /// Each sub-request runs in a transaction of its own. Those answered with Kinto's 409 "please
-    /// retry" (concurrent writes on PostgreSQL picked the same timestamp) were rolled back while
-    /// the others were applied: they alone are sent again, in a batch of their own, after the
-    /// backoff, up to `REQUESTS_NB_RETRIES` times; the last answer stays when retries run out.
     pub async fn batch(
-        &self,
-        requests: &[BatchRequest],
-    ) -> Result<Vec<BatchResponse>, ClientError> {
-        let mut responses = self.batch_once(requests).await?;
-        let mut attempt = 0;
-        loop {
-            let again: Vec<usize> = (0..responses.len())
-                .filter(|&i| responses[i].asks_for_retry())
-                .collect();
-            if again.is_empty() {
-                return Ok(responses);
-            }
-            attempt += 1;
-            if !self.pause_before_retry(attempt).await {
-                return Ok(responses);
-            }
-            log::info!(
-                "POST {}: {} of {} sub-requests answered 409 \"please retry\"; sending them again ({attempt})",
-                self.url("/batch"),
-                again.len(),
-                requests.len()
-            );
-            let resent: Vec<BatchRequest> = again.iter().map(|&i| requests[i].clone()).collect();
-            let answers = self.batch_once(&resent).await?;
-            for (i, answer) in again.into_iter().zip(answers) {
-                responses[i] = answer;
-            }
-        }
-    }
-
-    /// One `POST /batch` of `requests`, retried as a whole like any request.
-    async fn batch_once(
         &self,
         requests: &[BatchRequest],
     ) -> Result<Vec<BatchResponse>, ClientError> {
@@ -237,58 +195,6 @@ mod tests {
                 .contains("1 responses to 2 batched requests"),
             "{err}"
         );
-    }
-
-    const PLEASE_RETRY: &str = r#"{"status": 409, "body": {"code": 409, "errno": 122, "error": "Conflict", "message": "Integrity constraint violated, please retry."}}"#;
-
-    #[tokio::test]
-    async fn sub_requests_asked_to_retry_alone_are_sent_again_until_applied() {
-        let first =
-            format!(r#"{{"responses": [{{"status": 201, "body": {{}}}}, {PLEASE_RETRY}]}}"#);
-        let second = r#"{"responses": [{"status": 200, "body": {"data": {}}}]}"#.to_string();
-        let (url, received) = canned_server(vec![(200, first), (200, second)]).await;
-        let responses = fast_retry_client(&url)
-            .batch(&two_requests())
-            .await
-            .unwrap();
-        assert_eq!(
-            responses.iter().map(|r| r.status).collect::<Vec<_>>(),
-            [201, 200]
-        );
-        let received = received.lock().unwrap();
-        assert_eq!(received.len(), 2);
-        // The second batch holds the DELETE only: the PUT was applied the first time.
-        let resent: Value = serde_json::from_str(&received[1]).unwrap();
-        assert_eq!(resent, serde_json::json!({"requests": [two_requests()[1]]}));
-    }
-
-    #[tokio::test]
-    async fn a_sub_request_still_asked_to_retry_after_the_retries_keeps_its_409() {
-        let both = format!(r#"{{"responses": [{PLEASE_RETRY}, {PLEASE_RETRY}]}}"#);
-        let one = format!(r#"{{"responses": [{PLEASE_RETRY}]}}"#);
-        let exists = r#"{"status": 409, "body": {"code": 409, "errno": 122, "message": "Conflict of field id on record r1"}}"#;
-        let answers = vec![
-            (
-                200,
-                format!(r#"{{"responses": [{exists}, {PLEASE_RETRY}]}}"#),
-            ),
-            (200, one.clone()),
-            (200, one),
-            (200, both),
-        ];
-        let (url, received) = canned_server(answers).await;
-        let responses = fast_retry_client(&url)
-            .batch(&two_requests())
-            .await
-            .unwrap();
-        // 2 retries (REQUESTS_NB_RETRIES of the test client): 3 batches, the last answer stays.
-        // A 409 that does not ask for a retry is final from the start.
-        assert_eq!(received.lock().unwrap().len(), 3);
-        assert_eq!(
-            responses.iter().map(|r| r.status).collect::<Vec<_>>(),
-            [409, 409]
-        );
-        assert!(!responses[0].asks_for_retry() && responses[1].asks_for_retry());
     }
 
     #[tokio::test]
