@@ -80,6 +80,15 @@ impl Kinto {
     /// sub-requests twice: give them preconditions (`If-Match`, `If-None-Match: *`) that make a
     /// second application fail instead of applying again. The server works through the
     /// sub-requests one by one, so the batch as a whole has the timeout of each of them added up.
+    ///
+    /// Kinto runs the sub-requests in one transaction and aborts it at a sub-request answered 409
+    /// (its batch view, `request.tm.abort()`): the sub-requests before it are rolled back although
+    /// their own answers say 2xx, and those after it run in a new transaction. On PostgreSQL,
+    /// writes in flight into one collection get that 409 ("please retry") now and then. So an
+    /// answer holding a 409 is not a true account of what was applied: it is rejected, and the
+    /// whole batch is sent again like any rejected answer (the preconditions make the sub-requests
+    /// that were applied fail theirs); when retries run out, the caller must read what the server
+    /// holds.
     pub async fn batch(
         &self,
         requests: &[BatchRequest],
@@ -99,6 +108,20 @@ impl Kinto {
                         "{} responses to {} batched requests",
                         answer.responses.len(),
                         requests.len()
+                    )));
+                }
+                if let Some((i, conflict)) = answer
+                    .responses
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .find(|(_, r)| r.status == 409)
+                {
+                    return Err(ClientErrorKind::Shape(format!(
+                        "sub-request {} of {} answered 409 ({}): Kinto rolled back the ones before it",
+                        i + 1,
+                        requests.len(),
+                        conflict.error_message().unwrap_or_default()
                     )));
                 }
                 Ok(answer.responses)
@@ -194,6 +217,49 @@ mod tests {
             err.to_string()
                 .contains("1 responses to 2 batched requests"),
             "{err}"
+        );
+    }
+
+    const PLEASE_RETRY: &str = r#"{"status": 409, "body": {"code": 409, "errno": 122, "error": "Conflict", "message": "Integrity constraint violated, please retry."}}"#;
+
+    #[tokio::test]
+    async fn an_answer_holding_a_409_is_not_trusted_and_the_whole_batch_is_sent_again() {
+        // Kinto aborted its transaction at the 409: the 201 before it was rolled back.
+        let rolled_back =
+            format!(r#"{{"responses": [{{"status": 201, "body": {{}}}}, {PLEASE_RETRY}]}}"#);
+        let applied =
+            r#"{"responses": [{"status": 201, "body": {}}, {"status": 200, "body": {}}]}"#;
+        let (url, received) = canned_server(vec![(200, rolled_back), (200, applied.into())]).await;
+        let responses = fast_retry_client(&url)
+            .batch(&two_requests())
+            .await
+            .unwrap();
+        assert_eq!(
+            responses.iter().map(|r| r.status).collect::<Vec<_>>(),
+            [201, 200]
+        );
+        let received = received.lock().unwrap();
+        assert_eq!(received.len(), 2);
+        assert_eq!(received[0], received[1], "every sub-request is sent again");
+    }
+
+    #[tokio::test]
+    async fn a_409_that_persists_fails_the_batch_so_that_the_caller_reads_the_server() {
+        // Any 409 aborts Kinto's transaction, also one that does not ask for a retry.
+        let exists = r#"{"status": 409, "body": {"code": 409, "errno": 122, "message": "Conflict of field id on record r1"}}"#;
+        let answer = format!(r#"{{"responses": [{exists}, {{"status": 200, "body": {{}}}}]}}"#);
+        let (url, received) = canned_server(vec![(200, answer); 3]).await;
+        let err = fast_retry_client(&url)
+            .batch(&two_requests())
+            .await
+            .unwrap_err();
+        assert_eq!(received.lock().unwrap().len(), 3, "1 attempt + 2 retries");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "POST {url}/batch failed after 3 attempts: unexpected response: sub-request 1 of 2 \
+                 answered 409 (Conflict of field id on record r1): Kinto rolled back the ones before it"
+            )
         );
     }
 
