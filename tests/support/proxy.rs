@@ -95,6 +95,9 @@ struct State {
     rules: Vec<Rule>,
     in_flight: usize,
     max_in_flight: usize,
+    /// The same, for writes only (any method but GET and HEAD).
+    writes_in_flight: usize,
+    max_writes_in_flight: usize,
     delay_all: Option<Duration>,
     lost_answers: Vec<String>,
 }
@@ -206,17 +209,29 @@ impl Proxy {
         self.state.lock().unwrap().max_in_flight
     }
 
+    /// The most writes (requests other than GET and HEAD) that were in flight at once.
+    pub fn max_writes_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_writes_in_flight
+    }
+
     /// The bodies of the answers withheld by [`Fault::LoseAnswer`], in order.
     pub fn lost_answers(&self) -> Vec<String> {
         self.state.lock().unwrap().lost_answers.clone()
     }
 }
 
-struct InFlight(Arc<Mutex<State>>);
+struct InFlight {
+    state: Arc<Mutex<State>>,
+    write: bool,
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.lock().unwrap().in_flight -= 1;
+        let mut s = self.state.lock().unwrap();
+        s.in_flight -= 1;
+        if self.write {
+            s.writes_in_flight -= 1;
+        }
     }
 }
 
@@ -256,10 +271,15 @@ async fn handle(
         body,
         ..
     } = request;
+    let write = !matches!(method.as_str(), "GET" | "HEAD");
     let (fault, delay_all) = {
         let mut s = state.lock().unwrap();
         s.in_flight += 1;
         s.max_in_flight = s.max_in_flight.max(s.in_flight);
+        if write {
+            s.writes_in_flight += 1;
+            s.max_writes_in_flight = s.max_writes_in_flight.max(s.writes_in_flight);
+        }
         let mut fault = None;
         for rule in s.rules.iter_mut() {
             if rule.on.matches(&method, &target) && !rule.faults.is_empty() {
@@ -273,7 +293,10 @@ async fn handle(
         }
         (fault, s.delay_all)
     };
-    let in_flight = InFlight(state.clone());
+    let in_flight = InFlight {
+        state: state.clone(),
+        write,
+    };
     if let Some(delay) = delay_all {
         tokio::time::sleep(delay).await;
     }

@@ -221,7 +221,6 @@ impl Backport<'_> {
             dest,
             &changes,
             self.chunk_size,
-            self.ctx.http.parallel(),
             &progress,
         )
         .await;
