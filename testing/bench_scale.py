@@ -41,6 +41,8 @@ PER_COLLECTION_KIB = 4
 def add_arguments(parser):
     parser.add_argument("--scale-factors", default="1,4,16",
                         help="scale: the factors the dataset is multiplied by (default 1,4,16)")
+    parser.add_argument("--scale-rounds", type=int, default=1,
+                        help="scale: rounds per factor (default 1: 16x alone is minutes a round)")
 
 
 def multiplied_buckets(server):
@@ -147,6 +149,14 @@ def targets(per_factor, largest_bytes=None):
              "validate_signature and consistency_checks on 1x, 4x, 16x the dataset: growth of wall, CPU, peak RSS")
 def bench_scale(bench):
     factors = [int(f) for f in bench.options.scale_factors.split(",")]
+    rounds, bench.rounds = bench.rounds, bench.options.scale_rounds
+    try:
+        return scale(bench, factors)
+    finally:
+        bench.rounds = rounds
+
+
+def scale(bench, factors):
     buckets = multiplied_buckets(bench.server)
     upstream = bench.server.rsplit("/v1", 1)[0]
     auth = bench.stack_env["RSL_TEST_EDITOR_AUTH"]
