@@ -146,6 +146,11 @@ mod tests {
         Kinto::new(&http, &Url::parse(server).unwrap(), None)
     }
 
+    /// [`two_requests`] sent to `url`, answered.
+    async fn send_two(url: &str) -> Vec<BatchResponse> {
+        fast_retry_client(url).batch(&two_requests()).await.unwrap()
+    }
+
     fn two_requests() -> Vec<BatchRequest> {
         vec![
             BatchRequest::new("PUT", "/buckets/b/collections/c/records/r1")
@@ -163,10 +168,7 @@ mod tests {
             {"status": 412, "path": "/v1/buckets/b/collections/c/records/r2", "body": {"code": 412, "message": "Resource was modified meanwhile"}}
         ]}"#;
         let (url, received) = canned_server(vec![(200, answer.into())]).await;
-        let responses = fast_retry_client(&url)
-            .batch(&two_requests())
-            .await
-            .unwrap();
+        let responses = send_two(&url).await;
         assert_eq!(
             responses.iter().map(|r| r.status).collect::<Vec<_>>(),
             [201, 412]
@@ -230,10 +232,7 @@ mod tests {
         let applied =
             r#"{"responses": [{"status": 201, "body": {}}, {"status": 200, "body": {}}]}"#;
         let (url, received) = canned_server(vec![(200, rolled_back), (200, applied.into())]).await;
-        let responses = fast_retry_client(&url)
-            .batch(&two_requests())
-            .await
-            .unwrap();
+        let responses = send_two(&url).await;
         assert_eq!(
             responses.iter().map(|r| r.status).collect::<Vec<_>>(),
             [201, 200]
