@@ -177,7 +177,8 @@ class Seeder:
         self.put_records(bucket, cid, records)
         path = f"/buckets/{bucket}/collections/{cid}"
         if SOURCES[bucket][1]:
-            stack_module.add_reviewer(self.server, bucket, cid)
+            method, group_path, body = stack_module.reviewers_group(bucket, cid)
+            self.request(method, group_path, "editor", body)
             self.request("PATCH", path, "editor", {"data": {"status": "to-review"}})
             self.request("PATCH", path, "reviewer", {"data": {"status": "to-sign"}})
         else:

@@ -850,8 +850,13 @@ def add_reviewer(server, bid, cid):
     today's service does: kinto-remote-settings creates `{cid}-editors` (with the creator) and an
     empty `{cid}-reviewers` with the collection, and refuses a review from outside the latter. (The
     2020 server checks no groups: there it is a plain group.)"""
-    http("PUT", f"{server}/buckets/{bid}/groups/{cid}-reviewers", auth="editor",
-         body={"data": {"members": [userid("reviewer")]}})
+    method, path, body = reviewers_group(bid, cid)
+    http(method, server + path, auth="editor", body=body)
+
+
+def reviewers_group(bid, cid):
+    """The request of `add_reviewer`: method, path under the server's root, body."""
+    return "PUT", f"/buckets/{bid}/groups/{cid}-reviewers", {"data": {"members": [userid("reviewer")]}}
 
 
 # --- Demo data -----------------------------------------------------------------------------------
