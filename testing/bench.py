@@ -160,11 +160,20 @@ class Seeder:
     def put_records(self, bucket, cid, records):
         for start in range(0, len(records), self.batch_size):
             chunk = records[start:start + self.batch_size]
-            answer = self.request("POST", "/batch", "editor", {
+            body = {
                 "defaults": {"method": "PUT"},
                 "requests": [{"path": f"/buckets/{bucket}/collections/{cid}/records/{r['id']}",
                               "body": {"data": r}} for r in chunk],
-            })
+            }
+            answer = self.request("POST", "/batch", "editor", body)
+            # A 409 sub-response means Kinto aborted the batch's transaction: the writes before it
+            # were rolled back. The PUTs carry no precondition, so the whole batch is sent again.
+            for attempt in range(20):
+                if all(r["status"] != 409 for r in answer["responses"]):
+                    break
+                Seeder.conflicts += 1
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+                answer = self.request("POST", "/batch", "editor", body)
             bad = [r for r in answer["responses"] if not 200 <= r["status"] < 300]
             if bad:
                 raise RuntimeError(f"batch write to {bucket}/{cid} failed: {bad[0]}")
