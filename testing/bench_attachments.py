@@ -18,6 +18,8 @@ import json
 import os
 import random
 import tempfile
+import time
+import urllib.error
 import urllib.request
 
 import stack as stack_module
@@ -39,8 +41,18 @@ def upload(server, user, path, content):
         "Authorization": "Basic " + base64.b64encode(
             f"{user}:{stack_module.USERS[user]}".encode()).decode(),
     })
-    with urllib.request.urlopen(request, timeout=120) as answer:
-        answer.read()
+    # On PostgreSQL, concurrent uploads into one collection may be refused with 409 errno 122
+    # "please retry" (see bench.Seeder.request): Kinto rolled the record back; send it again.
+    for attempt in range(20):
+        try:
+            with urllib.request.urlopen(request, timeout=120) as answer:
+                answer.read()
+                return
+        except urllib.error.HTTPError as e:
+            if e.code != 409 or b'"errno":122' not in e.read() or attempt == 19:
+                raise
+            Seeder.conflicts += 1
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
 
 
 def seed(bench, bid):
