@@ -450,6 +450,10 @@ def bench_validate_signature(bench):
     rss = max(r.max_rss_bytes for r in validate)
     largest = sizes["largest_bytes"]
     cpu_ms_per_mb = median([r.cpu for r in validate]) * 1000 / (sizes["bytes"] / 1e6)
+    # The server shares this machine's cores: the command's CPU, Kinto's and PostgreSQL's during its
+    # runs, spread perfectly over every core, is a wall time no run can beat on this machine.
+    busy = [r.cpu + (r.server_cpu or 0) + (r.pg_cpu or 0) for r in validate]
+    best_wall = max(floor_wall, median(busy) / (os.cpu_count() or 1))
     return {
         "collections_verified": report["totals"]["entries"],
         "changeset_bytes_total": sizes["bytes"],
@@ -470,6 +474,7 @@ def bench_validate_signature(bench):
         "rss_budget_mib": round((4 * largest + 30 * 2**20) / 2**20, 1),
         "rss_over_largest_changeset": round(rss / largest, 2),
         "cpu_ms_per_mb": round(cpu_ms_per_mb, 2),
+        "machine_bound_ratio": round(best_wall / floor_wall, 3),
         "targets_met": {"ratio <= 1.15": wall / floor_wall <= 1.15,
                         "CPU <= 8 ms per MB": cpu_ms_per_mb <= 8,
                         "peak RSS < 4 x largest + 30 MB": rss < 4 * largest + 30 * 2**20},
@@ -530,7 +535,8 @@ def measure(stack_env, dataset, args):
 
 
 # Headline figures of a measurement's results: its ratios against floors and growths.
-HEADLINE = ("ratio", "command_vs_floor", "in_flight_speedup", "cpu_ms_per_mb", "peak_rss_mib")
+HEADLINE = ("ratio", "machine_bound_ratio", "command_vs_floor", "in_flight_speedup", "cpu_ms_per_mb",
+            "peak_rss_mib")
 
 
 def failed(results):
