@@ -42,14 +42,16 @@ def upload(server, user, path, content):
             f"{user}:{stack_module.USERS[user]}".encode()).decode(),
     })
     # On PostgreSQL, concurrent uploads into one collection may be refused with 409 errno 122
-    # "please retry" (see bench.Seeder.request): Kinto rolled the record back; send it again.
+    # "please retry" (see bench.Seeder.request), or with 503 when PostgreSQL broke a deadlock
+    # between them (seen in a full `make bench`): Kinto rolled the record back; send it again.
     for attempt in range(20):
         try:
             with urllib.request.urlopen(request, timeout=120) as answer:
                 answer.read()
                 return
         except urllib.error.HTTPError as e:
-            if e.code != 409 or b'"errno":122' not in e.read() or attempt == 19:
+            retry = e.code == 503 or (e.code == 409 and b'"errno":122' in e.read())
+            if not retry or attempt == 19:
                 raise
             Seeder.conflicts += 1
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
