@@ -47,6 +47,25 @@ pub async fn slow_server(delay: Duration) -> String {
 /// A loopback server answering each connection with the next scripted reply (`None`
 /// closes the connection unanswered) and counting requests.
 pub async fn scripted(replies: Vec<Option<(u16, &'static str)>>) -> (String, Arc<Mutex<usize>>) {
+    serve_script(
+        replies
+            .into_iter()
+            .map(|r| r.map(|(status, body)| (status, "", body)))
+            .collect(),
+    )
+    .await
+}
+
+/// [`scripted`], each reply with header lines of its own (`"Name: value\r\n"` each).
+pub async fn scripted_with_headers(
+    replies: Vec<(u16, &'static str, &'static str)>,
+) -> (String, Arc<Mutex<usize>>) {
+    serve_script(replies.into_iter().map(Some).collect()).await
+}
+
+async fn serve_script(
+    replies: Vec<Option<(u16, &'static str, &'static str)>>,
+) -> (String, Arc<Mutex<usize>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(0usize));
@@ -63,9 +82,9 @@ pub async fn scripted(replies: Vec<Option<(u16, &'static str)>>) -> (String, Arc
                 }
             }
             *count.lock().unwrap() += 1;
-            if let Some(Some((status, body))) = replies.next() {
+            if let Some(Some((status, headers, body))) = replies.next() {
                 let reply = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = socket.write_all(reply.as_bytes()).await;
