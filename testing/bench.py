@@ -135,45 +135,62 @@ def make_record(rng, index):
     return record
 
 
+class RolledBack(Exception):
+    """A `/batch` answer holding a 409 sub-response: Kinto aborted the batch's one transaction
+    there, so the sub-requests before it were rolled back although they answered 2xx."""
+
+
+def please_retry(error):
+    """Is this failure one Kinto asks to send again? Its 409 "Integrity constraint violated, please
+    retry" (errno 122): on PostgreSQL, two transactions writing the same collection, or the same
+    bucket's history, gave two objects the same last_modified (its bump_timestamp trigger cannot
+    see the other's uncommitted rows), and the whole request was rolled back; or a batch
+    [`RolledBack`] at such a 409."""
+    text = str(error)
+    return isinstance(error, RolledBack) or ("HTTP 409" in text and '"errno":122' in text)
+
+
+def with_retries(call, retryable=please_retry):
+    """`call()`, again after a short growing pause while it fails in a way `retryable` accepts (at
+    most 20 attempts); each retry is counted in `Seeder.conflicts`."""
+    for attempt in range(20):
+        try:
+            return call()
+        except Exception as e:  # noqa: BLE001 - `retryable` decides, the rest is raised
+            if not retryable(e) or attempt == 19:
+                raise
+        Seeder.conflicts += 1
+        time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+
+
 class Seeder:
     def __init__(self, server):
         self.server = server.rstrip("/")
         info = stack_module.http("GET", self.server + "/")
         self.batch_size = int(info.get("settings", {}).get("batch_max_requests", 25))
 
-    # Kinto on PostgreSQL answers 409 "Integrity constraint violated, please retry" (errno 122)
-    # when two transactions writing the same collection, or the same bucket's history, give two
-    # objects the same last_modified (its bump_timestamp trigger cannot see the other's uncommitted
-    # rows). The whole request was rolled back: the seeder does as it says, and counts them.
+    # Requests Kinto on PostgreSQL asked to send again (see `please_retry`).
     conflicts = 0
 
     def request(self, method, path, user, body=None):
-        for attempt in range(20):
-            try:
-                return stack_module.http(method, self.server + path, auth=user, body=body, timeout=900)
-            except RuntimeError as e:
-                if "HTTP 409" not in str(e) or '"errno":122' not in str(e) or attempt == 19:
-                    raise
-                Seeder.conflicts += 1
-                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        """One request, sent again while Kinto asks to (the seeder's writes carry no precondition,
+        so sending one twice writes the same thing)."""
+        def call():
+            answer = stack_module.http(method, self.server + path, auth=user, body=body, timeout=900)
+            responses = answer.get("responses") if isinstance(answer, dict) else None
+            if responses and any(r["status"] == 409 for r in responses):
+                raise RolledBack(f"{method} {path}: a sub-response 409")
+            return answer
+        return with_retries(call)
 
     def put_records(self, bucket, cid, records):
         for start in range(0, len(records), self.batch_size):
             chunk = records[start:start + self.batch_size]
-            body = {
+            answer = self.request("POST", "/batch", "editor", {
                 "defaults": {"method": "PUT"},
                 "requests": [{"path": f"/buckets/{bucket}/collections/{cid}/records/{r['id']}",
                               "body": {"data": r}} for r in chunk],
-            }
-            answer = self.request("POST", "/batch", "editor", body)
-            # A 409 sub-response means Kinto aborted the batch's transaction: the writes before it
-            # were rolled back. The PUTs carry no precondition, so the whole batch is sent again.
-            for attempt in range(20):
-                if all(r["status"] != 409 for r in answer["responses"]):
-                    break
-                Seeder.conflicts += 1
-                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-                answer = self.request("POST", "/batch", "editor", body)
+            })
             bad = [r for r in answer["responses"] if not 200 <= r["status"] < 300]
             if bad:
                 raise RuntimeError(f"batch write to {bucket}/{cid} failed: {bad[0]}")

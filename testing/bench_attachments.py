@@ -18,12 +18,11 @@ import json
 import os
 import random
 import tempfile
-import time
 import urllib.error
 import urllib.request
 
 import stack as stack_module
-from bench import Seeder, log, median, measurement
+from bench import Seeder, log, median, measurement, please_retry, with_retries
 
 FILES = 2000
 COLLECTIONS = 10
@@ -42,19 +41,16 @@ def upload(server, user, path, content):
             f"{user}:{stack_module.USERS[user]}".encode()).decode(),
     })
     # On PostgreSQL, concurrent uploads into one collection may be refused with 409 errno 122
-    # "please retry" (see bench.Seeder.request), or with 503 when PostgreSQL broke a deadlock
-    # between them (seen in a full `make bench`): Kinto rolled the record back; send it again.
-    for attempt in range(20):
+    # "please retry" (see bench.please_retry), or with 503 when PostgreSQL broke a deadlock between
+    # them (seen in a full `make bench`): Kinto rolled the record back; send it again.
+    def send():
         try:
             with urllib.request.urlopen(request, timeout=120) as answer:
                 answer.read()
-                return
         except urllib.error.HTTPError as e:
-            retry = e.code == 503 or (e.code == 409 and b'"errno":122' in e.read())
-            if not retry or attempt == 19:
-                raise
-            Seeder.conflicts += 1
-            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+            raise RuntimeError(f"POST {path}: HTTP {e.code}: {e.read()[:500]!r}") from None
+
+    with_retries(send, lambda e: please_retry(e) or "HTTP 503" in str(e))
 
 
 def seed(bench, bid):

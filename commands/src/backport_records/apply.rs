@@ -200,26 +200,21 @@ pub async fn apply(
     for chunk in chunks.by_ref() {
         let requests: Vec<BatchRequest> =
             chunk.iter().map(|c| sub_request(destination, c)).collect();
-        let failed = match client.batch(&requests).await {
-            Ok(responses) => {
-                outcomes.extend(
-                    chunk
-                        .iter()
-                        .zip(&responses)
-                        .map(|(change, response)| outcome(change, response)),
-                );
-                false
-            }
-            Err(error) => {
-                outcomes.extend(chunk.iter().map(|_| Outcome::BatchFailed(error.clone())));
-                true
-            }
-        };
+        let answer = client.batch(&requests).await;
         for _ in chunk {
             progress.inc();
         }
-        if failed {
-            break;
+        match answer {
+            Ok(responses) => outcomes.extend(
+                chunk
+                    .iter()
+                    .zip(&responses)
+                    .map(|(change, response)| outcome(change, response)),
+            ),
+            Err(error) => {
+                outcomes.extend(chunk.iter().map(|_| Outcome::BatchFailed(error.clone())));
+                break;
+            }
         }
     }
     outcomes.extend(chunks.flatten().map(|_| Outcome::NotSent));

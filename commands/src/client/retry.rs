@@ -27,17 +27,38 @@ pub enum RetryPolicy {
     Statuses(&'static [u16]),
 }
 
+/// A failed answer the policy tries again, and the wait the server asked for that it honours
+/// (`None`: the client's own backoff).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Retried {
+    pub server_wait: Option<Duration>,
+}
+
 impl RetryPolicy {
-    /// Is this failed answer (status and body) worth another attempt?
-    pub(crate) fn retries_answer(self, status: StatusCode, body: &[u8]) -> bool {
-        match self {
-            RetryPolicy::Transient => {
-                status.is_server_error()
-                    || status == StatusCode::TOO_MANY_REQUESTS
-                    || is_retry_conflict(status, body)
+    /// Is this failed answer worth another attempt, and after what?
+    ///
+    /// A `Retry-After` is honoured, except on Kinto's 409 "please retry": there it is Kinto's one
+    /// `retry_after_seconds` (3 s by default), meant for an overloaded backend, while the race
+    /// the 409 reports ended when the other transaction committed, before the 409 was sent.
+    /// Honoured, it made every collision of a refresh_signature run cost 3 s on the bench server.
+    pub(crate) fn retried(
+        self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Option<Retried> {
+        let retry_after = || header_seconds(headers, "Retry-After");
+        let server_wait = match self {
+            RetryPolicy::Transient if is_retry_conflict(status, body) => None,
+            RetryPolicy::Transient
+                if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
+            {
+                retry_after()
             }
-            RetryPolicy::Statuses(statuses) => statuses.contains(&status.as_u16()),
-        }
+            RetryPolicy::Statuses(statuses) if statuses.contains(&status.as_u16()) => retry_after(),
+            _ => return None,
+        };
+        Some(Retried { server_wait })
     }
 
     pub(crate) fn retries_rejected_answers(self) -> bool {
@@ -49,7 +70,7 @@ impl RetryPolicy {
 /// constraint violated, please retry." (with `Retry-After`). On PostgreSQL, concurrent writes to
 /// one collection, or to one bucket's history, can pick the same timestamp; Kinto rolls the
 /// request back and asks for it again. Other 409s (errno 122 also says "already exists") are final.
-pub(crate) fn is_retry_conflict(status: StatusCode, body: &[u8]) -> bool {
+fn is_retry_conflict(status: StatusCode, body: &[u8]) -> bool {
     if status != StatusCode::CONFLICT {
         return false;
     }

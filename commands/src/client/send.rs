@@ -5,7 +5,7 @@
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 
-use super::retry::{backoff_delay, classify, header_seconds, is_retry_conflict};
+use super::retry::{backoff_delay, classify, Retried};
 use super::transport::same_origin;
 use super::{ClientError, ClientErrorKind, HttpClient, Request, Response};
 use crate::secrets::display_url;
@@ -225,12 +225,8 @@ impl HttpClient {
         Ok((response, status, headers))
     }
 
-    /// A non-2xx answer: retried when the policy says so (after `Retry-After`), else final.
-    /// Kinto's 409 "please retry" is retried after the client's own backoff: its `Retry-After`
-    /// is Kinto's one `retry_after_seconds` (3 s by default), meant for an overloaded backend,
-    /// while the race it reports ended when the other transaction committed, before the 409 was
-    /// sent. Honoured, it made every collision of a refresh_signature run cost 3 s on the bench
-    /// server.
+    /// A non-2xx answer: retried when the policy says so (after the server's wait when the
+    /// policy honours it), else final.
     pub(crate) fn error_status<T>(
         &self,
         status: StatusCode,
@@ -241,15 +237,9 @@ impl HttpClient {
             status: status.as_u16(),
             detail: (self.error_detail)(body),
         };
-        if self.retry_policy.retries_answer(status, body) {
-            let server_wait = if is_retry_conflict(status, body) {
-                None
-            } else {
-                header_seconds(headers, "Retry-After")
-            };
-            Attempt::Retry(kind, server_wait)
-        } else {
-            Attempt::Fail(kind)
+        match self.retry_policy.retried(status, headers, body) {
+            Some(Retried { server_wait }) => Attempt::Retry(kind, server_wait),
+            None => Attempt::Fail(kind),
         }
     }
 }
@@ -319,9 +309,12 @@ mod tests {
 
     #[tokio::test]
     async fn kintos_please_retry_conflict_is_retried_and_other_conflicts_are_final() {
-        const RETRY: &str = PLEASE_RETRY;
         const EXISTS: &str = r#"{"code": 409, "errno": 122, "error": "Conflict", "message": "Conflict of field id on record r1"}"#;
-        let (base, seen) = scripted(vec![Some((409, RETRY)), Some((200, r#"{"ok": true}"#))]).await;
+        let (base, seen) = scripted(vec![
+            Some((409, PLEASE_RETRY)),
+            Some((200, r#"{"ok": true}"#)),
+        ])
+        .await;
         let (_, value) = get_json_from(&fast_client(4), &format!("{base}/x"))
             .await
             .unwrap();
@@ -336,7 +329,7 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), 1);
         // A status policy retries its statuses only.
         let redash = fast_client(4).with_retry_policy(RetryPolicy::Statuses(&[503]));
-        let (base, seen) = scripted(vec![Some((409, RETRY)), Some((200, "{}"))]).await;
+        let (base, seen) = scripted(vec![Some((409, PLEASE_RETRY)), Some((200, "{}"))]).await;
         assert!(get_json_from(&redash, &format!("{base}/x")).await.is_err());
         assert_eq!(*seen.lock().unwrap(), 1);
     }
