@@ -56,19 +56,41 @@ def children(pid):
     return kids
 
 
+def tree_pids(pid):
+    """A process and its live descendants."""
+    pids, stack = [], [pid]
+    while stack:
+        p = stack.pop()
+        pids.append(p)
+        stack.extend(children(p))
+    return pids
+
+
 def tree_cpu_seconds(pid):
     """CPU seconds of a process and all its descendants, live or reaped: a multi-worker server
     (granian and its workers, the postmaster and its backends) counted as one."""
     total = 0.0
-    stack = [pid]
-    while stack:
-        p = stack.pop()
+    for p in tree_pids(pid):
         try:
             total += cpu_seconds(p)
         except (OSError, ValueError, IndexError):
             continue
-        stack.extend(children(p))
     return total
+
+
+def pin_tree(pid, cpus):
+    """Run every thread of a process and of its live descendants on `cpus` only (processes they
+    start later inherit it)."""
+    for p in tree_pids(pid):
+        try:
+            threads = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in threads:
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except OSError:
+                continue
 
 
 class PgCluster:

@@ -5,6 +5,7 @@
 #![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
 pub mod attachment;
+pub mod buffers;
 pub mod client;
 pub mod collection_patterns;
 pub mod command;

@@ -152,13 +152,14 @@ impl HttpClient {
         };
         // Sized once from Content-Length (within the cap) rather than grown by doubling, which
         // would hold up to twice a large body in memory while copying; but never more than
-        // PREALLOCATE_MAX on the server's word alone.
+        // PREALLOCATE_MAX on the server's word alone. A large one comes from the pool, where
+        // readers that are done with a body hand it back (`buffers::LARGE.give`).
         let declared =
             usize::try_from(response.content_length().unwrap_or(0)).unwrap_or(usize::MAX);
         if declared > request.max_body {
             return Attempt::Fail(ClientErrorKind::TooLarge(request.max_body));
         }
-        let mut body = Vec::with_capacity(declared.min(PREALLOCATE_MAX));
+        let mut body = crate::buffers::LARGE.take(declared.min(PREALLOCATE_MAX));
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
@@ -252,7 +253,7 @@ mod tests {
     use serde_json::Value;
 
     use super::super::testing::{
-        fast_client, limits, scripted, scripted_with_headers, slow_server,
+        canned_server, fast_client, limits, scripted, scripted_with_headers, slow_server,
     };
     use super::super::RetryPolicy;
     use super::*;
@@ -264,6 +265,21 @@ mod tests {
     ) -> Result<(Response, Value), ClientError> {
         let request = Request::new(Method::GET, Url::parse(url).unwrap());
         client.send_checked(&request, Response::json::<Value>).await
+    }
+
+    #[tokio::test]
+    async fn a_large_body_is_read_into_a_buffer_handed_back_to_the_pool() {
+        // Each test runs in its own process (nextest): the pool holds only what this one gives.
+        let given = crate::buffers::LARGE.take(1 << 20);
+        let address = given.as_ptr();
+        crate::buffers::LARGE.give(given);
+        let body = format!("\"{}\"", "x".repeat(300_000));
+        let (base, _) = canned_server(vec![(200, body.clone())]).await;
+        let request = Request::new(Method::GET, Url::parse(&format!("{base}/big")).unwrap());
+        let response = fast_client(0).send(&request).await.unwrap();
+        assert_eq!(response.body, body.as_bytes());
+        assert_eq!(response.body.as_ptr(), address, "the pooled buffer");
+        assert_eq!(crate::buffers::LARGE.kept().0, 0);
     }
 
     #[tokio::test]

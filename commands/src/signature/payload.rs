@@ -20,6 +20,8 @@ use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess,
 use serde_json::Value;
 use sha2::{Digest, Sha384};
 
+use crate::buffers;
+
 use super::stream::{BoundedValue, Canonical, Numbers, Writer};
 use super::{canonical, ErrorCode, VerifyError, Warning, WarningCode};
 
@@ -323,6 +325,7 @@ impl CanonicalRecords {
             put(&self.writer.out[range.clone()]);
         }
         put(format!("],\"last_modified\":\"{timestamp}\"}}").as_bytes());
+        buffers::LARGE.give(self.writer.out);
         (out, len, self.index.len(), self.numbers.warnings())
     }
 }
@@ -414,8 +417,8 @@ impl<'de> Visitor<'de> for ChangesetVisitor<'_> {
     }
 }
 
-/// Parse a changeset response body and hash its payload. The body is dropped as soon as it is
-/// parsed, before hashing.
+/// Parse a changeset response body and hash its payload. The body is handed back to the pool
+/// of large buffers as soon as it is parsed, before hashing.
 pub fn digest_changeset(body: Vec<u8>) -> Result<ChangesetDigest, VerifyError> {
     let mut records = CanonicalRecords::with_capacity(body.len());
     let (metadata, timestamp) = {
@@ -440,7 +443,7 @@ pub fn digest_changeset(body: Vec<u8>) -> Result<ChangesetDigest, VerifyError> {
             }
         })?
     };
-    drop(body);
+    buffers::LARGE.give(body);
     let (hasher, payload_len, count, warnings) = records.write_payload(timestamp, Sha384::new());
     Ok(ChangesetDigest {
         timestamp,
@@ -493,6 +496,23 @@ mod tests {
         // this guard says if some crate ever turns the feature on.
         let map: Value = serde_json::from_str(r#"{"b": 1, "a": 2}"#).unwrap();
         assert_eq!(map.as_object().unwrap().keys().next().unwrap(), "a");
+    }
+
+    #[test]
+    fn a_large_changesets_body_and_canonical_bytes_go_back_to_the_pool() {
+        // Each test runs in its own process (nextest): the pool holds only what this one gives.
+        let records: Vec<Value> = (0..2_000)
+            .map(|i| json!({"id": format!("r{i:05}"), "text": "some words ".repeat(10)}))
+            .collect();
+        let body = changeset(&records, 7);
+        assert!(body.len() > 2 * buffers::POOLED_MIN);
+        let digest = digest_changeset(body).unwrap();
+        assert_eq!(digest.records, 2_000);
+        assert_eq!(
+            buffers::LARGE.kept().0,
+            2,
+            "the body and the canonical bytes"
+        );
     }
 
     #[test]

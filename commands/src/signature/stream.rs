@@ -155,7 +155,7 @@ pub struct Writer {
 impl Writer {
     pub fn with_capacity(bytes: usize) -> Self {
         Writer {
-            out: Vec::with_capacity(bytes),
+            out: crate::buffers::LARGE.take(bytes),
             ..Writer::default()
         }
     }
