@@ -6,9 +6,9 @@
 //! that for every byte twice (the body, then its canonical form). Buffers handed back with
 //! [`Pool::give`] are kept, their pages already mapped, for the next [`Pool::take`].
 //!
-//! Memory stays bounded: at most [`KEPT`] buffers are kept, and a buffer is only ever as large
-//! as the largest body it held, so the pool holds no more than the buffers in flight at the
-//! run's busiest moment would.
+//! Memory stays bounded: at most [`KEPT`] buffers and [`KEPT_BYTES`] of capacity are kept, so a
+//! run's peak RSS is at most that above what its buffers in use hold at their busiest moment. A
+//! buffer that would go beyond either is freed.
 
 use std::sync::Mutex;
 
@@ -17,6 +17,10 @@ pub const POOLED_MIN: usize = 128 * 1024;
 
 /// At most this many buffers are kept.
 pub const KEPT: usize = 8;
+
+/// At most this much capacity is kept, in all: without it, every kept buffer would in time grow
+/// to the largest body of the run and stay mapped, 8 times the largest changeset in all.
+pub const KEPT_BYTES: usize = 12 << 20;
 
 /// A pool of large buffers.
 #[derive(Debug, Default)]
@@ -57,15 +61,16 @@ impl Pool {
         }
     }
 
-    /// Hand a buffer back once its bytes are no longer needed. Small buffers, and buffers
-    /// beyond the first [`KEPT`], are freed.
+    /// Hand a buffer back once its bytes are no longer needed. Small buffers, and those that
+    /// would take the pool beyond [`KEPT`] buffers or [`KEPT_BYTES`], are freed.
     pub fn give(&self, mut buffer: Vec<u8>) {
         if buffer.capacity() < POOLED_MIN {
             return;
         }
         buffer.clear();
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        if kept.len() < KEPT {
+        let bytes: usize = kept.iter().map(Vec::capacity).sum();
+        if kept.len() < KEPT && bytes + buffer.capacity() <= KEPT_BYTES {
             kept.push(buffer);
         }
     }
@@ -114,7 +119,7 @@ mod tests {
     }
 
     #[test]
-    fn small_buffers_are_not_pooled_and_the_pool_is_bounded() {
+    fn small_buffers_are_not_pooled_and_the_pool_is_bounded_in_count_and_bytes() {
         let pool = Pool::new();
         pool.give(Vec::with_capacity(POOLED_MIN - 1));
         assert_eq!(pool.kept(), (0, 0));
@@ -123,5 +128,18 @@ mod tests {
             pool.give(Vec::with_capacity(POOLED_MIN));
         }
         assert_eq!(pool.kept(), (KEPT, KEPT * POOLED_MIN));
+
+        let pool = Pool::new();
+        let third = KEPT_BYTES / 3;
+        for _ in 0..4 {
+            pool.give(Vec::with_capacity(third));
+        }
+        assert_eq!(
+            pool.kept(),
+            (3, 3 * third),
+            "the fourth would go beyond KEPT_BYTES"
+        );
+        pool.give(Vec::with_capacity(KEPT_BYTES + 1));
+        assert_eq!(pool.kept().0, 3, "nor can one buffer alone");
     }
 }
