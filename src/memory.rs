@@ -8,9 +8,9 @@
 //! validate_signature over 16x the dataset (3,264 changesets, 729 MB) peaked at 67 MiB with the
 //! default, 30 MiB with a fixed threshold, for the same CPU time.
 
-/// Blocks of at least this size are mapped on their own.
+/// Blocks of at least this size are mapped on their own (the buffer pool's size too).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MMAP_THRESHOLD: usize = 128 * 1024;
+const MMAP_THRESHOLD: usize = commands::buffers::MAPPED_MIN;
 
 /// Fix the mmap threshold, before any large allocation.
 pub fn tune() {

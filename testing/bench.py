@@ -48,6 +48,7 @@ measurement reads through it, so commands and floors alike go to the bulk Kinto 
 import argparse
 import concurrent.futures
 import contextlib
+import copy
 import glob
 import importlib
 import json
@@ -289,6 +290,14 @@ class Result:
         return self
 
 
+class SplitCores:
+    """The cores given to the server and to the client by `Bench.split_cores`."""
+
+    def __init__(self, server, client):
+        self.server, self.client = server, client
+        self.prefix = ["taskset", "-c", ",".join(map(str, client))]
+
+
 class Bench:
     def __init__(self, stack_env, dataset, rounds, parallel, options=None):
         self.stack_env = stack_env
@@ -424,21 +433,27 @@ class Bench:
     def split_cores(self):
         """Within it, the server (Kinto's processes and PostgreSQL's) runs on the first half of the
         cores and what is measured on the other half, as in production, where the server is not on
-        the client's machine. Yields the argv prefix putting a child on the client's cores, or None
-        when the server is not a local process or there is only one core."""
+        the client's machine. Yields the `SplitCores` (whose `prefix` puts a child on the client's
+        cores), or None when the server is not a local process or there is only one core."""
         cpus = sorted(os.sched_getaffinity(0))
         pids = [int(p) for p in (self.dataset.get("server_pid"), self.dataset.get("pg_pid")) if p]
         if len(cpus) < 2 or not pids:
             yield None
             return
-        server, client = set(cpus[:len(cpus) // 2]), cpus[len(cpus) // 2:]
+        cores = SplitCores(server=cpus[:len(cpus) // 2], client=cpus[len(cpus) // 2:])
         for pid in pids:
-            pgcluster.pin_tree(pid, server)
+            pgcluster.pin_tree(pid, set(cores.server))
         try:
-            yield ["taskset", "-c", ",".join(map(str, client))]
+            yield cores
         finally:
             for pid in pids:
                 pgcluster.pin_tree(pid, set(cpus))
+
+    def with_rounds(self, rounds):
+        """This bench, running `rounds` rounds."""
+        other = copy.copy(self)
+        other.rounds = rounds
+        return other
 
     def alternate(self, runs):
         """Run each `(name, argv, env)` once per round, alternating; returns name -> [Result].
@@ -470,84 +485,78 @@ def median_or_none(values):
 # --- Measurements ----------------------------------------------------------------------------------
 
 
-def split_ratio(split):
-    runs = list(split.values())
-    return median([r.wall for r in runs[1]]) / median([r.wall for r in runs[0]])
-
-
-def split_cores_summary(split, total_bytes):
-    """validate_signature and its floor measured again with the server on its own cores."""
-    if split is None:
-        return None
-    floor, validate = split.values()
-    half = (os.cpu_count() or 1) // 2
-    return {
-        "server_cores": half, "client_cores": (os.cpu_count() or 1) - half,
-        "wall_seconds": round(median([r.wall for r in validate]), 3),
-        "floor_wall_seconds": round(median([r.wall for r in floor]), 3),
-        "ratio": round(split_ratio(split), 3),
-        "ratios_per_round": [round(v.wall / f.wall, 3) for v, f in zip(validate, floor)],
-        "cpu_seconds": round(median([r.cpu for r in validate]), 3),
-        "cpu_ms_per_mb": round(median([r.cpu for r in validate]) * 1000 / (total_bytes / 1e6), 2),
-        "peak_rss_mib": round(max(r.max_rss_bytes for r in validate) / 2**20, 1),
+def validate_signature_against_floor(bench, env, prefix=(), label=""):
+    """validate_signature and its floor, a plain parallel download of the same changesets with the
+    same client and PARALLEL_REQUESTS (`commands/examples/download_changesets.rs`), run alternately
+    (each argv after `prefix`; `label` after their names in the log). Every collection must verify.
+    Returns the figures, medians over the rounds, and the runs of each."""
+    results = bench.alternate([
+        (f"floor{label}", [*prefix, bench.example("download_changesets")], env),
+        (f"validate_signature{label}", [*prefix, bench.bin, "validate_signature"], env),
+    ])
+    floor, runs = results.values()
+    report = json.loads(runs[-1].stdout)
+    if report["totals"]["ok"] != report["totals"]["entries"]:
+        raise RuntimeError(f"not every collection verified: {report['totals']}")
+    sizes = json.loads(floor[-1].stdout)
+    wall, floor_wall = median([r.wall for r in runs]), median([r.wall for r in floor])
+    cpu = median([r.cpu for r in runs])
+    figures = {
+        "collections": report["totals"]["entries"],
+        "changeset_bytes_total": sizes["bytes"],
+        "largest_changeset_bytes": sizes["largest_bytes"],
+        "wall_seconds": round(wall, 3),
+        "floor_wall_seconds": round(floor_wall, 3),
+        "ratio": round(wall / floor_wall, 3),
+        "ratios_per_round": [round(v.wall / f.wall, 3) for v, f in zip(runs, floor)],
+        "cpu_seconds": round(cpu, 3),
+        "floor_cpu_seconds": round(median([r.cpu for r in floor]), 3),
+        "cpu_ms_per_mb": round(cpu * 1000 / (sizes["bytes"] / 1e6), 2),
+        "peak_rss_mib": round(max(r.max_rss_bytes for r in runs) / 2**20, 1),
     }
+    return figures, floor, runs
 
 
 @measurement("validate_signature",
              "validate_signature vs a plain parallel download of the same changesets (same PARALLEL_REQUESTS)")
 def bench_validate_signature(bench):
     env = bench.command_env(ROOT_HASH=bench.stack_env["RSL_TEST_ROOT_HASH"], OUTPUT="json")
-    results = bench.alternate([
-        ("floor", [bench.example("download_changesets")], env),
-        ("validate_signature", [bench.bin, "validate_signature"], env),
-    ])
-    floor, validate = results["floor"], results["validate_signature"]
-    with bench.split_cores() as client_cores:
-        split = None if client_cores is None else bench.alternate([
-            ("floor, server on its own cores", [*client_cores, bench.example("download_changesets")], env),
-            ("validate_signature, server on its own cores", [*client_cores, bench.bin, "validate_signature"], env),
-        ])
-    report = json.loads(validate[-1].stdout)
-    sizes = json.loads(floor[-1].stdout)
-    if report["totals"]["ok"] != report["totals"]["entries"]:
-        raise RuntimeError(f"not every collection verified: {report['totals']}")
-    wall = median([r.wall for r in validate])
-    floor_wall = median([r.wall for r in floor])
-    rss = max(r.max_rss_bytes for r in validate)
-    largest = sizes["largest_bytes"]
-    cpu_ms_per_mb = median([r.cpu for r in validate]) * 1000 / (sizes["bytes"] / 1e6)
+    shared, floor, validate = validate_signature_against_floor(bench, env)
+    split = None
+    with bench.split_cores() as cores:
+        if cores is not None:
+            figures, _, _ = validate_signature_against_floor(
+                bench, env, cores.prefix, ", server on its own cores")
+            split = {"server_cores": len(cores.server), "client_cores": len(cores.client),
+                     **{k: figures[k] for k in ("wall_seconds", "floor_wall_seconds", "ratio",
+                                                "ratios_per_round", "cpu_seconds", "cpu_ms_per_mb",
+                                                "peak_rss_mib")}}
+    largest = shared["largest_changeset_bytes"]
+    rss_budget = 4 * largest + 30 * 2**20
+    peak_rss = max(r.max_rss_bytes for r in validate)
     # The server shares this machine's cores: the command's CPU, Kinto's and PostgreSQL's during its
     # runs, spread perfectly over every core, is a wall time no run can beat on this machine.
     busy = [r.cpu + (r.server_cpu or 0) + (r.pg_cpu or 0) for r in validate]
+    floor_wall = median([r.wall for r in floor])
     best_wall = max(floor_wall, median(busy) / (os.cpu_count() or 1))
     return {
-        "collections_verified": report["totals"]["entries"],
-        "changeset_bytes_total": sizes["bytes"],
-        "largest_changeset_bytes": largest,
+        "collections_verified": shared.pop("collections"),
+        **shared,
         "rounds": bench.rounds,
         "parallel_requests": bench.parallel,
-        "wall_seconds": round(wall, 3),
-        "floor_wall_seconds": round(floor_wall, 3),
-        "ratio": round(wall / floor_wall, 3),
-        "ratios_per_round": [round(v.wall / f.wall, 3) for v, f in zip(validate, floor)],
-        "cpu_seconds": round(median([r.cpu for r in validate]), 3),
-        "floor_cpu_seconds": round(median([r.cpu for r in floor]), 3),
         "server_cpu_seconds": median_or_none([r.server_cpu for r in validate]),
         "floor_server_cpu_seconds": median_or_none([r.server_cpu for r in floor]),
         "pg_cpu_seconds": median_or_none([r.pg_cpu for r in validate]),
         "floor_pg_cpu_seconds": median_or_none([r.pg_cpu for r in floor]),
-        "peak_rss_mib": round(rss / 2**20, 1),
-        "rss_budget_mib": round((4 * largest + 30 * 2**20) / 2**20, 1),
-        "rss_over_largest_changeset": round(rss / largest, 2),
-        "cpu_ms_per_mb": round(cpu_ms_per_mb, 2),
+        "rss_budget_mib": round(rss_budget / 2**20, 1),
+        "rss_over_largest_changeset": round(peak_rss / largest, 2),
         "machine_bound_ratio": round(best_wall / floor_wall, 3),
-        "split_cores": split_cores_summary(split, sizes["bytes"]),
-        "targets_met": {"ratio <= 1.15": wall / floor_wall <= 1.15,
+        "split_cores": split,
+        "targets_met": {"ratio <= 1.15": shared["ratio"] <= 1.15,
                         **({} if split is None else {
-                            "ratio <= 1.15, server on its own cores":
-                                split_ratio(split) <= 1.15}),
-                        "CPU <= 8 ms per MB": cpu_ms_per_mb <= 8,
-                        "peak RSS < 4 x largest + 30 MB": rss < 4 * largest + 30 * 2**20},
+                            "ratio <= 1.15, server on its own cores": split["ratio"] <= 1.15}),
+                        "CPU <= 8 ms per MB": shared["cpu_ms_per_mb"] <= 8,
+                        "peak RSS < 4 x largest + 30 MB": peak_rss < rss_budget},
     }
 
 

@@ -20,6 +20,7 @@ target), the 409s, Kinto's and PostgreSQL's CPU seconds, and (--server pg) what 
 import concurrent.futures
 import os
 import statistics
+import threading
 import time
 
 import stack as stack_module
@@ -61,6 +62,11 @@ def send_chunks(server, chunks, in_flight):
     is a write an earlier attempt applied). Returns the 409s: chunks refused as a whole, and chunks
     answered 200 with a 409 sub-response (rolled back)."""
     refused = {"batch_409": 0, "sub_response_409": 0}
+    counting = threading.Lock()  # `+=` on a dict's value is not atomic across threads
+
+    def count(kind):
+        with counting:
+            refused[kind] += 1
 
     def send(chunk):
         for _ in range(50):
@@ -70,11 +76,11 @@ def send_chunks(server, chunks, in_flight):
             except RuntimeError as e:
                 if "HTTP 409" not in str(e):
                     raise
-                refused["batch_409"] += 1
+                count("batch_409")
                 continue
             statuses = [r["status"] for r in answer["responses"]]
             if 409 in statuses:
-                refused["sub_response_409"] += 1
+                count("sub_response_409")
                 continue
             bad = [s for s in statuses if s not in (200, 201, 412)]
             if bad:

@@ -26,7 +26,7 @@ import re
 import urllib.request
 
 import edge
-from bench import log, measurement, median
+from bench import log, measurement, validate_signature_against_floor
 from bench_writer import measure_command
 
 COPY = re.compile(r"(/collections/)x\d+--(?=[A-Za-z0-9_-]+(/|$))")
@@ -89,26 +89,10 @@ def growth(per_factor, figure):
 
 
 def validate_signature_at(bench, env):
-    results = bench.alternate([
-        ("floor", [bench.example("download_changesets")], env),
-        ("validate_signature", [bench.bin, "validate_signature"], env),
-    ])
-    runs, floor = results["validate_signature"], results["floor"]
-    report = json.loads(runs[-1].stdout)
-    if report["totals"]["ok"] != report["totals"]["entries"]:
-        raise RuntimeError(f"not every collection verified: {report['totals']}")
-    sizes = json.loads(floor[-1].stdout)
-    wall, floor_wall = median([r.wall for r in runs]), median([r.wall for r in floor])
-    return {
-        "collections": report["totals"]["entries"],
-        "changeset_bytes_total": sizes["bytes"],
-        "largest_changeset_bytes": sizes["largest_bytes"],
-        "wall_seconds": round(wall, 3),
-        "floor_wall_seconds": round(floor_wall, 3),
-        "ratio": round(wall / floor_wall, 3),
-        "cpu_seconds": round(median([r.cpu for r in runs]), 3),
-        "peak_rss_mib": round(max(r.max_rss_bytes for r in runs) / 2**20, 1),
-    }
+    figures, _, _ = validate_signature_against_floor(bench, env)
+    keep = ("collections", "changeset_bytes_total", "largest_changeset_bytes", "wall_seconds",
+            "floor_wall_seconds", "ratio", "cpu_seconds", "peak_rss_mib")
+    return {k: figures[k] for k in keep}
 
 
 def consistency_checks_at(bench, env, auth):
@@ -149,14 +133,7 @@ def targets(per_factor, largest_bytes=None):
              "validate_signature and consistency_checks on 1x, 4x, 16x the dataset: growth of wall, CPU, peak RSS")
 def bench_scale(bench):
     factors = [int(f) for f in bench.options.scale_factors.split(",")]
-    rounds, bench.rounds = bench.rounds, bench.options.scale_rounds
-    try:
-        return scale(bench, factors)
-    finally:
-        bench.rounds = rounds
-
-
-def scale(bench, factors):
+    bench = bench.with_rounds(bench.options.scale_rounds)
     buckets = multiplied_buckets(bench.server)
     upstream = bench.server.rsplit("/v1", 1)[0]
     auth = bench.stack_env["RSL_TEST_EDITOR_AUTH"]

@@ -1,7 +1,7 @@
 //! Large byte buffers kept for reuse: response bodies and the canonical bytes of changesets.
 //!
-//! The process fixes glibc's mmap threshold (see `src/memory.rs` in the binary), so every buffer
-//! of 128 KiB or more is a fresh mapping: the kernel zeroes and faults in each of its pages on
+//! The binary fixes glibc's mmap threshold at [`MAPPED_MIN`] (`src/memory.rs`), so every buffer
+//! of that size or more is a fresh mapping: the kernel zeroes and faults in each of its pages on
 //! first touch, and unmaps them on free. A run reading hundreds of changesets of megabytes paid
 //! that for every byte twice (the body, then its canonical form). Buffers handed back with
 //! [`Pool::give`] are kept, their pages already mapped, for the next [`Pool::take`].
@@ -12,8 +12,10 @@
 
 use std::sync::Mutex;
 
-/// Buffers smaller than this come from malloc's heap, which reuses them cheaply: not pooled.
-pub const POOLED_MIN: usize = 128 * 1024;
+/// Blocks of at least this size are mapped on their own: the binary sets glibc's mmap threshold
+/// to it at start (`src/memory.rs`, which says why). Smaller buffers come from malloc's heaps,
+/// which reuse them cheaply: they are not pooled.
+pub const MAPPED_MIN: usize = 128 * 1024;
 
 /// At most this many buffers are kept.
 pub const KEPT: usize = 8;
@@ -41,7 +43,7 @@ impl Pool {
     /// An empty buffer with room for at least `capacity` bytes: the smallest kept buffer that
     /// fits, else the largest kept one grown to fit, else a new one.
     pub fn take(&self, capacity: usize) -> Vec<u8> {
-        if capacity < POOLED_MIN {
+        if capacity < MAPPED_MIN {
             return Vec::with_capacity(capacity);
         }
         let kept = {
@@ -64,13 +66,12 @@ impl Pool {
     /// Hand a buffer back once its bytes are no longer needed. Small buffers, and those that
     /// would take the pool beyond [`KEPT`] buffers or [`KEPT_BYTES`], are freed.
     pub fn give(&self, mut buffer: Vec<u8>) {
-        if buffer.capacity() < POOLED_MIN {
+        if buffer.capacity() < MAPPED_MIN {
             return;
         }
         buffer.clear();
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        let bytes: usize = kept.iter().map(Vec::capacity).sum();
-        if kept.len() < KEPT && bytes + buffer.capacity() <= KEPT_BYTES {
+        if kept.len() < KEPT && capacity(&kept) + buffer.capacity() <= KEPT_BYTES {
             kept.push(buffer);
         }
     }
@@ -78,8 +79,12 @@ impl Pool {
     /// How many buffers are kept, and their bytes of capacity.
     pub fn kept(&self) -> (usize, usize) {
         let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        (kept.len(), kept.iter().map(Vec::capacity).sum())
+        (kept.len(), capacity(&kept))
     }
+}
+
+fn capacity(buffers: &[Vec<u8>]) -> usize {
+    buffers.iter().map(Vec::capacity).sum()
 }
 
 #[cfg(test)]
@@ -121,13 +126,13 @@ mod tests {
     #[test]
     fn small_buffers_are_not_pooled_and_the_pool_is_bounded_in_count_and_bytes() {
         let pool = Pool::new();
-        pool.give(Vec::with_capacity(POOLED_MIN - 1));
+        pool.give(Vec::with_capacity(MAPPED_MIN - 1));
         assert_eq!(pool.kept(), (0, 0));
-        assert!(pool.take(POOLED_MIN - 1).capacity() < POOLED_MIN);
+        assert!(pool.take(MAPPED_MIN - 1).capacity() < MAPPED_MIN);
         for _ in 0..KEPT + 3 {
-            pool.give(Vec::with_capacity(POOLED_MIN));
+            pool.give(Vec::with_capacity(MAPPED_MIN));
         }
-        assert_eq!(pool.kept(), (KEPT, KEPT * POOLED_MIN));
+        assert_eq!(pool.kept(), (KEPT, KEPT * MAPPED_MIN));
 
         let pool = Pool::new();
         let third = KEPT_BYTES / 3;

@@ -268,7 +268,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_large_body_is_read_into_a_buffer_handed_back_to_the_pool() {
+    async fn a_large_body_is_read_into_a_buffer_from_the_pool() {
         // Each test runs in its own process (nextest): the pool holds only what this one gives.
         let given = crate::buffers::LARGE.take(1 << 20);
         let address = given.as_ptr();

@@ -505,7 +505,7 @@ mod tests {
             .map(|i| json!({"id": format!("r{i:05}"), "text": "some words ".repeat(10)}))
             .collect();
         let body = changeset(&records, 7);
-        assert!(body.len() > 2 * buffers::POOLED_MIN);
+        assert!(body.len() > 2 * buffers::MAPPED_MIN);
         let digest = digest_changeset(body).unwrap();
         assert_eq!(digest.records, 2_000);
         assert_eq!(
