@@ -128,36 +128,42 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
             continue;
         }
         out.extend_from_slice(&bytes[copied..i]);
-        let short = match byte {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            0x08 => b'b',
-            0x09 => b't',
-            0x0a => b'n',
-            0x0c => b'f',
-            0x0d => b'r',
-            _ => 0,
-        };
-        if short != 0 {
-            out.extend_from_slice(&[b'\\', short]);
-            i += 1;
-        } else {
-            // A control character, DEL or a non-ASCII character: `i` is a character boundary.
-            let c = text[i..].chars().next().expect("not at the end");
-            let mut units = [0u16; 2];
-            for unit in c.encode_utf16(&mut units) {
-                out.extend_from_slice(&unit_escape(*unit));
-            }
-            i += c.len_utf8();
-        }
+        // `i` is a character boundary: runs of plain bytes are ASCII.
+        let c = text[i..].chars().next().expect("not at the end");
+        write_escaped(out, c);
+        i += c.len_utf8();
         copied = i;
     }
     out.extend_from_slice(&bytes[copied..]);
     out.push(b'"');
 }
 
+/// Append the canonical form of one character that is not [`PLAIN`]: `"` and `\` with a
+/// backslash, the control characters serde_json hands to [`CanonicalFormatter::write_char_escape`]
+/// as `\n`..., and every other character (control, DEL, non-ASCII) as `\uXXXX` of its UTF-16 units.
+pub(super) fn write_escaped(out: &mut Vec<u8>, c: char) {
+    let short = match c {
+        '"' => b'"',
+        '\\' => b'\\',
+        '\u{8}' => b'b',
+        '\t' => b't',
+        '\n' => b'n',
+        '\u{c}' => b'f',
+        '\r' => b'r',
+        _ => 0,
+    };
+    if short != 0 {
+        out.extend_from_slice(&[b'\\', short]);
+        return;
+    }
+    let mut units = [0u16; 2];
+    for unit in c.encode_utf16(&mut units) {
+        out.extend_from_slice(&unit_escape(*unit));
+    }
+}
+
 /// The bytes a canonical string holds as they are: printable ASCII but `"` and `\`.
-static PLAIN: [bool; 256] = {
+pub(super) static PLAIN: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0x20;
     while byte <= 0x7e {

@@ -10,6 +10,7 @@ pub mod chain;
 #[cfg(test)]
 mod conformance;
 pub mod content;
+mod direct;
 pub mod payload;
 mod stream;
 

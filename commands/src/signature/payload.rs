@@ -22,6 +22,7 @@ use sha2::{Digest, Sha384};
 
 use crate::buffers;
 
+use super::direct;
 use super::stream::{BoundedValue, Canonical, Numbers, Writer};
 use super::{canonical, ErrorCode, VerifyError, Warning, WarningCode};
 
@@ -420,28 +421,35 @@ impl<'de> Visitor<'de> for ChangesetVisitor<'_> {
 /// Parse a changeset response body and hash its payload. The body is handed back to the pool
 /// of large buffers as soon as it is parsed, before hashing.
 pub fn digest_changeset(body: Vec<u8>) -> Result<ChangesetDigest, VerifyError> {
+    digest(body, Reader::Direct)
+}
+
+/// How a changeset's text is read: [`direct`] first, falling back to serde_json's path for
+/// what it does not handle, or serde_json's path only (the reference the tests compare with).
+#[derive(Clone, Copy)]
+pub(super) enum Reader {
+    Direct,
+    #[cfg_attr(not(test), allow(dead_code))]
+    Serde,
+}
+
+pub(super) fn digest(body: Vec<u8>, reader: Reader) -> Result<ChangesetDigest, VerifyError> {
     let mut records = CanonicalRecords::with_capacity(body.len());
     let (metadata, timestamp) = {
         // The whole body's UTF-8 is checked first: std's check of a mostly ASCII buffer costs a
-        // fraction of serde_json's per-string checks (`from_slice`), which `from_str` skips. The
-        // nesting limit is counted by the visitors, during the parse.
+        // fraction of serde_json's per-string checks (`from_slice`), which `from_str` skips.
         let text = std::str::from_utf8(&body).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
-        let mut deserializer = serde_json::Deserializer::from_str(text);
-        deserializer.disable_recursion_limit();
-        let parsed = deserializer
-            .deserialize_map(ChangesetVisitor {
-                records: &mut records,
-            })
-            .and_then(|parsed| deserializer.end().map(|()| parsed));
-        parsed.map_err(|e| {
-            if records.writer.too_deep {
-                invalid(crate::json::too_deep())
-            } else {
-                invalid(format!(
-                    "not a changeset ({{metadata, timestamp, changes}}): {e}"
-                ))
+        let direct = match reader {
+            Reader::Direct => records.read_direct(text),
+            Reader::Serde => None,
+        };
+        match direct {
+            Some(parts) => parts,
+            None => {
+                records.restart();
+                records.read_serde(text)?
             }
-        })?
+        }
     };
     buffers::LARGE.give(body);
     let (hasher, payload_len, count, warnings) = records.write_payload(timestamp, Sha384::new());
@@ -456,6 +464,65 @@ pub fn digest_changeset(body: Vec<u8>) -> Result<ChangesetDigest, VerifyError> {
     })
 }
 
+impl CanonicalRecords {
+    /// Read the changeset through [`direct`]: its metadata and timestamp, or `None` when the
+    /// text is outside what that path handles (records may then have been added).
+    fn read_direct(&mut self, text: &str) -> Option<(Value, u64)> {
+        let index = &mut self.index;
+        let parts = direct::changeset(text, &mut self.writer, |writer, record| {
+            if record.deleted {
+                writer.out.truncate(record.start);
+            } else {
+                index.push((record.id.into_owned(), record.start..writer.out.len()));
+            }
+        })
+        .ok()?;
+        let metadata = match parts.metadata {
+            None => Value::Null,
+            Some(text) => {
+                let mut deserializer = serde_json::Deserializer::from_str(text);
+                deserializer.disable_recursion_limit();
+                let value = BoundedValue {
+                    too_deep: &mut self.writer.too_deep,
+                    depth: FIELD_DEPTH,
+                }
+                .deserialize(&mut deserializer)
+                .ok()?;
+                deserializer.end().ok()?;
+                value
+            }
+        };
+        Some((metadata, parts.timestamp))
+    }
+
+    /// Forget what a reading added, keeping the buffer of canonical bytes.
+    fn restart(&mut self) {
+        self.writer.restart();
+        self.index.clear();
+        self.numbers = NumberScan::default();
+    }
+
+    /// Read the changeset through serde_json's path ([`super::stream`]), the nesting limit
+    /// counted by the visitors during the parse: its metadata and timestamp, or why it is not a
+    /// changeset.
+    fn read_serde(&mut self, text: &str) -> Result<(Value, u64), VerifyError> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        deserializer.disable_recursion_limit();
+        let parsed = deserializer
+            .deserialize_map(ChangesetVisitor { records: self })
+            .and_then(|parsed| deserializer.end().map(|()| parsed));
+        parsed.map_err(|e| {
+            if self.writer.too_deep {
+                invalid(crate::json::too_deep())
+            } else {
+                invalid(format!(
+                    "not a changeset ({{metadata, timestamp, changes}}): {e}"
+                ))
+            }
+        })
+    }
+}
+
 /// The whole payload, prefix included, for records as a client holds them (tombstones are
 /// dropped, order does not matter), through [`canonical::write`].
 pub fn payload_bytes(records: &[Value], timestamp: u64) -> Result<Vec<u8>, VerifyError> {
@@ -467,7 +534,7 @@ pub fn payload_bytes(records: &[Value], timestamp: u64) -> Result<Vec<u8>, Verif
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -731,9 +798,28 @@ mod tests {
         }
     }
 
+    /// How [`text_with_duplicates`] writes a value.
+    pub(in crate::signature) struct Style {
+        /// The value of a duplicate member.
+        pub duplicate: fn(&mut fastrand::Rng) -> Value,
+        /// Strings are written with random escapes ([`escaped`]), not as serde_json writes them.
+        pub escapes: bool,
+    }
+
+    /// A duplicate member's value as the crate's random values make it.
+    const ANY_DUPLICATE: Style = Style {
+        duplicate: |rng| canonical::tests::random_value(rng, 3),
+        escapes: false,
+    };
+
     /// JSON text of `value`, its object members in random order, now and then preceded by a
     /// member of the same key (which the last one replaces), with random whitespace.
-    fn text_with_duplicates(rng: &mut fastrand::Rng, value: &Value, out: &mut String) {
+    pub(in crate::signature) fn text_with_duplicates(
+        rng: &mut fastrand::Rng,
+        value: &Value,
+        out: &mut String,
+        style: &Style,
+    ) {
         let space = |rng: &mut fastrand::Rng, out: &mut String| {
             if rng.u8(0..4) == 0 {
                 out.push_str([" ", "\n", "\t ", "\r\n  "][rng.usize(0..4)]);
@@ -747,7 +833,7 @@ mod tests {
                 let mut all = Vec::new();
                 for (key, value) in members {
                     if rng.u8(0..4) == 0 {
-                        all.push((key, canonical::tests::random_value(rng, 3)));
+                        all.push((key, (style.duplicate)(rng)));
                     }
                     all.push((key, value));
                 }
@@ -760,7 +846,7 @@ mod tests {
                     out.push_str(&serde_json::to_string(key).unwrap());
                     space(rng, out);
                     out.push(':');
-                    text_with_duplicates(rng, value, out);
+                    text_with_duplicates(rng, value, out, style);
                 }
                 space(rng, out);
                 out.push('}');
@@ -772,16 +858,55 @@ mod tests {
                         out.push(',');
                     }
                     space(rng, out);
-                    text_with_duplicates(rng, item, out);
+                    text_with_duplicates(rng, item, out, style);
                 }
                 space(rng, out);
                 out.push(']');
+            }
+            Value::String(text) if style.escapes => {
+                space(rng, out);
+                escaped(rng, text, out);
             }
             scalar => {
                 space(rng, out);
                 out.push_str(&serde_json::to_string(scalar).unwrap());
             }
         }
+    }
+
+    /// A JSON string of `text`, each character written raw where JSON allows it, or escaped in
+    /// one of the ways JSON allows: `\uXXXX` in either case (a surrogate pair beyond the BMP, as
+    /// Kinto writes every non-ASCII character), or its short escape.
+    fn escaped(rng: &mut fastrand::Rng, text: &str, out: &mut String) {
+        out.push('"');
+        for c in text.chars() {
+            let short = match c {
+                '"' => Some("\\\""),
+                '\\' => Some("\\\\"),
+                '/' => Some("\\/"),
+                '\u{8}' => Some("\\b"),
+                '\u{c}' => Some("\\f"),
+                '\n' => Some("\\n"),
+                '\r' => Some("\\r"),
+                '\t' => Some("\\t"),
+                _ => None,
+            };
+            let raw_allowed = !matches!(c, '"' | '\\' | '\0'..='\u{1f}');
+            match rng.u8(0..3) {
+                0 if raw_allowed => out.push(c),
+                1 if short.is_some() => out.push_str(short.unwrap()),
+                _ => {
+                    let upper = rng.bool();
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        let hex = format!("{unit:04x}");
+                        out.push_str("\\u");
+                        out.push_str(&if upper { hex.to_uppercase() } else { hex });
+                    }
+                }
+            }
+        }
+        out.push('"');
     }
 
     fn random_record(rng: &mut fastrand::Rng) -> Value {
@@ -832,7 +957,7 @@ mod tests {
                 .map(|_| random_record(&mut rng))
                 .collect();
             let mut text = String::from(r#"{"metadata": {"signature": {}}, "changes": "#);
-            text_with_duplicates(&mut rng, &Value::Array(records), &mut text);
+            text_with_duplicates(&mut rng, &Value::Array(records), &mut text, &ANY_DUPLICATE);
             text.push_str(r#", "timestamp": 1234}"#);
             // The reference: the records as serde_json reads them (the last of equal keys wins).
             let changeset: Value = serde_json::from_str(&text).unwrap();

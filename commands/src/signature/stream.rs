@@ -128,10 +128,10 @@ impl Written {
 
 /// A member of an object being written: its decoded key (in `Writer::keys`), its `"key":value`
 /// bytes (in `Writer::out`), and its numbers.
-struct Member {
-    key: Range<usize>,
-    bytes: Range<usize>,
-    numbers: Option<Box<Numbers>>,
+pub(super) struct Member {
+    pub(super) key: Range<usize>,
+    pub(super) bytes: Range<usize>,
+    pub(super) numbers: Option<Box<Numbers>>,
 }
 
 /// The output and the buffers reused from value to value.
@@ -139,8 +139,8 @@ struct Member {
 pub struct Writer {
     /// The canonical bytes written so far.
     pub out: Vec<u8>,
-    keys: Vec<u8>,
-    members: Vec<Member>,
+    pub(super) keys: Vec<u8>,
+    pub(super) members: Vec<Member>,
     scratch: Vec<u8>,
     /// The next string written is a record's `id`: keep it in `id`.
     capture_id: bool,
@@ -160,6 +160,16 @@ impl Writer {
         }
     }
 
+    /// Forget everything written, keeping the output buffer.
+    pub fn restart(&mut self) {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        *self = Writer {
+            out,
+            ..Writer::default()
+        };
+    }
+
     fn enter<E: serde::de::Error>(&mut self, depth: usize) -> Result<(), E> {
         if depth > json::MAX_DEPTH {
             self.too_deep = true;
@@ -170,7 +180,7 @@ impl Writer {
 
     /// Put the members from `first` on in key order (the last of equal keys kept), from the
     /// object's first member byte `start` on, and return their numbers in that order.
-    fn sort_members(&mut self, first: usize, start: usize) -> Option<Box<Numbers>> {
+    pub(super) fn sort_members(&mut self, first: usize, start: usize) -> Option<Box<Numbers>> {
         let keys = &self.keys;
         let members = &mut self.members[first..];
         let in_order = members
