@@ -9,7 +9,7 @@ use x509_cert::der::Decode;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
 use super::chain::{validate, ChainPolicy};
-use super::payload::{digest_changeset, payload_bytes, PREFIX};
+use super::payload::{digest_changeset, payload_bytes, Reader, PREFIX};
 use super::{
     decode_signature, parse_root_hash, verify_digest, ErrorCode, LeafKey, DEFAULT_SIGNER_NAME,
 };
@@ -89,6 +89,17 @@ fn the_production_signature_verifies_over_our_payload() {
         assert_eq!(err.code, ErrorCode::SignatureMismatch);
         assert!(key.p384().verify_prehash(&sha, &signature).is_err());
     }
+}
+
+#[test]
+fn the_production_changeset_is_read_by_the_direct_path_with_the_same_digest() {
+    let text = std::str::from_utf8(CHANGESET).unwrap();
+    let mut records = 0;
+    let read = super::direct::changeset(text, &mut Default::default(), |_, _| records += 1);
+    assert!(read.is_ok());
+    assert_eq!(records, 156);
+    let read = |reader| format!("{:?}", super::payload::digest(CHANGESET.to_vec(), reader));
+    assert_eq!(read(Reader::Direct), read(Reader::Serde));
 }
 
 #[test]
