@@ -75,10 +75,7 @@ fn cli_or_lambda() -> ExitCode {
 
     let check_in = telemetry.check_in();
     let started = Instant::now();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("the tokio runtime starts");
+    let runtime = command.runtime().expect("the tokio runtime starts");
     let secrets = raw.secret_values();
     let result = runtime.block_on(panics::guarded(command.run(&raw, progress), &secrets));
     let ending = finish(

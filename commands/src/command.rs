@@ -12,6 +12,8 @@ use crate::{CommandError, Context};
 /// How a command's configuration is built from the settings, and how it runs.
 pub trait CommandConfig: Sized {
     type Report: Report + 'static;
+    /// The runtime's worker threads for its runs: `None` for one per core (tokio's default).
+    const WORKERS: Option<usize> = None;
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError>;
     fn run(
         &self,
@@ -25,6 +27,8 @@ pub type RunFuture<'a> = LocalBoxFuture<'a, Result<Box<dyn Report>, CommandError
 /// What the registry calls: a command's configuration step alone, and the whole run.
 #[derive(Clone, Copy)]
 pub struct Runs {
+    /// [`CommandConfig::WORKERS`].
+    pub workers: Option<usize>,
     pub configure: fn(&RawSettings) -> Result<(), SettingError>,
     pub start: for<'a> fn(&'a RawSettings, &'a Context) -> RunFuture<'a>,
 }
@@ -33,6 +37,7 @@ impl Runs {
     /// The runs of the command whose configuration is `C`.
     pub const fn of<C: CommandConfig>() -> Runs {
         Runs {
+            workers: C::WORKERS,
             configure: configure::<C>,
             start: start::<C>,
         }
@@ -51,6 +56,15 @@ fn start<'a, C: CommandConfig>(raw: &'a RawSettings, ctx: &'a Context) -> RunFut
         let report = config.run(ctx).await?;
         Ok(Box::new(report) as Box<dyn Report>)
     })
+}
+
+/// A multi-threaded tokio runtime with `workers` worker threads (`None`: one per core).
+pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(workers);
+    }
+    builder.enable_all().build()
 }
 
 /// One command, declared once.
@@ -85,6 +99,11 @@ impl PartialEq for Command {
 }
 
 impl Command {
+    /// The tokio runtime its runs go on ([`runtime`] with its worker threads).
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        runtime(self.runs.workers)
+    }
+
     /// Every setting a run of this command may read: the global ones, its groups', its own.
     pub fn all_settings(&self) -> Vec<&'static Setting> {
         let mut all: Vec<&'static Setting> = shared::GLOBAL.to_vec();
@@ -137,5 +156,22 @@ async fn debug_panic(raw: &RawSettings) {
             let _ignored = task.await;
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn each_command_runs_on_its_own_number_of_workers() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for command in crate::COMMANDS {
+            let workers = command.runtime().unwrap().metrics().num_workers();
+            let expected = match command.name {
+                // Downloads only: its CPU work is on the blocking pool.
+                "validate_signature" => 1,
+                _ => cores,
+            };
+            assert_eq!(workers, expected, "{}", command.name);
+        }
     }
 }

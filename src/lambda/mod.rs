@@ -44,10 +44,12 @@ pub fn runtime_api() -> Option<String> {
 /// the handler or the environment is wrong, 3 when the Runtime API fails.
 pub fn serve(api: &str) -> ExitCode {
     crate::logger::init(0);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("the tokio runtime starts");
+    // The handler's command decides the worker threads; a wrong handler is reported by the
+    // invoker's init, on the default runtime.
+    let workers = handler_command()
+        .ok()
+        .and_then(|command| command.runs.workers);
+    let runtime = commands::command::runtime(workers).expect("the tokio runtime starts");
     runtime.block_on(serve_async(api))
 }
 
