@@ -378,6 +378,7 @@ impl<'a> Scanner<'a, '_> {
         let mut copied = start;
         let mut at = start;
         loop {
+            at += plain_run(&bytes[at..]);
             let byte = *bytes.get(at).ok_or(Outside)?;
             if PLAIN[byte as usize] {
                 at += 1;
@@ -402,6 +403,32 @@ impl<'a> Scanner<'a, '_> {
         self.at = at + 1;
         Ok(at > start)
     }
+}
+
+/// How many bytes at the start of `bytes` are [`PLAIN`], counted 8 at a time: up to the first
+/// byte that is not, or, when there is none in whole blocks of 8, up to the last (fewer than 8)
+/// bytes, which the caller reads one by one.
+fn plain_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // The high bit of each byte that is 0, and perhaps of bytes above the lowest one.
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut n = 0;
+    while let Some(block) = bytes.get(n..n + 8) {
+        let x = u64::from_le_bytes(block.try_into().expect("8 bytes"));
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        let del_or_above = (x.wrapping_add(ONES) | x) & HIGH;
+        let special = below_space
+            | del_or_above
+            | zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')));
+        if special != 0 {
+            // The lowest flagged byte is always a special one.
+            return n + (special.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    n
 }
 
 /// Rewrite the escape whose letter is at `at`; returns where the text goes on.
@@ -551,6 +578,40 @@ mod tests {
             assert_eq!(records(&text).err(), Some(Outside), "{text}");
             let (direct, serde) = outcomes(&text);
             assert_eq!(direct, serde, "{text}");
+        }
+    }
+
+    #[test]
+    fn plain_runs_stop_at_the_first_byte_that_is_not_plain() {
+        let reference = |bytes: &[u8]| {
+            let first = bytes.iter().position(|&b| !PLAIN[b as usize]);
+            first.unwrap_or(bytes.len()).min(bytes.len() / 8 * 8)
+        };
+        for len in [0, 7, 8, 24, 27] {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = byte;
+                    assert_eq!(
+                        plain_run(&bytes),
+                        reference(&bytes),
+                        "{byte:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..20_000 {
+            let bytes: Vec<u8> = (0..rng.usize(0..40))
+                .map(|_| {
+                    if rng.u8(0..8) == 0 {
+                        rng.u8(..)
+                    } else {
+                        rng.u8(0x20..0x7f)
+                    }
+                })
+                .collect();
+            assert_eq!(plain_run(&bytes), reference(&bytes), "{bytes:?}");
         }
     }
 
