@@ -549,7 +549,8 @@ class Stack:
         autograph_url = f"http://127.0.0.1:{port_holder[0]}"
 
         # kinto-attachment's files, one folder per server, served as production serves them: by
-        # a static file server of their own, not by Kinto.
+        # a static file server of their own, not by Kinto, over connections kept alive as the
+        # CDN keeps them (testing/files_server.py).
         self.attachments_dir = os.path.join(self.workdir, "attachments")
         # A previous run's files belong to records its memory backends forgot (bench.py keeps
         # its workdir from one run to the next).
@@ -558,8 +559,8 @@ class Stack:
         files_port = free_port()
         files_log = open(os.path.join(self.workdir, "attachments.log"), "wb")
         self.procs.append(("attachments", subprocess.Popen(
-            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
-             self.attachments_dir, str(files_port)],
+            [sys.executable, os.path.join(HERE, "files_server.py"), self.attachments_dir,
+             str(files_port)],
             stdout=files_log, stderr=subprocess.STDOUT, start_new_session=True,
         ), files_log.name))
         self.attachments_url = f"http://127.0.0.1:{files_port}"

@@ -169,6 +169,8 @@ mod tests {
             let expected = match command.name {
                 // Downloads only: its CPU work is on the blocking pool.
                 "validate_signature" => 1,
+                // Downloads, each hashed as it arrives.
+                "attachments_integrity" => 1,
                 _ => cores,
             };
             assert_eq!(workers, expected, "{}", command.name);

@@ -53,6 +53,10 @@ pub struct Config {
 
 impl CommandConfig for Config {
     type Report = AttachmentsReport;
+    /// One worker: each body is hashed as it arrives, on the thread that reads it. Two workers
+    /// spent their time waking each other: 0.50 against 0.41 s of CPU and 0.735 against 0.635 s
+    /// of wall time over 2,000 files (medians of 6 alternated runs, `make bench`'s files).
+    const WORKERS: Option<usize> = Some(1);
 
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
         Ok(Config {
