@@ -12,7 +12,8 @@ use crate::{CommandError, Context};
 /// How a command's configuration is built from the settings, and how it runs.
 pub trait CommandConfig: Sized {
     type Report: Report + 'static;
-    /// The runtime's worker threads for its runs: `None` for one per core (tokio's default).
+    /// The runtime's worker threads for its runs: `None` for one per core (tokio's default);
+    /// `Some(1)` for the command's own thread alone ([`runtime`]).
     const WORKERS: Option<usize> = None;
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError>;
     fn run(
@@ -58,12 +59,19 @@ fn start<'a, C: CommandConfig>(raw: &'a RawSettings, ctx: &'a Context) -> RunFut
     })
 }
 
-/// A multi-threaded tokio runtime with `workers` worker threads (`None`: one per core).
+/// A tokio runtime with `workers` worker threads (`None`: one per core). With one, it is the
+/// thread that runs the command itself (a current-thread runtime): the tasks hyper spawns for
+/// connections then hand their bytes to the command without waking another thread.
 pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = workers {
-        builder.worker_threads(workers);
-    }
+    let mut builder = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(workers) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(workers);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     builder.enable_all().build()
 }
 
