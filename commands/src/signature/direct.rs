@@ -8,12 +8,13 @@
 //! string `id`, at most [`json::MAX_DEPTH`] levels. Anything else, valid or not,
 //! stops it with [`Outside`], and the caller reads the whole changeset through serde_json's path
 //! ([`super::stream`]) instead, which gives the same bytes for what both accept and the errors
-//! for what is not a changeset. The tests of `payload` hold both paths to the same digests,
-//! warnings and errors, on random changesets and on random damage to them.
+//! for what is not a changeset. The tests below hold both paths to the same digests, warnings
+//! and errors, on random changesets and on random damage to them.
 
 use std::borrow::Cow;
 
 use super::canonical::{self, write_escaped, PLAIN};
+use super::payload::{FIELD_DEPTH, RECORD_DEPTH};
 use super::stream::{Member, Writer};
 use crate::json;
 
@@ -46,10 +47,6 @@ struct Object<'a> {
     /// For a record: the truthiness of the last `deleted` member.
     deleted: bool,
 }
-
-/// The nesting of a changeset's fields and of its records, as in [`super::payload`].
-const FIELD_DEPTH: usize = 2;
-const RECORD_DEPTH: usize = 3;
 
 /// Read `{metadata, timestamp, changes}` from `text`, writing each record's canonical bytes into
 /// `writer.out` and handing it to `record` (which may truncate them). Other fields are read and

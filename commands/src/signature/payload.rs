@@ -333,8 +333,8 @@ impl CanonicalRecords {
 
 /// The nesting of a changeset's fields (inside the changeset object) and of its records (inside
 /// `changes`), as [`crate::json::MAX_DEPTH`] counts it.
-const FIELD_DEPTH: usize = 2;
-const RECORD_DEPTH: usize = 3;
+pub(super) const FIELD_DEPTH: usize = 2;
+pub(super) const RECORD_DEPTH: usize = 3;
 
 /// Reads `{metadata, timestamp, changes}`, handing each record of `changes` to the collector as
 /// it is parsed (the records are never all held as JSON values).
