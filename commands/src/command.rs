@@ -12,9 +12,8 @@ use crate::{CommandError, Context};
 /// How a command's configuration is built from the settings, and how it runs.
 pub trait CommandConfig: Sized {
     type Report: Report + 'static;
-    /// The runtime's worker threads for its runs: `None` for one per core (tokio's default);
-    /// `Some(1)` for the command's own thread alone ([`runtime`]).
-    const WORKERS: Option<usize> = None;
+    /// The threads its runs do their I/O on ([`runtime`]).
+    const THREADS: Threads = Threads::PerCore;
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError>;
     fn run(
         &self,
@@ -28,8 +27,8 @@ pub type RunFuture<'a> = LocalBoxFuture<'a, Result<Box<dyn Report>, CommandError
 /// What the registry calls: a command's configuration step alone, and the whole run.
 #[derive(Clone, Copy)]
 pub struct Runs {
-    /// [`CommandConfig::WORKERS`].
-    pub workers: Option<usize>,
+    /// [`CommandConfig::THREADS`].
+    pub threads: Threads,
     pub configure: fn(&RawSettings) -> Result<(), SettingError>,
     pub start: for<'a> fn(&'a RawSettings, &'a Context) -> RunFuture<'a>,
 }
@@ -38,7 +37,7 @@ impl Runs {
     /// The runs of the command whose configuration is `C`.
     pub const fn of<C: CommandConfig>() -> Runs {
         Runs {
-            workers: C::WORKERS,
+            threads: C::THREADS,
             configure: configure::<C>,
             start: start::<C>,
         }
@@ -59,18 +58,22 @@ fn start<'a, C: CommandConfig>(raw: &'a RawSettings, ctx: &'a Context) -> RunFut
     })
 }
 
-/// A tokio runtime with `workers` worker threads (`None`: one per core). With one, it is the
-/// thread that runs the command itself (a current-thread runtime): the tasks hyper spawns for
-/// connections then hand their bytes to the command without waking another thread.
-pub fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = match workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(workers) => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(workers);
-            builder
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
+/// The threads a command's runs do their I/O on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// tokio's worker threads, one per core, beside the thread that runs the command.
+    PerCore,
+    /// The thread that runs the command, alone (a current-thread runtime): the tasks hyper
+    /// spawns for connections hand their bytes to the command without waking another thread.
+    /// For commands whose CPU work is light or on the blocking pool.
+    CommandThread,
+}
+
+/// The tokio runtime for `threads`.
+pub fn runtime(threads: Threads) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match threads {
+        Threads::PerCore => tokio::runtime::Builder::new_multi_thread(),
+        Threads::CommandThread => tokio::runtime::Builder::new_current_thread(),
     };
     builder.enable_all().build()
 }
@@ -107,9 +110,9 @@ impl PartialEq for Command {
 }
 
 impl Command {
-    /// The tokio runtime its runs go on ([`runtime`] with its worker threads).
+    /// The tokio runtime its runs go on ([`runtime`] for its threads).
     pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
-        runtime(self.runs.workers)
+        runtime(self.runs.threads)
     }
 
     /// Every setting a run of this command may read: the global ones, its groups', its own.
@@ -169,19 +172,25 @@ async fn debug_panic(raw: &RawSettings) {
 
 #[cfg(test)]
 mod tests {
+    use tokio::runtime::RuntimeFlavor;
+
     #[test]
-    fn each_command_runs_on_its_own_number_of_workers() {
+    fn each_command_runs_on_its_own_threads() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         for command in crate::COMMANDS {
-            let workers = command.runtime().unwrap().metrics().num_workers();
+            let runtime = command.runtime().unwrap();
+            let threads = (
+                runtime.handle().runtime_flavor(),
+                runtime.metrics().num_workers(),
+            );
             let expected = match command.name {
                 // Downloads only: its CPU work is on the blocking pool.
-                "validate_signature" => 1,
+                "validate_signature" => (RuntimeFlavor::CurrentThread, 1),
                 // Downloads, each hashed as it arrives.
-                "attachments_integrity" => 1,
-                _ => cores,
+                "attachments_integrity" => (RuntimeFlavor::CurrentThread, 1),
+                _ => (RuntimeFlavor::MultiThread, cores),
             };
-            assert_eq!(workers, expected, "{}", command.name);
+            assert_eq!(threads, expected, "{}", command.name);
         }
     }
 }

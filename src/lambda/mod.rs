@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use commands::command::Threads;
 use commands::{Command, CommandError, RawSettings};
 use futures::FutureExt;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
@@ -44,12 +45,10 @@ pub fn runtime_api() -> Option<String> {
 /// the handler or the environment is wrong, 3 when the Runtime API fails.
 pub fn serve(api: &str) -> ExitCode {
     crate::logger::init(0);
-    // The handler's command decides the worker threads; a wrong handler is reported by the
-    // invoker's init, on the default runtime.
-    let workers = handler_command()
-        .ok()
-        .and_then(|command| command.runs.workers);
-    let runtime = commands::command::runtime(workers).expect("the tokio runtime starts");
+    // The handler's command decides the threads; a wrong handler is reported by the invoker's
+    // init, on the default runtime.
+    let threads = handler_command().map_or(Threads::PerCore, |command| command.runs.threads);
+    let runtime = commands::command::runtime(threads).expect("the tokio runtime starts");
     runtime.block_on(serve_async(api))
 }
 

@@ -12,7 +12,7 @@ mod slice;
 use reqwest::Url;
 
 use crate::attachment::{self, file_url, Attachment, InvalidAttachment, NO_BASE_URL};
-use crate::command::{Command, CommandConfig, Runs};
+use crate::command::{Command, CommandConfig, Runs, Threads};
 use crate::kinto::Kinto;
 use crate::kinto::{ChangesEntry, CollectionRef, ServerInfo};
 use crate::monitored::{check_all, is_preview, MonitorList};
@@ -58,7 +58,7 @@ impl CommandConfig for Config {
     /// `make bench`'s 2,000 files): two workers 0.50 s of CPU and 0.735 s of wall, one worker
     /// beside the command's thread 0.41 s and 0.635 s; then, in another run, one worker 0.475 s
     /// and 0.73 s, the command's thread alone 0.355 s and 0.62 s.
-    const WORKERS: Option<usize> = Some(1);
+    const THREADS: Threads = Threads::CommandThread;
 
     fn from_settings(raw: &RawSettings) -> Result<Self, SettingError> {
         Ok(Config {

@@ -9,7 +9,7 @@ use x509_cert::der::Decode;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
 use super::chain::{validate, ChainPolicy};
-use super::payload::{digest_changeset, payload_bytes, Reader, PREFIX};
+use super::payload::{digest_changeset, digest_read_with, payload_bytes, CanonicalRecords, PREFIX};
 use super::{
     decode_signature, parse_root_hash, verify_digest, ErrorCode, LeafKey, DEFAULT_SIGNER_NAME,
 };
@@ -98,8 +98,11 @@ fn the_production_changeset_is_read_by_the_direct_path_with_the_same_digest() {
     let read = super::direct::changeset(text, &mut Default::default(), |_, _| records += 1);
     assert!(read.is_ok());
     assert_eq!(records, 156);
-    let read = |reader| format!("{:?}", super::payload::digest(CHANGESET.to_vec(), reader));
-    assert_eq!(read(Reader::Direct), read(Reader::Serde));
+    let through_serde = digest_read_with(CHANGESET.to_vec(), CanonicalRecords::read_serde);
+    assert_eq!(
+        format!("{:?}", digest_changeset(CHANGESET.to_vec())),
+        format!("{through_serde:?}")
+    );
 }
 
 #[test]

@@ -13,9 +13,12 @@
 
 use std::borrow::Cow;
 
+use serde::de::{Deserialize, DeserializeSeed, Deserializer};
+use serde_json::Value;
+
 use super::canonical::{self, write_escaped, PLAIN};
 use super::payload::{FIELD_DEPTH, RECORD_DEPTH};
-use super::stream::{Member, Writer};
+use super::stream::{BoundedValue, Member, Writer};
 use crate::json;
 
 /// The text is outside what this path handles (not necessarily invalid).
@@ -25,9 +28,9 @@ pub struct Outside;
 type Step<T> = Result<T, Outside>;
 
 /// What the top level of a changeset gave, its records aside.
-pub struct Changeset<'a> {
-    /// The text of `metadata`'s value, if present.
-    pub metadata: Option<&'a str>,
+pub struct Changeset {
+    /// `metadata`'s value (`null` when absent).
+    pub metadata: Value,
     pub timestamp: u64,
 }
 
@@ -49,13 +52,13 @@ struct Object<'a> {
 }
 
 /// Read `{metadata, timestamp, changes}` from `text`, writing each record's canonical bytes into
-/// `writer.out` and handing it to `record` (which may truncate them). Other fields are read and
-/// forgotten; `metadata`'s text is returned for the caller to parse.
+/// `writer.out` and handing it to `record` (which may truncate them). `metadata` is parsed by
+/// serde_json where it stands, as its path parses it; other fields are read and forgotten.
 pub fn changeset<'a>(
     text: &'a str,
     writer: &mut Writer,
     mut record: impl FnMut(&mut Writer, Record<'a>),
-) -> Step<Changeset<'a>> {
+) -> Step<Changeset> {
     let mut scan = Scanner {
         text,
         at: 0,
@@ -64,45 +67,40 @@ pub fn changeset<'a>(
     let (mut metadata, mut timestamp, mut changes) = (None, None, false);
     scan.ws();
     scan.expect(b'{')?;
-    scan.ws();
-    if scan.peek()? != b'}' {
-        loop {
-            scan.expect(b'"')?;
-            let key = scan.key()?;
-            scan.ws();
-            scan.expect(b':')?;
-            scan.ws();
-            match key {
-                "metadata" if metadata.is_none() => {
-                    let start = scan.at;
-                    scan.forgotten(FIELD_DEPTH)?;
-                    metadata = Some(&text[start..scan.at]);
-                }
-                "timestamp" if timestamp.is_none() => timestamp = Some(scan.timestamp()?),
-                "changes" if !changes => {
-                    scan.records(&mut record)?;
-                    changes = true;
-                }
-                "metadata" | "timestamp" | "changes" => return Err(Outside),
-                _ => scan.forgotten(FIELD_DEPTH)?,
+    scan.members(|scan, key| {
+        match key {
+            "metadata" if metadata.is_none() => metadata = Some(scan.metadata()?),
+            "timestamp" if timestamp.is_none() => timestamp = Some(scan.timestamp()?),
+            "changes" if !changes => {
+                scan.records(&mut record)?;
+                changes = true;
             }
-            scan.ws();
-            if scan.next_is(b',')? {
-                scan.ws();
-                continue;
-            }
-            break;
+            "metadata" | "timestamp" | "changes" => return Err(Outside),
+            _ => scan.forgotten(FIELD_DEPTH)?,
         }
-    }
-    scan.expect(b'}')?;
+        Ok(())
+    })?;
     scan.ws();
     if scan.at != text.len() || !changes {
         return Err(Outside);
     }
     Ok(Changeset {
-        metadata,
+        metadata: metadata.unwrap_or(Value::Null),
         timestamp: timestamp.ok_or(Outside)?,
     })
+}
+
+/// `metadata`'s value as serde_json's path reads it ([`BoundedValue`] at [`FIELD_DEPTH`]).
+struct Metadata(Value);
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let seed = BoundedValue {
+            too_deep: &mut false,
+            depth: FIELD_DEPTH,
+        };
+        seed.deserialize(deserializer).map(Metadata)
+    }
 }
 
 struct Scanner<'a, 'w> {
@@ -141,6 +139,58 @@ impl<'a> Scanner<'a, '_> {
         Ok(is)
     }
 
+    /// An object's members, after its `{`, through its `}`: `member` reads each value, the key
+    /// (without escapes) given.
+    fn members(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Step<()>) -> Step<()> {
+        self.ws();
+        if self.next_is(b'}')? {
+            return Ok(());
+        }
+        loop {
+            self.expect(b'"')?;
+            let key = self.key()?;
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            member(self, key)?;
+            self.ws();
+            if !self.next_is(b',')? {
+                return self.expect(b'}');
+            }
+            self.ws();
+        }
+    }
+
+    /// An array's elements, after its `[`, through its `]`: `element` reads each, its index
+    /// given.
+    fn elements(&mut self, mut element: impl FnMut(&mut Self, usize) -> Step<()>) -> Step<()> {
+        self.ws();
+        if self.next_is(b']')? {
+            return Ok(());
+        }
+        for index in 0.. {
+            element(self, index)?;
+            self.ws();
+            if !self.next_is(b',')? {
+                break;
+            }
+            self.ws();
+        }
+        self.expect(b']')
+    }
+
+    /// `metadata`'s value, parsed by serde_json where it stands.
+    fn metadata(&mut self) -> Step<Value> {
+        let mut deserializer = serde_json::Deserializer::from_str(&self.text[self.at..]);
+        deserializer.disable_recursion_limit();
+        let mut values = deserializer.into_iter::<Metadata>();
+        let Some(Ok(Metadata(value))) = values.next() else {
+            return Err(Outside);
+        };
+        self.at += values.byte_offset();
+        Ok(value)
+    }
+
     /// Read a value at `depth` and forget its canonical bytes.
     fn forgotten(&mut self, depth: usize) -> Step<()> {
         let start = self.writer.out.len();
@@ -161,31 +211,17 @@ impl<'a> Scanner<'a, '_> {
     /// The list of records: objects, each handed to `record` once written.
     fn records(&mut self, record: &mut impl FnMut(&mut Writer, Record<'a>)) -> Step<()> {
         self.expect(b'[')?;
-        self.ws();
-        if self.next_is(b']')? {
-            return Ok(());
-        }
-        loop {
-            if self.peek()? != b'{' {
+        self.elements(|scan, _| {
+            if scan.peek()? != b'{' {
                 return Err(Outside);
             }
-            let start = self.writer.out.len();
-            let object = self.object(RECORD_DEPTH, true)?;
+            let start = scan.writer.out.len();
+            let object = scan.object(RECORD_DEPTH, true)?;
             let id = object.id.ok_or(Outside)?;
-            record(
-                self.writer,
-                Record {
-                    start,
-                    id,
-                    deleted: object.deleted,
-                },
-            );
-            self.ws();
-            if !self.next_is(b',')? {
-                return self.expect(b']');
-            }
-            self.ws();
-        }
+            let deleted = object.deleted;
+            record(scan.writer, Record { start, id, deleted });
+            Ok(())
+        })
     }
 
     /// Write one value at nesting `depth`; returns its truthiness.
@@ -276,45 +312,32 @@ impl<'a> Scanner<'a, '_> {
         writer.out.push(b'{');
         let (start, first, keys_start) =
             (writer.out.len(), writer.members.len(), writer.keys.len());
-        self.ws();
-        if !self.next_is(b'}')? {
-            loop {
-                self.expect(b'"')?;
-                let key = self.key()?;
-                self.ws();
-                self.expect(b':')?;
-                self.ws();
-                let writer = &mut *self.writer;
-                if writer.members.len() > first {
-                    writer.out.push(b',');
-                }
-                let bytes_start = writer.out.len();
-                let key_start = writer.keys.len();
-                writer.keys.extend_from_slice(key.as_bytes());
-                canonical::write_str(&mut writer.out, key);
-                writer.out.push(b':');
-                let value_start = self.at;
-                let truthy = self.value(depth + 1)?;
-                if record && key == "id" {
-                    object.id = self.string_read(value_start)?;
-                }
-                if record && key == "deleted" {
-                    object.deleted = truthy;
-                }
-                let writer = &mut *self.writer;
-                writer.members.push(Member {
-                    key: key_start..writer.keys.len(),
-                    bytes: bytes_start..writer.out.len(),
-                    numbers: None,
-                });
-                self.ws();
-                if !self.next_is(b',')? {
-                    self.expect(b'}')?;
-                    break;
-                }
-                self.ws();
+        self.members(|scan, key| {
+            let writer = &mut *scan.writer;
+            if writer.members.len() > first {
+                writer.out.push(b',');
             }
-        }
+            let bytes_start = writer.out.len();
+            let key_start = writer.keys.len();
+            writer.keys.extend_from_slice(key.as_bytes());
+            canonical::write_str(&mut writer.out, key);
+            writer.out.push(b':');
+            let value_start = scan.at;
+            let truthy = scan.value(depth + 1)?;
+            if record && key == "id" {
+                object.id = scan.string_read(value_start)?;
+            }
+            if record && key == "deleted" {
+                object.deleted = truthy;
+            }
+            let writer = &mut *scan.writer;
+            writer.members.push(Member {
+                key: key_start..writer.keys.len(),
+                bytes: bytes_start..writer.out.len(),
+                numbers: None,
+            });
+            Ok(())
+        })?;
         let writer = &mut *self.writer;
         object.truthy = writer.members.len() > first;
         writer.sort_members(first, start);
@@ -343,23 +366,14 @@ impl<'a> Scanner<'a, '_> {
         }
         self.at += 1;
         self.writer.out.push(b'[');
-        self.ws();
         let mut truthy = false;
-        if !self.next_is(b']')? {
-            loop {
-                if truthy {
-                    self.writer.out.push(b',');
-                }
-                self.value(depth + 1)?;
-                truthy = true;
-                self.ws();
-                if !self.next_is(b',')? {
-                    self.expect(b']')?;
-                    break;
-                }
-                self.ws();
+        self.elements(|scan, index| {
+            if index > 0 {
+                scan.writer.out.push(b',');
             }
-        }
+            truthy = true;
+            scan.value(depth + 1).map(drop)
+        })?;
         self.writer.out.push(b']');
         Ok(truthy)
     }
@@ -493,7 +507,7 @@ mod tests {
     use super::*;
     use crate::signature::canonical::tests::random_string;
     use crate::signature::payload::tests::{text_with_duplicates, Style};
-    use crate::signature::payload::{digest, Reader};
+    use crate::signature::payload::{digest_changeset, digest_read_with, CanonicalRecords};
 
     /// The records' canonical bytes as the direct path writes them, or where it stops.
     fn records(text: &str) -> Step<Vec<(String, String, bool)>> {
@@ -508,13 +522,21 @@ mod tests {
 
     /// Both readers' outcome for `text` (digest and warnings, or the error), direct path first.
     fn outcomes(text: &str) -> (String, String) {
-        let read = |reader| format!("{:?}", digest(text.as_bytes().to_vec(), reader));
-        (read(Reader::Direct), read(Reader::Serde))
+        let body = || text.as_bytes().to_vec();
+        (
+            format!("{:?}", digest_changeset(body())),
+            format!(
+                "{:?}",
+                digest_read_with(body(), CanonicalRecords::read_serde)
+            ),
+        )
     }
 
     #[test]
     fn what_kinto_serves_is_rewritten_in_canonical_form_without_decoding() {
-        let text = r#" {"metadata": {"id": "c", "signatures": []}, "unknown": [1, {"k": "v"}],
+        // Metadata is parsed by serde_json where it stands, floats and all.
+        let text = r#" {"metadata": {"id": "c", "signatures": [], "n": 0.5, "last_modified": 7},
+            "unknown": [1, {"k": "v"}],
             "timestamp": 1700000000000, "changes": [
               {"id": "b", "title": "caf\u00E9 \uD834\uDD1E \/ \"q\" \\ \u0041\u007F\u0001\n",
                "n": -12, "zero": 0, "t": [true, false, null, [], {}], "z": {"y": 1, "x": "é"},
@@ -539,6 +561,10 @@ mod tests {
         );
         let (direct, serde) = outcomes(text);
         assert_eq!(direct, serde);
+        assert!(
+            direct.contains("metadata_last_modified: Some(7)"),
+            "{direct}"
+        );
     }
 
     #[test]
@@ -569,7 +595,6 @@ mod tests {
             r#"{"metadata": {}, "changes": []}"#.into(),
             r#"{"metadata": {}, "timestamp": 1}"#.into(),
             r#"{"metadata": {}, "timestamp": 1, "changes": []} x"#.into(),
-            r#"{"metadata": {"n": 0.5}, "timestamp": 1, "changes": []}"#.into(),
         ];
         for text in outside {
             assert_eq!(records(&text).err(), Some(Outside), "{text}");

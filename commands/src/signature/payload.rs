@@ -235,7 +235,7 @@ impl NumberScan {
 
 /// The canonical JSON of a payload's records, collected in the order received and written in id
 /// order. Each record is parsed and canonicalized once; only its canonical bytes are kept.
-struct CanonicalRecords {
+pub(super) struct CanonicalRecords {
     /// The canonical bytes of the records (`writer.out`).
     writer: Writer,
     index: Vec<(String, Range<usize>)>,
@@ -421,35 +421,21 @@ impl<'de> Visitor<'de> for ChangesetVisitor<'_> {
 /// Parse a changeset response body and hash its payload. The body is handed back to the pool
 /// of large buffers as soon as it is parsed, before hashing.
 pub fn digest_changeset(body: Vec<u8>) -> Result<ChangesetDigest, VerifyError> {
-    digest(body, Reader::Direct)
+    digest_read_with(body, CanonicalRecords::read)
 }
 
-/// How a changeset's text is read: [`direct`] first, falling back to serde_json's path for
-/// what it does not handle, or serde_json's path only (the reference the tests compare with).
-#[derive(Clone, Copy)]
-pub(super) enum Reader {
-    Direct,
-    #[cfg_attr(not(test), allow(dead_code))]
-    Serde,
-}
+/// How a reader fills the records from a changeset's text: its metadata and timestamp, or why it
+/// is not a changeset.
+type Read = fn(&mut CanonicalRecords, &str) -> Result<(Value, u64), VerifyError>;
 
-pub(super) fn digest(body: Vec<u8>, reader: Reader) -> Result<ChangesetDigest, VerifyError> {
+/// [`digest_changeset`], the text read by `read`.
+pub(super) fn digest_read_with(body: Vec<u8>, read: Read) -> Result<ChangesetDigest, VerifyError> {
     let mut records = CanonicalRecords::with_capacity(body.len());
     let (metadata, timestamp) = {
         // The whole body's UTF-8 is checked first: std's check of a mostly ASCII buffer costs a
         // fraction of serde_json's per-string checks (`from_slice`), which `from_str` skips.
         let text = std::str::from_utf8(&body).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
-        let direct = match reader {
-            Reader::Direct => records.read_direct(text),
-            Reader::Serde => None,
-        };
-        match direct {
-            Some(parts) => parts,
-            None => {
-                records.restart();
-                records.read_serde(text)?
-            }
-        }
+        read(&mut records, text)?
     };
     buffers::LARGE.give(body);
     let (hasher, payload_len, count, warnings) = records.write_payload(timestamp, Sha384::new());
@@ -465,6 +451,16 @@ pub(super) fn digest(body: Vec<u8>, reader: Reader) -> Result<ChangesetDigest, V
 }
 
 impl CanonicalRecords {
+    /// Read the changeset through [`direct`], else, for what that path does not handle, through
+    /// serde_json's path.
+    fn read(&mut self, text: &str) -> Result<(Value, u64), VerifyError> {
+        if let Some(parts) = self.read_direct(text) {
+            return Ok(parts);
+        }
+        self.restart();
+        self.read_serde(text)
+    }
+
     /// Read the changeset through [`direct`]: its metadata and timestamp, or `None` when the
     /// text is outside what that path handles (records may then have been added).
     fn read_direct(&mut self, text: &str) -> Option<(Value, u64)> {
@@ -477,22 +473,7 @@ impl CanonicalRecords {
             }
         })
         .ok()?;
-        let metadata = match parts.metadata {
-            None => Value::Null,
-            Some(text) => {
-                let mut deserializer = serde_json::Deserializer::from_str(text);
-                deserializer.disable_recursion_limit();
-                let value = BoundedValue {
-                    too_deep: &mut self.writer.too_deep,
-                    depth: FIELD_DEPTH,
-                }
-                .deserialize(&mut deserializer)
-                .ok()?;
-                deserializer.end().ok()?;
-                value
-            }
-        };
-        Some((metadata, parts.timestamp))
+        Some((parts.metadata, parts.timestamp))
     }
 
     /// Forget what a reading added, keeping the buffer of canonical bytes.
@@ -505,7 +486,7 @@ impl CanonicalRecords {
     /// Read the changeset through serde_json's path ([`super::stream`]), the nesting limit
     /// counted by the visitors during the parse: its metadata and timestamp, or why it is not a
     /// changeset.
-    fn read_serde(&mut self, text: &str) -> Result<(Value, u64), VerifyError> {
+    pub(super) fn read_serde(&mut self, text: &str) -> Result<(Value, u64), VerifyError> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
         deserializer.disable_recursion_limit();
         let parsed = deserializer

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use crate::client::{ClientError, ClientErrorKind, Request};
 use crate::kinto::{ever_held_records, ChangesEntry, CollectionRef, Kinto};
 use crate::monitored::{check_all, MonitorList};
-use crate::command::{Command, CommandConfig, Runs};
+use crate::command::{Command, CommandConfig, Runs, Threads};
 use crate::settings::shared::{AUTH, MONITOR, MONITOR_BUCKET, MONITOR_COLLECTION};
 use crate::settings::{quote, ServerSettings, RawSettings, Setting, SettingError};
 use crate::signature::payload::{self, ChangesetDigest};
@@ -98,7 +98,7 @@ impl CommandConfig for Config {
     /// about 1 MiB more RSS, in wake-ups between threads, for no shorter wall time (alternated
     /// runs on the bench's memory server); the command's thread alone against one worker beside
     /// it: 7.42 and 7.54 against 7.79 and 8.23 ms/MB (`make bench`'s measurement, PostgreSQL).
-    const WORKERS: Option<usize> = Some(1);
+    const THREADS: Threads = Threads::CommandThread;
 
     async fn run(&self, ctx: &Context) -> Result<SignatureReport, CommandError> {
         run(self, ctx).await
